@@ -1,0 +1,146 @@
+"""The tape: recording differentiable ops and replaying them backwards.
+
+Every op result that needs a gradient carries ``_parents``: a tuple of
+``(parent, vjp)`` pairs, where ``vjp(g)`` maps the gradient of the result to
+the gradient of that parent. A global counter stamps each recorded result, so
+the nodes reachable from a loss, sorted by stamp, are exactly the Wengert list
+of the forward pass; ``backward`` walks it in reverse with an explicit stack
+(no recursion, so graph depth is unbounded) and frees it as it goes.
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+import threading
+
+_FREED = ()  # _parents of a node whose graph was released by backward()
+_by_stamp = operator.attrgetter("_stamp")
+_stamp = itertools.count()
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return _grad_mode.enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self.prev
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """``with td.no_grad():`` runs ops without recording them."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
+
+
+def unbroadcast(grad, shape):
+    """Sum a gradient back to the shape of an input that was broadcast.
+
+    Broadcasting repeats an input along new leading axes and along axes of
+    length 1; the gradient of a repeat is the sum over the repeats.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def record(cls, data, backend, *edges):
+    """Wrap an op's output array as a tensor and put it on the tape.
+
+    ``edges`` are ``(parent_tensor, vjp)`` pairs. Nothing is recorded when
+    grad mode is off or no parent needs a gradient.
+    """
+    out = cls._wrap(data, backend)
+    if _grad_mode.enabled:
+        kept = [edge for edge in edges if edge[0].requires_grad]
+        if kept:
+            out.requires_grad = True
+            out._parents = kept
+            out._stamp = next(_stamp)
+    return out
+
+
+def _accumulate_leaf(leaf, grad) -> None:
+    grad = grad.astype(leaf.dtype, copy=False) if grad.dtype != leaf.dtype else grad
+    if leaf.grad is None:
+        # A private copy: the same array may also flow to other nodes, and
+        # users (and clip_grad_norm_) modify .grad in place.
+        leaf.grad = type(leaf)._wrap(grad.copy(), leaf._backend)
+    else:
+        leaf.grad.array += grad
+
+
+def run_backward(root, grad, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf), contracted with ``grad``, into every leaf's ``.grad``."""
+    if root._parents is None:  # the root is itself a leaf
+        _accumulate_leaf(root, grad)
+        return
+    nodes, seen, stack = [], {id(root)}, [root]
+    while stack:
+        node = stack.pop()
+        if node._parents is _FREED:
+            raise RuntimeError(
+                "backward through a graph that a previous backward() already released; "
+                "pass retain_graph=True to the first call if you need to go through it twice"
+            )
+        nodes.append(node)
+        for parent, _ in node._parents:
+            if parent._parents is not None and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    if len(nodes) > 1:
+        nodes.sort(key=_by_stamp, reverse=True)
+
+    pending = {id(root): grad}
+    for node in nodes:
+        g = pending.pop(id(node), None)
+        edges = node._parents
+        if not retain_graph:
+            node._parents = _FREED
+        if g is None:
+            continue
+        for parent, vjp in edges:
+            pg = vjp(g)
+            if parent._parents is None:
+                _accumulate_leaf(parent, pg)
+            else:
+                key = id(parent)
+                pending[key] = pending[key] + pg if key in pending else pg

@@ -1,0 +1,41 @@
+"""The interface every array backend implements."""
+from __future__ import annotations
+
+import contextlib
+
+
+class Backend:
+    """One device's array library.
+
+    ``xp`` is the NumPy-compatible array module (numpy or cupy); the methods
+    cover what ``xp`` spells differently or what the project implements itself.
+    """
+
+    name: str = "?"
+    xp = None
+
+    def scope(self):
+        """Context in which this device is current (a no-op on the CPU)."""
+        return contextlib.nullcontext()
+
+    def asarray(self, data, dtype=None):
+        """Host or device data -> an array on this device."""
+        raise NotImplementedError
+
+    def to_numpy(self, array):
+        """A host (NumPy) copy of an array of this backend."""
+        raise NotImplementedError
+
+    def matmul(self, a, b, kernel: str = "auto"):
+        """numpy.matmul for arrays of ndim >= 2 (already shape-checked)."""
+        raise NotImplementedError
+
+    def scatter_add(self, target, index, values) -> None:
+        """target[index] += values, accumulating repeated indices."""
+        raise NotImplementedError
+
+    def is_array(self, obj) -> bool:
+        return isinstance(obj, self.xp.ndarray)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,79 @@
+"""The CUDA backend: CuPy arrays, with matmul on the project's own GEMM kernels.
+
+CuPy is imported here and nowhere in the op layer, so the package imports and
+runs on machines without CuPy or without a GPU.
+"""
+from __future__ import annotations
+
+from .base import Backend
+
+_INSTALL_HINT = (
+    "install the CUDA extra matching your driver: pip install 'tinygrad_dot[cuda12]' "
+    "(CUDA 12) or pip install 'tinygrad_dot[cuda13]' (CUDA 13)"
+)
+_GEMM_DTYPES = ("float32", "float64")
+
+
+def import_cupy():
+    """CuPy, or a RuntimeError saying what is missing and how to get it."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed ({exc}); {_INSTALL_HINT}") from None
+    return cupy
+
+
+def gpu_count() -> int:
+    """Number of visible CUDA GPUs; 0 when CuPy, the driver or a GPU is missing. Never raises."""
+    try:
+        cupy = import_cupy()
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+class CupyBackend(Backend):
+    def __init__(self, index: int):
+        cupy = import_cupy()
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # no driver, or a driver too old for this CuPy
+            raise RuntimeError(
+                f"device 'cuda:{index}': CuPy is installed but cannot reach a CUDA GPU ({exc}). "
+                "Check the NVIDIA driver, or use device='cpu'."
+            ) from None
+        if index >= count:
+            raise RuntimeError(f"device 'cuda:{index}' does not exist: this machine has {count} CUDA GPU(s)")
+        import cupyx
+
+        self.xp = cupy
+        self._scatter_add = cupyx.scatter_add
+        self.index = index
+        self.name = f"cuda:{index}"
+        self._device = cupy.cuda.Device(index)
+
+    def scope(self):
+        return self._device
+
+    def asarray(self, data, dtype=None):
+        with self._device:
+            return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        return self.xp.asnumpy(array)
+
+    def matmul(self, a, b, kernel: str = "auto"):
+        from ..gemm import matmul as gemm_matmul
+
+        dtype = self.xp.result_type(a, b)
+        if dtype.kind != "f":
+            raise TypeError(f"matmul on {self.name} supports float16/32/64 tensors, got {a.dtype} and {b.dtype}")
+        # Our kernels compute in float32 or float64; float16 is widened and narrowed back.
+        compute = dtype if dtype.name in _GEMM_DTYPES else self.xp.dtype("float32")
+        with self._device:
+            out = gemm_matmul(a.astype(compute, copy=False), b.astype(compute, copy=False), kernel=kernel)
+            return out.astype(dtype, copy=False)
+
+    def scatter_add(self, target, index, values) -> None:
+        with self._device:
+            self._scatter_add(target, index, values)

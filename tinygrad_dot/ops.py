@@ -1,0 +1,373 @@
+"""Differentiable ops. Each one is its forward pass and, beside it, the
+vector-Jacobian product of each input: ``vjp(g)`` takes the gradient of the
+output and returns the gradient of that input. Math goes through the inputs'
+backend (``x.xp`` is numpy or cupy), so every op runs on every device.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .autograd import record, unbroadcast
+from .tensor import Tensor
+
+# ----------------------------------------------------------------- helpers
+
+
+def _as_tensor(x, like: Tensor) -> Tensor:
+    if isinstance(x, Tensor):
+        if x._backend is not like._backend:
+            raise RuntimeError(
+                f"expected all tensors on one device, but found {like.device} and {x.device}; "
+                f"move one with .to({like.device!r})"
+            )
+        return x
+    if isinstance(x, numbers.Number) and not isinstance(x, bool):
+        # A Python scalar takes the tensor's dtype (float32 stays float32).
+        dtype = like.dtype if like.dtype.kind == "f" or isinstance(x, numbers.Integral) else None
+        return Tensor._wrap(like._backend.asarray(x, dtype=dtype), like._backend)
+    if like._backend.is_array(x):
+        return Tensor._wrap(x, like._backend)
+    raise TypeError(f"unsupported operand of type {type(x).__name__} for a tensor op; use a tensor or a number")
+
+
+def _operands(a, b):
+    """Two operands on one device, at least one of them a Tensor."""
+    if isinstance(a, Tensor):
+        return a, _as_tensor(b, a)
+    return _as_tensor(a, b), b
+
+
+def _broadcasting(op_name, fn, a, b):
+    try:
+        return fn(a.array, b.array)
+    except ValueError:
+        raise ValueError(
+            f"{op_name}: shapes {a.shape} and {b.shape} cannot be broadcast together "
+            "(trailing dimensions must match or be 1)"
+        ) from None
+
+
+def _expand_reduced(g, shape, axis, keepdims):
+    """Undo a reduction's shape change so ``g`` broadcasts against the input."""
+    if axis is not None and not keepdims:
+        axes = (axis,) if isinstance(axis, int) else axis
+        for ax in sorted(a % len(shape) for a in axes):
+            g = g.reshape(g.shape[:ax] + (1,) + g.shape[ax:])
+    return g
+
+
+def _check_axis(x: Tensor, axis):
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    for ax in axes:
+        if not -x.ndim <= ax < max(x.ndim, 1):
+            raise ValueError(f"axis {ax} is out of range for a tensor of shape {x.shape}")
+    return axis if isinstance(axis, numbers.Integral) else axes
+
+
+# ----------------------------------------------------------------- elementwise, binary
+
+
+def add(a, b):
+    a, b = _operands(a, b)
+    return record(Tensor, _broadcasting("add", lambda x, y: x + y, a, b), a._backend,
+                  (a, lambda g: unbroadcast(g, a.shape)),
+                  (b, lambda g: unbroadcast(g, b.shape)))
+
+
+def sub(a, b):
+    a, b = _operands(a, b)
+    return record(Tensor, _broadcasting("sub", lambda x, y: x - y, a, b), a._backend,
+                  (a, lambda g: unbroadcast(g, a.shape)),
+                  (b, lambda g: unbroadcast(-g, b.shape)))
+
+
+def mul(a, b):
+    a, b = _operands(a, b)
+    return record(Tensor, _broadcasting("mul", lambda x, y: x * y, a, b), a._backend,
+                  (a, lambda g: unbroadcast(g * b.array, a.shape)),
+                  (b, lambda g: unbroadcast(g * a.array, b.shape)))
+
+
+def div(a, b):
+    a, b = _operands(a, b)
+    out = _broadcasting("div", lambda x, y: x / y, a, b)
+    return record(Tensor, out, a._backend,
+                  (a, lambda g: unbroadcast(g / b.array, a.shape)),
+                  (b, lambda g: unbroadcast(-g * out / b.array, b.shape)))
+
+
+# ----------------------------------------------------------------- elementwise, unary
+
+
+def neg(x: Tensor):
+    return record(Tensor, -x.array, x._backend, (x, lambda g: -g))
+
+
+def power(x: Tensor, exponent):
+    if isinstance(exponent, Tensor) or not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
+        raise TypeError(f"tensor ** exponent needs a real Python number exponent, got {type(exponent).__name__}")
+    if exponent == 2:  # the common case (squared errors), without a generic pow
+        return record(Tensor, x.array * x.array, x._backend, (x, lambda g: g * (2 * x.array)))
+    return record(Tensor, x.array ** exponent, x._backend,
+                  (x, lambda g: g * (exponent * x.array ** (exponent - 1))))
+
+
+def exp(x: Tensor):
+    out = x.xp.exp(x.array)
+    return record(Tensor, out, x._backend, (x, lambda g: g * out))
+
+
+def log(x: Tensor):
+    return record(Tensor, x.xp.log(x.array), x._backend, (x, lambda g: g / x.array))
+
+
+def relu(x: Tensor):
+    mask = x.array > 0
+    return record(Tensor, x.array * mask, x._backend, (x, lambda g: g * mask))
+
+
+def sigmoid(x: Tensor):
+    # 0.5 * (1 + tanh(x / 2)) never overflows, unlike 1 / (1 + exp(-x)).
+    out = 0.5 * (1 + x.xp.tanh(0.5 * x.array))
+    return record(Tensor, out, x._backend, (x, lambda g: g * out * (1 - out)))
+
+
+def tanh(x: Tensor):
+    out = x.xp.tanh(x.array)
+    return record(Tensor, out, x._backend, (x, lambda g: g * (1 - out * out)))
+
+
+def abs_(x: Tensor):
+    return record(Tensor, x.xp.abs(x.array), x._backend, (x, lambda g: g * x.xp.sign(x.array)))
+
+
+def cast(x: Tensor, dtype):
+    if x.dtype == dtype:
+        return x
+    return record(Tensor, x.array.astype(dtype), x._backend, (x, lambda g: g.astype(x.dtype)))
+
+
+# ----------------------------------------------------------------- shape
+
+
+def reshape(x: Tensor, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        out = x.array.reshape(shape)
+    except (ValueError, TypeError):
+        raise ValueError(f"cannot reshape a tensor of shape {x.shape} (size {x.size}) into shape {shape}") from None
+    return record(Tensor, out, x._backend, (x, lambda g: g.reshape(x.shape)))
+
+
+def transpose(x: Tensor, *axes):
+    """Permute axes (reverse them when none are given), as numpy.transpose."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    axes = tuple(range(x.ndim))[::-1] if not axes else tuple(a % x.ndim for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    inverse = tuple(sorted(range(x.ndim), key=axes.__getitem__))
+    return record(Tensor, x.array.transpose(axes), x._backend, (x, lambda g: g.transpose(inverse)))
+
+
+def getitem(x: Tensor, index):
+    if isinstance(index, Tensor):
+        index = index.array
+    elif isinstance(index, tuple):
+        index = tuple(i.array if isinstance(i, Tensor) else i for i in index)
+    try:
+        out = x.array[index]
+    except IndexError as exc:
+        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {exc}") from None
+
+    def vjp(g):
+        full = x.xp.zeros(x.shape, dtype=g.dtype)
+        x._backend.scatter_add(full, index, g)
+        return full
+
+    return record(Tensor, out, x._backend, (x, vjp))
+
+
+# ----------------------------------------------------------------- reductions
+
+
+def _spread(x: Tensor, g):
+    """``g`` broadcast to the shape of ``x`` as a full array (cheaper than xp.broadcast_to)."""
+    out = x.xp.empty(x.array.shape, dtype=g.dtype)
+    out[...] = g
+    return out
+
+
+def sum_(x: Tensor, axis=None, keepdims=False):
+    axis = _check_axis(x, axis)
+    out = x.array.sum(axis=axis, keepdims=keepdims)
+    return record(Tensor, out, x._backend,
+                  (x, lambda g: _spread(x, _expand_reduced(g, x.shape, axis, keepdims))))
+
+
+def mean(x: Tensor, axis=None, keepdims=False):
+    axis = _check_axis(x, axis)
+    total = x.array.sum(axis=axis, keepdims=keepdims)
+    count = x.size // max(total.size, 1) if x.size else 1
+    scale = 1.0 / count if count else float("nan")
+    return record(Tensor, total * scale, x._backend,
+                  (x, lambda g: _spread(x, _expand_reduced(g * scale, x.shape, axis, keepdims))))
+
+
+def max_(x: Tensor, axis=None, keepdims=False):
+    axis = _check_axis(x, axis)
+    out = x.array.max(axis=axis, keepdims=keepdims)
+
+    def vjp(g):
+        # Ties share the gradient equally, so it sums to g.
+        hit = x.array == _expand_reduced(out, x.shape, axis, keepdims)
+        share = hit / hit.sum(axis=axis, keepdims=True)
+        return share * _expand_reduced(g, x.shape, axis, keepdims)
+
+    return record(Tensor, out, x._backend, (x, vjp))
+
+
+def logsumexp(x: Tensor, axis=None, keepdims=False):
+    axis = _check_axis(x, axis)
+    xp = x.xp
+    peak = x.array.max(axis=axis, keepdims=True)
+    peak = xp.where(xp.isfinite(peak), peak, 0)  # all -inf rows stay -inf, not NaN
+    lse = xp.log(xp.exp(x.array - peak).sum(axis=axis, keepdims=True)) + peak
+    out = lse if keepdims else lse.reshape(()) if axis is None else lse.squeeze(axis=axis)
+    return record(Tensor, out, x._backend,
+                  (x, lambda g: _expand_reduced(g, x.shape, axis, keepdims) * xp.exp(x.array - lse)))
+
+
+def log_softmax(x: Tensor, axis=-1):
+    axis = _check_axis(x, axis)
+    xp = x.xp
+    shifted = x.array - x.array.max(axis=axis, keepdims=True)
+    out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return record(Tensor, out, x._backend,
+                  (x, lambda g: g - xp.exp(out) * g.sum(axis=axis, keepdims=True)))
+
+
+def softmax(x: Tensor, axis=-1):
+    axis = _check_axis(x, axis)
+    shifted = x.array - x.array.max(axis=axis, keepdims=True)
+    e = x.xp.exp(shifted)
+    out = e / e.sum(axis=axis, keepdims=True)
+    return record(Tensor, out, x._backend,
+                  (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+
+
+# ----------------------------------------------------------------- products
+
+
+def _swap_last(a):
+    return a.swapaxes(-1, -2)
+
+
+def matmul(a, b, *, kernel: str = "auto"):
+    """numpy.matmul semantics: 1-D operands are promoted and the added axis
+    removed; leading (batch) axes broadcast. Gradients: dA = G B^T, dB = A^T G,
+    each summed back over broadcast batch axes."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            a, b = _operands(a, b)
+        else:
+            raise TypeError("matmul needs tensors")
+    else:
+        _as_tensor(b, a)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
+                         "use * to multiply by a scalar")
+    a2 = a.array[None, :] if a.ndim == 1 else a.array
+    b2 = b.array[:, None] if b.ndim == 1 else b.array
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                         f"{a2.shape[-1]} (last dim of the first) != {b2.shape[-2]} "
+                         f"({'only' if b.ndim == 1 else 'second-to-last'} dim of the second)")
+    batch_a, batch_b = a2.shape[:-2], b2.shape[:-2]
+    for da, db in zip(batch_a[::-1], batch_b[::-1]):
+        if da != db and da != 1 and db != 1:
+            raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} cannot be broadcast")
+    out = a._backend.matmul(a2, b2, kernel=kernel)
+    out_shape = out.shape
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    mm = a._backend.matmul
+
+    def full(g):  # restore the promoted axes that the output dropped
+        return g.reshape(out_shape)
+
+    return record(Tensor, out, a._backend,
+                  (a, lambda g: unbroadcast(mm(full(g), _swap_last(b2), kernel=kernel), a2.shape).reshape(a.shape)),
+                  (b, lambda g: unbroadcast(mm(_swap_last(a2), full(g), kernel=kernel), b2.shape).reshape(b.shape)))
+
+
+def dot(a, b):
+    """numpy.dot for inputs of up to 2 dimensions."""
+    a, b = _operands(a, b)
+    if a.ndim > 2 or b.ndim > 2:
+        raise ValueError(f"td.dot takes inputs of up to 2 dimensions, got shapes {a.shape} and {b.shape}; "
+                         "use td.matmul for batched products")
+    if a.ndim == 0 or b.ndim == 0:
+        return mul(a, b)
+    if a.shape[-1] != b.shape[0]:
+        raise ValueError(f"dot: shapes {a.shape} and {b.shape} not aligned: "
+                         f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[0]} (dim 0)")
+    return matmul(a, b)
+
+
+# ----------------------------------------------------------------- comparisons (no gradient)
+
+
+def _compare(fn):
+    def compare(a, b):
+        a, b = _operands(a, b)
+        return Tensor._wrap(_broadcasting("comparison", fn, a, b), a._backend)
+    return compare
+
+
+# ----------------------------------------------------------------- Tensor methods and operators
+
+Tensor.__add__ = add
+Tensor.__radd__ = lambda self, other: add(other, self)
+Tensor.__sub__ = sub
+Tensor.__rsub__ = lambda self, other: sub(other, self)
+Tensor.__mul__ = mul
+Tensor.__rmul__ = lambda self, other: mul(other, self)
+Tensor.__truediv__ = div
+Tensor.__rtruediv__ = lambda self, other: div(other, self)
+Tensor.__neg__ = neg
+Tensor.__pow__ = power
+Tensor.__matmul__ = matmul
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+Tensor.__getitem__ = getitem
+Tensor.__lt__ = _compare(lambda x, y: x < y)
+Tensor.__le__ = _compare(lambda x, y: x <= y)
+Tensor.__gt__ = _compare(lambda x, y: x > y)
+Tensor.__ge__ = _compare(lambda x, y: x >= y)
+Tensor.__eq__ = _compare(lambda x, y: x == y)
+Tensor.__ne__ = _compare(lambda x, y: x != y)
+Tensor.__abs__ = abs_
+Tensor.T = property(transpose)
+Tensor.reshape = reshape
+Tensor.transpose = transpose
+Tensor.sum = sum_
+Tensor.mean = mean
+Tensor.max = max_
+Tensor.logsumexp = logsumexp
+Tensor.log_softmax = log_softmax
+Tensor.softmax = softmax
+Tensor.exp = exp
+Tensor.log = log
+Tensor.relu = relu
+Tensor.sigmoid = sigmoid
+Tensor.tanh = tanh
+Tensor.abs = abs_
+Tensor.pow = power
+Tensor.matmul = matmul
+Tensor.dot = dot
+Tensor.argmax = lambda self, axis=None: Tensor._wrap(self.array.argmax(axis=axis), self._backend)

@@ -1,0 +1,305 @@
+"""The Tensor: an array on a device, plus what autograd needs to know about it."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import autograd
+from .backends import Backend, canonical_device, get_backend
+
+_FLOAT_KINDS = "f"
+_NUMERIC_KINDS = "biuf"
+
+
+def _host_array(data, dtype):
+    """Python data or a NumPy array -> a NumPy array with tensor dtype rules:
+    Python floats become float32 (as in PyTorch); arrays keep their dtype."""
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        array = np.asarray(data)
+        from_python = False
+    else:
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"td.tensor: cannot build a tensor from {type(data).__name__} data ({exc})") from None
+        from_python = True
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"td.tensor: data must be numeric (bool, int or float), got dtype {array.dtype} "
+            f"from {type(data).__name__}"
+        )
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    if from_python and array.dtype == np.float64:
+        return array.astype(np.float32)
+    return array
+
+
+def _check_dtype(dtype):
+    if dtype is None:
+        return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}") from None
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"unsupported dtype {dtype}: tensors hold bool, integer or float data")
+    return dtype
+
+
+class Tensor:
+    """An n-dimensional array on a device ('cpu' or 'cuda:N') with autograd.
+
+    ``array`` is the backend array itself (numpy.ndarray or cupy.ndarray).
+    """
+
+    __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
+    # Class-level defaults: an op result only sets what differs (op overhead matters).
+    requires_grad = False
+    grad = None
+    _parents = None  # ((parent, vjp), ...) for a recorded op result; None for a leaf
+    _stamp = 0
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        dtype = _check_dtype(dtype)
+        if isinstance(data, Tensor):
+            backend = get_backend(device if device is not None else data._backend)
+            array = backend.asarray(data.array if backend is data._backend else data._backend.to_numpy(data.array),
+                                    dtype=dtype)
+            array = array.copy() if array is data.array else array
+        elif hasattr(data, "__cuda_array_interface__"):  # a CuPy array: stays on the GPU unless told otherwise
+            backend = get_backend(device if device is not None else f"cuda:{data.device.id}")
+            if dtype is not None and dtype.kind not in _NUMERIC_KINDS:
+                raise TypeError(f"unsupported dtype {dtype}")
+            array = backend.asarray(data, dtype=dtype)
+        else:
+            backend = get_backend(device)
+            array = backend.asarray(_host_array(data, dtype))
+        self.array = array
+        self._backend = backend
+        self.grad = None
+        self._parents = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array, backend: Backend) -> "Tensor":
+        """Fast path for op results: no validation, no copy."""
+        t = object.__new__(cls)
+        t.array = array
+        t._backend = backend
+        return t
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.array.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.array.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
+    def device(self) -> str:
+        return self._backend.name
+
+    @property
+    def xp(self):
+        """The array module of this tensor's backend (numpy or cupy)."""
+        return self._backend.xp
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._parents is None
+
+    @property
+    def data(self) -> "Tensor":
+        """The same storage as a tensor outside autograd (PyTorch's ``.data``)."""
+        return Tensor._wrap(self.array, self._backend)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.array.shape[0]
+
+    # ------------------------------------------------------------ autograd
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"only floating-point tensors can require gradients, this one is {self.dtype}")
+        if not flag and self._parents is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
+        self.requires_grad = bool(flag)
+        return self
+
+    def detach(self) -> "Tensor":
+        return Tensor._wrap(self.array, self._backend)
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into every leaf that requires one."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
+                               "computation had requires_grad=True (or it ran under td.no_grad())")
+        if gradient is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar output, this one has shape "
+                                   f"{self.shape}; pass gradient= of that shape")
+            grad = self.xp.ones(self.shape, dtype=self.dtype)
+        else:
+            grad = gradient.array if isinstance(gradient, Tensor) else self._backend.asarray(gradient)
+            if isinstance(gradient, Tensor) and gradient._backend is not self._backend:
+                raise RuntimeError(f"backward(): gradient is on {gradient.device}, the tensor on {self.device}")
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"backward(): gradient has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
+            grad = grad.astype(self.dtype, copy=False)
+        autograd.run_backward(self, grad, retain_graph=retain_graph)
+
+    # ------------------------------------------------------------ host / device
+    def numpy(self) -> np.ndarray:
+        """A host copy as a NumPy array (never shares memory with the tensor)."""
+        return self._backend.to_numpy(self.array)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.array.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device=None, dtype=None) -> "Tensor":
+        """Move to a device and/or cast: ``t.to('cuda')``, ``t.to(np.float64)``, ``t.to('cpu', 'float64')``.
+        Differentiable: the gradient flows back to this tensor."""
+        if device is not None and not isinstance(device, Backend):
+            try:
+                canonical_device(device)
+            except ValueError:
+                if dtype is None:  # t.to(dtype)
+                    device, dtype = None, device
+                else:
+                    raise
+        out = self
+        if device is not None:
+            target = get_backend(device)
+            if target is not self._backend:
+                with target.scope():
+                    array = target.asarray(self.array)
+                source = self._backend
+                out = autograd.record(Tensor, array, target, (self, source.asarray))
+        if dtype is not None:
+            from . import ops
+
+            out = ops.cast(out, _check_dtype(dtype))
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def float(self) -> "Tensor":
+        return self.to(dtype=np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtype=np.float64)
+
+    # ------------------------------------------------------------ in place (outside autograd)
+    def zero_(self) -> "Tensor":
+        self.array[...] = 0
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        self.array[...] = value
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        src = src if isinstance(src, Tensor) else Tensor(src)
+        array = src.array if src._backend is self._backend else self._backend.asarray(src.numpy())
+        try:
+            self.array[...] = array
+        except ValueError:
+            raise ValueError(f"copy_: cannot copy shape {src.shape} into shape {self.shape}") from None
+        return self
+
+    # ------------------------------------------------------------ printing
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = []
+        if self.dtype != np.float32:
+            extras.append(f"dtype={self.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Build a tensor: Python floats become float32, NumPy arrays keep their dtype."""
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(n, numbers.Integral) and n >= 0 for n in shape):
+        raise ValueError(f"a shape is non-negative integers, got {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def _filled(shape, value, dtype, device, requires_grad):
+    backend = get_backend(device)
+    dtype = _check_dtype(dtype) or np.dtype(np.float32)
+    with backend.scope():
+        array = backend.xp.full(_shape_args(shape), value, dtype=dtype)
+    return Tensor._wrap(array, backend).requires_grad_(requires_grad)
+
+
+def zeros(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _filled(shape, 0, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _filled(shape, 1, dtype, device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=None, device=None, requires_grad=False, seed=None, generator=None) -> Tensor:
+    """Standard normal samples, drawn on the host by a NumPy generator so that a
+    seed gives the same numbers on every device."""
+    if seed is not None and generator is not None:
+        raise ValueError("randn: pass seed or generator, not both")
+    rng = generator if generator is not None else np.random.default_rng(seed)
+    dtype = _check_dtype(dtype) or np.dtype(np.float32)
+    if dtype.kind != "f":
+        raise TypeError(f"randn draws floats, got dtype {dtype}")
+    sample = rng.standard_normal(_shape_args(shape)).astype(dtype)
+    return Tensor(sample, device=device, requires_grad=requires_grad)
