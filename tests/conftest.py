@@ -1,0 +1,47 @@
+"""Shared test fixtures. GPU tests carry the ``gpu`` marker and are skipped,
+with the reason, where no CUDA GPU can be used."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _gpu_skip_reason():
+    try:
+        import cupy
+    except ImportError:
+        return "no GPU: CuPy is not installed (pip install 'tinygrad_dot[cuda12]' or '[cuda13]')"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"no GPU: CuPy cannot reach a CUDA device ({type(exc).__name__}: {exc})"
+    return None if count > 0 else "no GPU: CuPy sees 0 CUDA devices"
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _gpu_skip_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng(request):
+    """A fresh generator per test, seeded from the test name so failures reproduce."""
+    import zlib
+
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def rel_error(actual, reference) -> float:
+    """||actual - reference|| / ||reference|| in float64; NaN anywhere gives inf."""
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if not np.all(np.isfinite(actual)):
+        return float("inf")
+    scale = np.linalg.norm(reference)
+    diff = np.linalg.norm(actual - reference)
+    return float(diff / scale) if scale > 0 else float(diff)
