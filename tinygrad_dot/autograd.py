@@ -47,7 +47,7 @@ class set_grad_enabled:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)(self.mode):
+            with set_grad_enabled(self.mode):
                 return fn(*args, **kwargs)
 
         return wrapper
