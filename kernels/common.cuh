@@ -1,0 +1,219 @@
+// common.cuh: helpers shared by every rung of the GEMM ladder.
+//
+// What lives here, and why it is shared:
+//  * operand addressing: A(m,k) and B(k,n) are read through (pointer, leading
+//    dimension, transpose flag), so A^T B and A B^T (what backward produces) need
+//    no transposing copy;
+//  * the tile loader: copies a BK x BX tile of one operand from global memory into
+//    shared memory in k-major layout smem[k * LDS + x] (x = m for A, n for B),
+//    zero-filling anything outside the matrix so edge tiles never read out of
+//    bounds. It picks 128-bit loads (or 16-byte cp.async) when the layout and the
+//    run-time alignment allow, and falls back to scalar accesses otherwise;
+//  * register-tile math (fragment loads, outer products) and the guarded epilogue;
+//  * inline-PTX wrappers (cp.async) in small functions, each with an emulated twin
+//    under TD_EMULATION so the same sources compile with the host C++ compiler in
+//    the CPU emulation used by CI.
+#pragma once
+
+#ifdef TD_EMULATION
+#include <cstring>
+#endif
+
+namespace td {
+
+// ---------------------------------------------------------------- vector types
+template <typename T> struct Vec16;  // the 16-byte (128-bit) vector type of T
+template <> struct Vec16<float> { using type = float4; };
+template <> struct Vec16<double> { using type = double2; };
+
+// Elements of T in one 128-bit access: 4 floats or 2 doubles.
+template <typename T> constexpr int vec_width() { return 16 / (int)sizeof(T); }
+
+// A 128-bit register pack viewed either as the vector type or as elements.
+template <typename T> union Pack16 {
+    typename Vec16<T>::type vec;
+    T elem[vec_width<T>()];
+};
+
+__device__ __forceinline__ bool is_aligned16(const void* p) {
+    return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;
+}
+
+// A strided operand may be read with 128-bit accesses when its base pointer is
+// 16-byte aligned and every row (stride ld) starts 16-byte aligned too.
+template <typename T>
+__device__ __forceinline__ bool vector_access_ok(const T* p, long long ld) {
+    return is_aligned16(p) && (ld % vec_width<T>()) == 0;
+}
+
+// ------------------------------------------------------------- cp.async (PTX)
+// Asynchronous global -> shared copy of `bytes` (4, 8 or 16) bytes of which the
+// first `src_bytes` come from global memory and the rest are zero-filled. The
+// zero fill is what lets edge tiles stay inside the matrix: src_bytes = 0 reads
+// nothing at all.
+template <int BYTES>
+__device__ __forceinline__ void cp_async(void* smem_dst, const void* gmem_src, int src_bytes) {
+#ifdef TD_EMULATION
+    std::memcpy(smem_dst, gmem_src, (size_t)src_bytes);
+    std::memset(static_cast<char*>(smem_dst) + src_bytes, 0, (size_t)(BYTES - src_bytes));
+#else
+    static_assert(BYTES == 4 || BYTES == 8 || BYTES == 16, "cp.async copies 4, 8 or 16 bytes");
+    unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+    if (BYTES == 16) {
+        // .cg caches in L2 only: the tile is reused from shared memory, not L1.
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
+                     "r"(src_bytes));
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(gmem_src),
+                     "n"(BYTES), "r"(src_bytes));
+    }
+#endif
+}
+
+// Closes the group of cp.async issued so far by this thread.
+__device__ __forceinline__ void cp_async_commit() {
+#ifndef TD_EMULATION
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most PENDING of this thread's committed groups are in flight.
+// (The emulated copies are synchronous, so there is never anything to wait for.)
+template <int PENDING>
+__device__ __forceinline__ void cp_async_wait() {
+#ifndef TD_EMULATION
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+#endif
+}
+
+// ------------------------------------------------------------ operand tiles
+// How a tile copy writes shared memory.
+enum class CopyMode {
+    Scalar,   // one element per access (rungs 1-2: the plain baseline)
+    Vector,   // 128-bit global loads where alignment allows
+    Async,    // cp.async: 16-byte where the layout allows, element-sized otherwise
+};
+
+// Copy the BK x BX tile at (x0, k0) of an operand into smem[k * LDS + x].
+//   x indexes M for operand A and N for operand B; X is that extent.
+//   K_CONTIG: the operand's k index is the unit-stride one in global memory, i.e.
+//     element (x, k) lives at g[x * ld + k]; otherwise at g[k * ld + x].
+//     A is K_CONTIG when not transposed, B when transposed.
+//   vec_ok: run-time check that g and ld allow 128-bit accesses.
+// Elements outside [0, X) x [0, K) are stored as zero, so the math needs no guard.
+template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG, CopyMode MODE>
+__device__ __forceinline__ void load_tile(T* __restrict__ smem, const T* __restrict__ g, long long ld,
+                                          int x0, int k0, int X, int K, bool vec_ok, int tid) {
+    constexpr int V = (MODE == CopyMode::Scalar) ? 1 : vec_width<T>();
+    constexpr int CONTIG_LEN = K_CONTIG ? BK : BX;  // tile extent along the unit-stride index
+    constexpr int OTHER_LEN = K_CONTIG ? BX : BK;
+    static_assert(CONTIG_LEN % V == 0, "tile extent along the contiguous index must hold whole vectors");
+    static_assert((LDS * (int)sizeof(T)) % 16 == 0 || V == 1 || K_CONTIG,
+                  "vector stores into shared memory need 16-byte aligned rows");
+    constexpr int VECS_PER_LINE = CONTIG_LEN / V;
+    constexpr int VECS = VECS_PER_LINE * OTHER_LEN;
+    const int contig0 = K_CONTIG ? k0 : x0;
+    const int other0 = K_CONTIG ? x0 : k0;
+    const int contig_end = K_CONTIG ? K : X;
+    const int other_end = K_CONTIG ? X : K;
+
+#pragma unroll
+    for (int base = 0; base < VECS; base += NTHREADS) {
+        const int i = base + tid;
+        if (VECS % NTHREADS != 0 && i >= VECS) break;
+        const int o = i / VECS_PER_LINE;          // offset along the strided index
+        const int c = (i % VECS_PER_LINE) * V;    // offset along the unit-stride index
+        const int gc = contig0 + c, go = other0 + o;
+        const T* src = g + (long long)go * ld + gc;
+        // shared address of element (c + j, o): transposed when k is contiguous
+        T* dst = K_CONTIG ? smem + c * LDS + o : smem + o * LDS + c;
+        const int valid = (go < other_end) ? max(0, min(V, contig_end - gc)) : 0;
+
+        if (MODE == CopyMode::Async) {
+            if (!K_CONTIG && V > 1 && vec_ok) {
+                // One 16-byte copy; a partial vector at the edge is zero-filled.
+                cp_async<16>(dst, valid > 0 ? src : g, valid * (int)sizeof(T));
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j) {
+                    T* d = K_CONTIG ? dst + j * LDS : dst + j;
+                    cp_async<sizeof(T)>(d, j < valid ? src + j : g, j < valid ? (int)sizeof(T) : 0);
+                }
+            }
+        } else {
+            T vals[V];
+            if (V > 1 && vec_ok && valid == V) {
+                Pack16<T> p;
+                p.vec = *reinterpret_cast<const typename Vec16<T>::type*>(src);
+#pragma unroll
+                for (int j = 0; j < V; ++j) vals[j] = p.elem[j];
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j) vals[j] = j < valid ? src[j] : T(0);
+            }
+            if (!K_CONTIG && V > 1) {
+                Pack16<T> p;
+#pragma unroll
+                for (int j = 0; j < V; ++j) p.elem[j] = vals[j];
+                *reinterpret_cast<typename Vec16<T>::type*>(dst) = p.vec;
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j) (K_CONTIG ? dst[j * LDS] : dst[j]) = vals[j];
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------- register math
+// Load N consecutive shared-memory values into registers, as 128-bit reads when
+// VEC (the caller guarantees 16-byte alignment of s then).
+template <typename T, int N, bool VEC>
+__device__ __forceinline__ void load_fragment(T* __restrict__ reg, const T* __restrict__ s) {
+    constexpr int V = vec_width<T>();
+    if (VEC && N % V == 0) {
+#pragma unroll
+        for (int i = 0; i < N; i += V) {
+            Pack16<T> p;
+            p.vec = *reinterpret_cast<const typename Vec16<T>::type*>(s + i);
+#pragma unroll
+            for (int j = 0; j < V; ++j) reg[i + j] = p.elem[j];
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < N; ++i) reg[i] = s[i];
+    }
+}
+
+// acc[i][j] += a[i] * b[j]: one k step of a register-blocked tile.
+template <typename T, int RM, int RN>
+__device__ __forceinline__ void outer_product(T (&acc)[RM][RN], const T (&a)[RM], const T (&b)[RN]) {
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
+}
+
+// Write N consecutive results of row m, starting at column n, with guards; as
+// 128-bit stores when VEC, the run-time alignment allows and the row is whole.
+template <typename T, int N, bool VEC>
+__device__ __forceinline__ void store_row(T* __restrict__ C, long long ldc, int m, int n, int M, int Ncols,
+                                          const T* vals, bool vec_ok) {
+    if (m >= M) return;
+    T* dst = C + (long long)m * ldc + n;
+    constexpr int V = vec_width<T>();
+    if (VEC && N % V == 0 && vec_ok && n + N <= Ncols) {
+#pragma unroll
+        for (int i = 0; i < N; i += V) {
+            Pack16<T> p;
+#pragma unroll
+            for (int j = 0; j < V; ++j) p.elem[j] = vals[i + j];
+            *reinterpret_cast<typename Vec16<T>::type*>(dst + i) = p.vec;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < N; ++j)
+            if (n + j < Ncols) dst[j] = vals[j];
+    }
+}
+
+}  // namespace td

@@ -1,0 +1,66 @@
+// Rung 5 of the GEMM ladder: multi-stage software pipeline with cp.async (sm_80+).
+//
+// The warp-tiled math of rung 4, but shared memory holds STAGES slabs of the A and
+// B tiles, filled by cp.async: the copies go global -> shared without passing
+// through registers and run in the background while the block computes on the
+// slab loaded STAGES-1 steps earlier. So memory latency hides behind math instead
+// of alternating with it, and no registers are spent staging loads. Copies along
+// an operand's unit-stride index that match the k-major shared layout are 16 bytes
+// each; a transposed store (A row-major, B column-major) uses element-sized
+// cp.async. Edge tiles use cp.async's zero fill (source size 0), so nothing
+// outside the matrices is read. One barrier per k step suffices: the slab being
+// overwritten was last read in the previous step, before this step's barrier.
+#include "warp_tile.cuh"
+
+template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int WNITER, int TM, int TN,
+          int STAGES>
+__global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS)
+gemm_cp_async(int M, int N, int K,
+              const T* __restrict__ A, long long lda, long long batch_stride_a,
+              const T* __restrict__ B, long long ldb, long long batch_stride_b,
+              T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+    using Tile = td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>;
+    static_assert(STAGES >= 2, "a pipeline needs at least two stages");
+    constexpr int PAD = td::vec_width<T>();
+    constexpr int LDA_S = BM + PAD, LDB_S = BN + PAD;
+    constexpr int A_SLAB = BK * LDA_S, B_SLAB = BK * LDB_S;
+    __shared__ __align__(16) T As[STAGES * A_SLAB];
+    __shared__ __align__(16) T Bs[STAGES * B_SLAB];
+    const int tid = threadIdx.x;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int k_tiles = (K + BK - 1) / BK;
+
+    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+        const T* Ab = A + z * batch_stride_a;
+        const T* Bb = B + z * batch_stride_b;
+        T* Cb = C + z * batch_stride_c;
+        const bool a_vec = td::vector_access_ok(Ab, lda);
+        const bool b_vec = td::vector_access_ok(Bb, ldb);
+        // Issue the copies of k tile kt into its slab (nothing if past the end) and
+        // close a group either way, so group counting stays uniform.
+        auto issue = [&](int kt) {
+            if (kt < k_tiles) {
+                const int slab = kt % STAGES;
+                td::load_tile<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A, td::CopyMode::Async>(
+                    As + slab * A_SLAB, Ab, lda, m0, kt * BK, M, K, a_vec, tid);
+                td::load_tile<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B, td::CopyMode::Async>(
+                    Bs + slab * B_SLAB, Bb, ldb, n0, kt * BK, N, K, b_vec, tid);
+            }
+            td::cp_async_commit();
+        };
+
+        Tile tile(tid);
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; ++s) issue(s);
+        for (int kt = 0; kt < k_tiles; ++kt) {
+            td::cp_async_wait<STAGES - 2>();  // this thread's copies of tile kt landed
+            __syncthreads();                   // everyone's did; slab (kt-1) % STAGES is free
+            issue(kt + STAGES - 1);
+            const int slab = kt % STAGES;
+            tile.template accumulate<BK, LDA_S, LDB_S>(As + slab * A_SLAB, Bs + slab * B_SLAB);
+        }
+        td::cp_async_wait<0>();
+        __syncthreads();  // the next batch entry refills slabs other threads may still read
+        tile.store(Cb, ldc, m0, n0, M, N, td::vector_access_ok(Cb, ldc));
+    }
+}

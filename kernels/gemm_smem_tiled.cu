@@ -1,0 +1,45 @@
+// Rung 1 of the GEMM ladder: shared-memory tiling.
+//
+// Each block computes a TILE x TILE tile of C with one output per thread. For each
+// step along K the block first stages a TILE x TILE tile of A and of B in shared
+// memory (one element per thread, coalesced along the unit-stride index), then
+// every thread reads its row of A and column of B from shared memory. Each global
+// element is loaded once per block instead of once per output: TILE times less
+// global traffic than the naive kernel. Still one FMA per two shared loads, so the
+// kernel is bound by shared-memory bandwidth; rung 2 fixes that.
+//
+// C = A @ B with A(m,k) = TRANS_A ? A[k*lda+m] : A[m*lda+k], B(k,n) likewise;
+// batch entry z starts at z * batch_stride_* (0 broadcasts an operand).
+#include "common.cuh"
+
+template <typename T, bool TRANS_A, bool TRANS_B, int TILE>
+__global__ void __launch_bounds__(TILE * TILE)
+gemm_smem_tiled(int M, int N, int K,
+                const T* __restrict__ A, long long lda, long long batch_stride_a,
+                const T* __restrict__ B, long long ldb, long long batch_stride_b,
+                T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+    constexpr int NTHREADS = TILE * TILE;
+    // k-major tiles; the +1 pad keeps the transposed stores free of bank conflicts.
+    __shared__ T As[TILE * (TILE + 1)];
+    __shared__ T Bs[TILE * (TILE + 1)];
+    const int tid = threadIdx.x;
+    const int row = tid / TILE, col = tid % TILE;  // a warp shares row: As reads broadcast
+    const int m0 = blockIdx.y * TILE, n0 = blockIdx.x * TILE;
+
+    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+        const T* Ab = A + z * batch_stride_a;
+        const T* Bb = B + z * batch_stride_b;
+        T acc = T(0);
+        for (int k0 = 0; k0 < K; k0 += TILE) {
+            td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, !TRANS_A, td::CopyMode::Scalar>(
+                As, Ab, lda, m0, k0, M, K, false, tid);
+            td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, TRANS_B, td::CopyMode::Scalar>(
+                Bs, Bb, ldb, n0, k0, N, K, false, tid);
+            __syncthreads();
+#pragma unroll
+            for (int k = 0; k < TILE; ++k) acc += As[k * (TILE + 1) + row] * Bs[k * (TILE + 1) + col];
+            __syncthreads();  // the next load overwrites the tiles
+        }
+        if (m0 + row < M && n0 + col < N) C[z * batch_stride_c + (long long)(m0 + row) * ldc + n0 + col] = acc;
+    }
+}

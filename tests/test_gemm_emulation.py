@@ -1,0 +1,97 @@
+"""Every rung of the GEMM ladder, run on the CPU through the CUDA emulation.
+
+The same kernel sources as on the GPU, compiled by g++ with tests/emulation's
+header (a real __syncthreads across fiber threads). Shapes are a covering set of
+1, 7, 33, 65, 130 in each of M, N, K; each case runs once with natural leading
+dimensions (scalar fallback: none are multiples of the vector width) and once with
+padded ones (128-bit path), plus misaligned pointers and batched/broadcast cases.
+Output buffers are poisoned with NaN, so an element the kernel skips fails.
+"""
+import zlib
+
+import numpy as np
+import pytest
+
+from tests.emulation.emulator import emulated_matmul, library
+from tinygrad_dot.gemm import configs
+
+# Latin square: each value appears once as M, once as N and once as K.
+SHAPES = [(1, 7, 33), (7, 33, 65), (33, 65, 130), (65, 130, 1), (130, 1, 7)]
+TOL = {configs.F32: 2e-6, configs.F64: 1e-14}
+RUNGS = list(configs.RUNGS)
+
+
+def operand(rng, rows, cols, dtype, trans, padded, offset=0):
+    """A rows x cols matrix stored row-major (or column-major when trans), with the
+    leading dimension padded to a multiple of 8 elements if asked, starting
+    `offset` elements into its buffer (to misalign the pointer)."""
+    inner, outer = (rows, cols) if trans else (cols, rows)
+    ld = -(-inner // 8) * 8 if padded else inner
+    buf = rng.standard_normal(outer * ld + offset).astype(dtype)
+    m = buf[offset:offset + outer * ld].reshape(outer, ld)[:, :inner]
+    return m.T if trans else m
+
+
+def rel_err(c, ref):
+    return float(np.max(np.abs(c - ref)) / max(np.max(np.abs(ref)), 1e-30))
+
+
+def check(a, b, cfg):
+    c = emulated_matmul(a, b, cfg)
+    ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert c.shape == ref.shape and c.dtype == a.dtype
+    err = rel_err(c, ref)
+    assert err < TOL[a.dtype], f"{cfg.label()} {a.dtype} {a.shape}@{b.shape}: relative error {err:.3g}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    library()  # build (or load from cache) once, outside the per-test timing
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("layout", configs.LAYOUTS)
+@pytest.mark.parametrize("rung", RUNGS)
+def test_rung_odd_shapes(rung, layout, dtype):
+    cfg = configs.DEFAULTS[np.dtype(dtype)][rung]
+    rng = np.random.default_rng(zlib.crc32(f"{rung}{layout}".encode()))
+    for padded in (False, True):
+        for M, N, K in SHAPES:
+            a = operand(rng, M, K, dtype, layout[0] == "T", padded)
+            b = operand(rng, K, N, dtype, layout[1] == "T", padded)
+            check(a, b, cfg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rung", RUNGS)
+def test_rung_misaligned_and_batched(rung, dtype):
+    cfg = configs.DEFAULTS[np.dtype(dtype)][rung]
+    rng = np.random.default_rng(7)
+    # pointers one element past a 16-byte boundary with aligned-looking strides
+    check(operand(rng, 65, 33, dtype, False, True, offset=1), operand(rng, 33, 130, dtype, True, True, offset=1), cfg)
+    # strided batch with a broadcast operand: one launch, batch stride 0 for b
+    a = rng.standard_normal((3, 33, 65)).astype(dtype)
+    b = rng.standard_normal((65, 7)).astype(dtype)
+    check(a, b, cfg)
+    check(np.swapaxes(a, 1, 2), rng.standard_normal((33, 7)).astype(dtype), cfg)  # batched A^T B
+    # broadcast batch dims on both sides that need materializing
+    check(rng.standard_normal((2, 1, 7, 33)).astype(dtype), rng.standard_normal((3, 33, 65)).astype(dtype), cfg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_untuned_configs(dtype):
+    """The configs used when autotuning is off (small and large tiles)."""
+    rng = np.random.default_rng(3)
+    for cfg in configs.UNTUNED[np.dtype(dtype)]:
+        for M, N, K in SHAPES[1:4]:
+            check(operand(rng, M, K, dtype, False, True), operand(rng, K, N, dtype, True, False), cfg)
+            check(operand(rng, M, K, dtype, True, False), operand(rng, K, N, dtype, False, True), cfg)
+
+
+def test_poison_is_detected():
+    """The harness itself: a result left NaN must fail the comparison."""
+    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
+    a = np.ones((4, 3), np.float32)
+    c = emulated_matmul(a, np.ones((3, 5), np.float32), cfg)
+    c[1, 2] = np.nan
+    assert not rel_err(c, np.full((4, 5), 3.0)) < 1.0

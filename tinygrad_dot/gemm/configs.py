@@ -1,0 +1,203 @@
+"""The GEMM ladder's rungs and their tile configurations, in one place.
+
+Pure Python (no CuPy): the CUDA dispatch, the autotuner, the NVRTC compile checks
+and the CPU emulation all build kernel names, launch geometry and shared-memory
+sizes from these tables, so they cannot drift apart.
+
+Every kernel has the signature
+    template <typename T, bool TRANS_A, bool TRANS_B, int...tile params>
+    __global__ void gemm_<rung>(int M, int N, int K,
+        const T* A, long long lda, long long batch_stride_a,
+        const T* B, long long ldb, long long batch_stride_b,
+        T* C, long long ldc, long long batch_stride_c, int batch)
+and is launched with 1-D blocks and grid (ceil(N/BN), ceil(M/BM), min(batch, 65535)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_GRID_Z = 65535
+MAX_GRID_Y = 65535
+STATIC_SMEM_LIMIT = 48 * 1024  # bytes of static __shared__ per block
+LAYOUTS = ("NN", "NT", "TN", "TT")  # first letter: A transposed?, second: B
+CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def vec_width(dtype) -> int:
+    """Elements per 128-bit access: 4 float32 or 2 float64."""
+    return 16 // np.dtype(dtype).itemsize
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str          # what users pass as kernel="..."
+    source: str        # file under kernels/
+    params: tuple      # template int parameter names, in template order
+    min_sm: int        # lowest compute capability (major*10+minor) it runs on
+    description: str
+
+    @property
+    def kernel(self) -> str:
+        return "gemm_" + self.name
+
+
+RUNGS = {
+    r.name: r
+    for r in (
+        Rung("smem_tiled", "gemm_smem_tiled.cu", ("TILE",), 0, "shared-memory tiling, one output per thread"),
+        Rung("register_blocked", "gemm_register_blocked.cu", ("BM", "BN", "BK", "TM", "TN"), 0,
+             "2-D register blocking (TM x TN outputs per thread)"),
+        Rung("vectorized", "gemm_vectorized.cu", ("BM", "BN", "BK", "TM", "TN"), 0,
+             "128-bit global loads, padded transposed shared tiles"),
+        Rung("warp_tiled", "gemm_warp_tiled.cu", ("BM", "BN", "BK", "WM", "WN", "WNITER", "TM", "TN"), 0,
+             "warp tiling over 128-bit loads"),
+        Rung("cp_async", "gemm_cp_async.cu", ("BM", "BN", "BK", "WM", "WN", "WNITER", "TM", "TN", "STAGES"), 80,
+             "multi-stage cp.async pipeline over warp tiling"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """One rung with concrete tile sizes (dtype and layout are chosen at launch)."""
+    rung: str
+    values: tuple
+
+    def __post_init__(self):
+        if self.rung not in RUNGS:
+            raise ValueError(f"unknown GEMM kernel {self.rung!r}; known: {', '.join(RUNGS)}")
+        if len(self.values) != len(RUNGS[self.rung].params):
+            raise ValueError(f"{self.rung} takes {RUNGS[self.rung].params}, got {self.values}")
+
+    @property
+    def p(self) -> dict:
+        return dict(zip(RUNGS[self.rung].params, self.values))
+
+    @property
+    def block_tile(self) -> tuple:
+        p = self.p
+        return (p["TILE"], p["TILE"]) if "TILE" in p else (p["BM"], p["BN"])
+
+    @property
+    def threads(self) -> int:
+        p = self.p
+        if self.rung == "smem_tiled":
+            return p["TILE"] ** 2
+        if "WM" in p:
+            return (p["BM"] // p["WM"]) * (p["BN"] // p["WN"]) * 32
+        return (p["BM"] // p["TM"]) * (p["BN"] // p["TN"])
+
+    def smem_bytes(self, dtype) -> int:
+        """Static shared memory of the kernel (mirrors the arrays declared in kernels/)."""
+        p, size = self.p, np.dtype(dtype).itemsize
+        if self.rung == "smem_tiled":
+            return 2 * p["TILE"] * (p["TILE"] + 1) * size
+        pad = 0 if self.rung == "register_blocked" else vec_width(dtype)
+        stages = p.get("STAGES", 1)
+        return stages * p["BK"] * (p["BM"] + pad + p["BN"] + pad) * size
+
+    def label(self) -> str:
+        return f"{self.rung}<{','.join(map(str, self.values))}>"
+
+    def name_expression(self, dtype, trans_a: bool, trans_b: bool) -> str:
+        """The C++ template instantiation, as NVRTC name expressions spell it."""
+        ctype = CTYPES[np.dtype(dtype)]
+        args = [ctype, str(bool(trans_a)).lower(), str(bool(trans_b)).lower(), *map(str, self.values)]
+        return f"{RUNGS[self.rung].kernel}<{','.join(args)}>"
+
+    def grid(self, M: int, N: int, batch: int) -> tuple:
+        bm, bn = self.block_tile
+        gy = -(-M // bm)
+        if gy > MAX_GRID_Y:
+            raise ValueError(f"M={M} needs {gy} row blocks of {bm}; the grid allows {MAX_GRID_Y}")
+        return (-(-N // bn), gy, max(1, min(batch, MAX_GRID_Z)))
+
+    def problems(self, dtype) -> list:
+        """Reasons this config cannot be built for dtype (empty when it can)."""
+        p, v, out = self.p, vec_width(dtype), []
+        if self.threads > 1024 or self.threads < 32 and self.rung != "smem_tiled":
+            out.append(f"{self.threads} threads per block")
+        if self.smem_bytes(dtype) > STATIC_SMEM_LIMIT:
+            out.append(f"{self.smem_bytes(dtype)} B of static shared memory > {STATIC_SMEM_LIMIT}")
+        if self.rung in ("vectorized", "warp_tiled", "cp_async"):
+            if p["TM"] % v or p["TN"] % v or p["BK"] % v:
+                out.append(f"TM, TN and BK must be multiples of the vector width {v}")
+        return out
+
+
+def C(rung, *values) -> KernelConfig:
+    return KernelConfig(rung, tuple(values))
+
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+# The default of each rung per dtype: what kernel="<rung>" runs and what the
+# emulation tests exercise.
+DEFAULTS = {
+    F32: {
+        "smem_tiled": C("smem_tiled", 16),
+        "register_blocked": C("register_blocked", 128, 128, 8, 8, 8),
+        "vectorized": C("vectorized", 128, 128, 8, 8, 8),
+        "warp_tiled": C("warp_tiled", 128, 128, 8, 64, 32, 2, 8, 4),
+        "cp_async": C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3),
+    },
+    # float64 has half the registers per value and half the FMA rate: smaller
+    # per-thread tiles keep it free of spills with enough warps in flight.
+    F64: {
+        "smem_tiled": C("smem_tiled", 16),
+        "register_blocked": C("register_blocked", 128, 64, 8, 8, 4),
+        "vectorized": C("vectorized", 128, 64, 8, 8, 4),
+        "warp_tiled": C("warp_tiled", 64, 64, 8, 32, 32, 2, 4, 4),
+        "cp_async": C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3),
+    },
+}
+
+# What the autotuner times for kernel="auto" (defaults of the fast rungs included).
+CANDIDATES = {
+    F32: [
+        C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3),
+        C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 4),
+        C("cp_async", 128, 128, 16, 64, 32, 2, 8, 4, 2),
+        C("cp_async", 128, 128, 16, 64, 64, 4, 8, 4, 2),
+        C("cp_async", 128, 64, 8, 64, 32, 2, 8, 4, 3),
+        C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3),
+        C("warp_tiled", 128, 128, 8, 64, 32, 2, 8, 4),
+        C("warp_tiled", 128, 128, 16, 64, 64, 4, 8, 4),
+        C("vectorized", 128, 128, 8, 8, 8),
+    ],
+    F64: [
+        C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3),
+        C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 4),
+        C("cp_async", 128, 64, 8, 64, 32, 2, 4, 4, 3),
+        C("cp_async", 128, 128, 8, 64, 32, 2, 4, 4, 2),
+        C("cp_async", 32, 64, 8, 32, 32, 2, 4, 4, 3),
+        C("warp_tiled", 64, 64, 8, 32, 32, 2, 4, 4),
+        C("vectorized", 128, 64, 8, 8, 4),
+    ],
+}
+
+# Untuned choice per shape class: big tiles when they fill the GPU, small ones
+# when big tiles would leave most SMs idle.
+UNTUNED = {
+    F32: (C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3), C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3)),
+    F64: (C("cp_async", 128, 64, 8, 64, 32, 2, 4, 4, 3), C("cp_async", 32, 64, 8, 32, 32, 2, 4, 4, 3)),
+}
+
+
+def untuned_config(dtype, M: int, N: int, batch: int, sm_count: int, cc: int = 90) -> KernelConfig:
+    big, small = UNTUNED[np.dtype(dtype)]
+    bm, bn = big.block_tile
+    choice = big if math.ceil(M / bm) * math.ceil(N / bn) * batch >= sm_count else small
+    if cc < RUNGS[choice.rung].min_sm:
+        return DEFAULTS[np.dtype(dtype)]["warp_tiled"]
+    return choice
+
+
+def all_configs(dtype) -> list:
+    """Every distinct config the package can launch for dtype."""
+    seen = dict.fromkeys([*DEFAULTS[np.dtype(dtype)].values(), *CANDIDATES[np.dtype(dtype)],
+                          *UNTUNED[np.dtype(dtype)]])
+    return list(seen)

@@ -1,0 +1,111 @@
+"""How a matmul maps onto one kernel launch: pure Python, shared by the CUDA path
+and the CPU emulation so both exercise the same operand mapping.
+
+Each operand becomes (transposed?, leading dimension, batch stride), all in
+elements, read in place through its strides. Only an operand whose matrix strides
+are both non-unit (or negative, or not whole elements), or whose broadcast batch
+dims cannot be described by a single batch stride, is copied.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OperandPlan:
+    trans: bool        # stored column-major: element (r, c) at r + c * ld
+    ld: int            # leading dimension in elements
+    batch_stride: int  # elements between batch entries (0 broadcasts)
+    copy: bool         # must be materialized C-contiguous first (then trans=False)
+
+
+@dataclass(frozen=True)
+class MatmulPlan:
+    M: int
+    N: int
+    K: int
+    batch_shape: tuple
+    a: OperandPlan
+    b: OperandPlan
+
+    @property
+    def batch(self) -> int:
+        return int(np.prod(self.batch_shape, dtype=np.int64))
+
+    @property
+    def out_shape(self) -> tuple:
+        return (*self.batch_shape, self.M, self.N)
+
+    @property
+    def layout(self) -> str:
+        return ("T" if self.a.trans else "N") + ("T" if self.b.trans else "N")
+
+
+def _matrix_layout(rows: int, cols: int, s_row: int, s_col: int):
+    """(trans, ld) reading the matrix in place, or None when it must be copied."""
+    if s_row < 0 or s_col < 0:
+        return None
+    if s_col == 1 or cols == 1:
+        return False, (s_row if rows > 1 else max(cols, 1))
+    if s_row == 1 or rows == 1:
+        return True, (s_col if cols > 1 else max(rows, 1))
+    return None
+
+
+def _single_batch_stride(op_batch: tuple, op_strides: tuple, out_batch: tuple):
+    """One stride s with offset(z) = z * s over the flattened output batch, or None."""
+    nd = len(out_batch)
+    shape = (1,) * (nd - len(op_batch)) + tuple(op_batch)
+    strides = (0,) * (nd - len(op_strides)) + tuple(op_strides)
+    eff = [0 if shape[i] == 1 else strides[i] for i in range(nd)]  # broadcast dims read stride 0
+    s, span = None, 1
+    for i in reversed(range(nd)):
+        if out_batch[i] == 1:
+            continue
+        if s is None:
+            s = eff[i]
+        elif eff[i] != s * span:
+            return None
+        span *= out_batch[i]
+    if s is not None and s < 0:
+        return None
+    return 0 if s is None else s
+
+
+def _operand(shape, strides_bytes, itemsize, out_batch) -> OperandPlan:
+    rows, cols = shape[-2], shape[-1]
+    # a copy is C-contiguous with the full output batch shape
+    copied = OperandPlan(False, max(cols, 1), rows * cols, True)
+    if any(st % itemsize for st in strides_bytes):
+        return copied
+    st = [x // itemsize for x in strides_bytes]
+    mat = _matrix_layout(rows, cols, st[-2], st[-1])
+    bstride = _single_batch_stride(tuple(shape[:-2]), tuple(st[:-2]), out_batch)
+    if mat is None or bstride is None:
+        return copied
+    return OperandPlan(mat[0], mat[1], bstride, False)
+
+
+def plan_matmul(a_shape, a_strides, b_shape, b_strides, itemsize: int) -> MatmulPlan:
+    """Plan C = A @ B (numpy.matmul rules, both operands at least 2-D; strides in bytes)."""
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise ValueError(f"matmul operands need at least 2 dimensions, got shapes {a_shape} and {b_shape}")
+    if a_shape[-1] != b_shape[-2]:
+        raise ValueError(f"matmul shape mismatch: {a_shape} @ {b_shape} "
+                         f"(inner dimensions {a_shape[-1]} and {b_shape[-2]} differ)")
+    try:
+        out_batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+    except ValueError:
+        raise ValueError(f"matmul batch dimensions do not broadcast: {a_shape} @ {b_shape}") from None
+    return MatmulPlan(a_shape[-2], b_shape[-1], a_shape[-1], out_batch,
+                      _operand(a_shape, a_strides, itemsize, out_batch),
+                      _operand(b_shape, b_strides, itemsize, out_batch))
+
+
+def materialize(xp, x, batch_shape: tuple):
+    """The C-contiguous copy, over the full output batch, that a plan with copy=True
+    asks for (xp is numpy or cupy)."""
+    return xp.ascontiguousarray(xp.broadcast_to(x, (*batch_shape, *x.shape[-2:])))
