@@ -126,3 +126,18 @@ def test_repr_shows_device_and_grad():
 def test_numpy_interop(rng):
     t = td.tensor(rng.standard_normal((2, 2)))
     np.testing.assert_array_equal(np.asarray(t), t.numpy())
+
+
+def test_scalar_operands_follow_numpy_promotion():
+    assert (td.tensor([True, False]) + 2).numpy().tolist() == [3, 2]
+    assert (td.tensor([1, 2]) + 2).dtype == np.int64
+    assert (td.tensor([1, 2]) + 2.5).numpy().tolist() == [3.5, 4.5]
+    assert (td.tensor([1.0], dtype=td.float16) * 3).dtype == np.float16
+
+
+def test_comparisons_give_bool_tensors_and_none_is_not_equal():
+    t = td.tensor([1.0, 2.0, 3.0])
+    assert (t > 1.5).numpy().tolist() == [False, True, True]
+    assert (t == td.tensor([1.0, 0.0, 3.0])).numpy().tolist() == [True, False, True]
+    assert (t == None) is False  # noqa: E711  (PyTorch answers False too)
+    assert t.argmax().item() == 2

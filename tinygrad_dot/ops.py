@@ -22,8 +22,10 @@ def _as_tensor(x, like: Tensor) -> Tensor:
             )
         return x
     if isinstance(x, numbers.Number) and not isinstance(x, bool):
-        # A Python scalar takes the tensor's dtype (float32 stays float32).
-        dtype = like.dtype if like.dtype.kind == "f" or isinstance(x, numbers.Integral) else None
+        # A Python scalar takes the tensor's dtype where that loses nothing
+        # (float32 stays float32); otherwise NumPy's promotion decides.
+        keeps_dtype = like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(x, numbers.Integral))
+        dtype = like.dtype if keeps_dtype else None
         return Tensor._wrap(like._backend.asarray(x, dtype=dtype), like._backend)
     if like._backend.is_array(x):
         return Tensor._wrap(x, like._backend)
@@ -325,6 +327,8 @@ def dot(a, b):
 
 def _compare(fn):
     def compare(a, b):
+        if not isinstance(b, (Tensor, numbers.Number)) and not a._backend.is_array(b):
+            return NotImplemented  # so `t == None` is False, as in PyTorch
         a, b = _operands(a, b)
         return Tensor._wrap(_broadcasting("comparison", fn, a, b), a._backend)
     return compare
