@@ -1,0 +1,143 @@
+"""Embedded datasets: shapes and class counts of the real data, offline loading,
+the seeded stratified split, train-only standardization, and user CSV/NPZ files."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+import tinygrad_dot as td
+from tinygrad_dot.data import datasets
+
+# (samples, features, class counts or None for regression), as published by UCI / Efron et al.
+KNOWN = {
+    "iris": (150, 4, [50, 50, 50]),
+    "wine": (178, 13, [59, 71, 48]),
+    "breast_cancer": (569, 30, [212, 357]),
+    "digits": (1797, 64, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]),
+    "diabetes": (442, 10, None),
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dataset loader tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_embedded_dataset_shapes_and_class_counts(name, no_network):
+    n, d, counts = KNOWN[name]
+    split = td.data.load_dataset(name, test_size=0.0)
+    assert split.X_train.shape == (n, d) and split.X_test.shape == (0, d)
+    assert np.all(np.isfinite(split.X_train))
+    assert len(split.feature_names) == d
+    if counts is None:
+        assert split.task == "regression" and split.y_train.dtype == np.float64
+        assert split.y_train.min() == 25 and split.y_train.max() == 346  # Efron et al.'s target range
+    else:
+        assert split.task == "classification"
+        assert np.bincount(split.y_train).tolist() == counts
+        assert len(split.target_names) == len(counts)
+
+
+def test_known_values_survived_the_conversion():
+    X, _, y, _ = td.data.load_dataset("iris", test_size=0.0)
+    np.testing.assert_array_equal(X[0], [5.1, 3.5, 1.4, 0.2])  # Fisher's first flower
+    digits = td.data.load_dataset("digits", test_size=0.0)
+    assert digits.X_train.min() == 0 and digits.X_train.max() == 16  # 4x4-block counts on an 8x8 grid
+
+
+def test_every_embedded_file_has_its_source_and_license_recorded():
+    sources = (datasets.DATA_DIR / "SOURCES.md").read_text()
+    assert sorted(p.stem for p in datasets.DATA_DIR.glob("*.npz")) == td.data.list_datasets()
+    for name, info in datasets.DATASETS.items():
+        assert f"`{name}.npz`" in sources and info.license and info.source
+
+
+def test_split_is_seeded_stratified_and_disjoint():
+    a = td.data.load_dataset("wine", test_size=0.25, random_state=3)
+    b = td.data.load_dataset("wine", test_size=0.25, random_state=3)
+    c = td.data.load_dataset("wine", test_size=0.25, random_state=4)
+    np.testing.assert_array_equal(a.X_test, b.X_test)
+    assert not np.array_equal(a.X_test, c.X_test)
+    assert len(a.y_test) == 45 and len(a.y_train) == 133  # ceil(0.25 * 178) test rows
+    # Stratified: each class keeps its share of the 45 test rows to within one row.
+    np.testing.assert_allclose(np.bincount(a.y_test), np.array([59, 71, 48]) * 45 / 178, atol=1)
+    rows = {tuple(r) for r in a.X_train}
+    assert not any(tuple(r) in rows for r in a.X_test)
+
+
+def test_standardize_uses_train_statistics_only():
+    raw = td.data.load_dataset("diabetes", random_state=1)
+    std = td.data.load_dataset("diabetes", random_state=1, standardize=True)
+    np.testing.assert_allclose(std.X_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(std.X_train.std(axis=0), 1, rtol=1e-12)
+    np.testing.assert_allclose(std.mean, raw.X_train.mean(axis=0))
+    np.testing.assert_allclose(std.X_test, (raw.X_test - raw.X_train.mean(axis=0)) / raw.X_train.std(axis=0))
+    assert abs(std.X_test.mean(axis=0)).max() > 1e-3  # test rows were not used for the fit
+
+
+def test_constant_feature_is_centred_not_divided_by_zero():
+    split = td.data.load_dataset("digits", standardize=True)
+    assert np.all(np.isfinite(split.X_train)) and np.any(split.scale == 1.0)
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*breast_cancer, diabetes, digits, iris, wine"):
+        td.data.load_dataset("mnist")
+
+
+def test_csv_file_with_header_and_text_labels(tmp_path):
+    path = tmp_path / "flowers.csv"
+    path.write_text("length,width,species\n1.0,2.0,a\n1.5,2.5,b\n\n3.0,1.0,a\n2.0,2.0,b\n")
+    X, y, names = td.data.load_file(path)
+    assert names == ["length", "width"] and X.shape == (4, 2) and y.tolist() == ["a", "b", "a", "b"]
+    split = td.data.load_dataset(str(path), test_size=0.5)
+    assert split.task == "classification" and sorted(split.y_test.tolist()) == ["a", "b"]
+    # At prediction time the target column is optional.
+    X_only, y_none, _ = td.data.load_file(path, n_features=2)
+    assert y_none is not None and X_only.shape == (4, 2)
+    (tmp_path / "x.csv").write_text("1,2\n3,4\n")
+    X_only, y_none, _ = td.data.load_file(tmp_path / "x.csv", n_features=2)
+    assert y_none is None and X_only.tolist() == [[1, 2], [3, 4]]
+
+
+def test_npz_file_and_regression_task(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "reg.npz", X=rng.standard_normal((40, 3)), y=rng.standard_normal(40))
+    split = td.data.load_dataset(str(tmp_path / "reg.npz"))
+    assert split.task == "regression" and split.X_train.shape == (30, 3)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b,y\n1,2,0\n1,x,1\n", r"bad\.csv:3: column 2 is not a number: 'x'"),
+    ("1,2,0\n1,2\n", r"bad\.csv:2: has 2 columns, the first row has 3"),
+    ("", "the file is empty"),
+    ("a,b,y\n", "has a header but no data rows"),
+])
+def test_malformed_csv_names_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        td.data.load_dataset(str(path))
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        td.data.load_dataset(str(tmp_path / "missing.csv"))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        td.data.load_dataset(str(tmp_path / "broken.npz"))
+    np.savez(tmp_path / "nokeys.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="needs an array 'X'"):
+        td.data.load_dataset(str(tmp_path / "nokeys.npz"))
+    np.savez(tmp_path / "x.npz", X=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="no target"):
+        td.data.load_dataset(str(tmp_path / "x.npz"))
+    with pytest.raises(ValueError, match="test_size"):
+        td.data.load_dataset("iris", test_size=1.0)
