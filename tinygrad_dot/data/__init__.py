@@ -1,1 +1,4 @@
-from .datasets import DatasetSplit, list_datasets, load_dataset, load_file  # embedded datasets and CSV/NPZ files
+"""Data utilities: mini-batch loading (``td.data.DataLoader``, ``td.data.TensorDataset``)."""
+from .loader import DataLoader, TensorDataset
+
+__all__ = ["DataLoader", "TensorDataset"]

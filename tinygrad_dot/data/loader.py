@@ -1,0 +1,95 @@
+"""Mini-batches over arrays that stay on their device (``td.data.DataLoader``).
+
+Batches are views (slices) of the stored arrays when not shuffling, and one
+gather per array when shuffling; the permutation is drawn on the host by a
+seeded NumPy generator (identical on every device) and copied to the device
+once per epoch, so no batch costs a host-device copy.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..backends import get_backend
+from ..tensor import Tensor
+
+
+class TensorDataset:
+    """Arrays or tensors of equal length, indexed together along axis 0.
+
+    NumPy and CuPy arrays are wrapped without copying; ``device=`` moves them
+    (once) to a device.
+    """
+
+    def __init__(self, *arrays, device=None):
+        if not arrays:
+            raise ValueError("TensorDataset needs at least one array")
+        tensors = []
+        for i, a in enumerate(arrays):
+            t = a if isinstance(a, Tensor) else Tensor(a)
+            if t.ndim == 0:
+                raise ValueError(f"TensorDataset: array {i} is a scalar; each array needs a first (sample) axis")
+            if device is not None and t._backend is not get_backend(device):
+                t = t.detach().to(device)
+            tensors.append(t.detach())
+        lengths = {len(t) for t in tensors}
+        if len(lengths) != 1:
+            raise ValueError(f"TensorDataset: arrays have different lengths {[len(t) for t in tensors]}")
+        devices = {t.device for t in tensors}
+        if len(devices) != 1:
+            raise ValueError(f"TensorDataset: arrays live on different devices {sorted(devices)}; pass device=")
+        self.tensors = tuple(tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+
+class DataLoader:
+    """Iterate over a TensorDataset (or a tuple of arrays) in mini-batches.
+
+    Each batch is a tuple of tensors (without gradients) on the data's device.
+    ``shuffle`` draws a fresh permutation every epoch from ``generator`` (a
+    NumPy Generator) or from ``seed``; ``drop_last`` drops a final short batch.
+    """
+
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 seed=None, generator=None):
+        if isinstance(dataset, (tuple, list)):
+            dataset = TensorDataset(*dataset)
+        if not isinstance(dataset, TensorDataset):
+            raise TypeError(f"DataLoader takes a TensorDataset or a tuple of arrays, got {type(dataset).__name__}")
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass seed or generator, not both")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.generator = generator if generator is not None else np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        n, b = len(self.dataset), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        tensors = self.dataset.tensors
+        arrays = [t.array for t in tensors]
+        backend = tensors[0]._backend
+        n, b = len(self.dataset), self.batch_size
+        stop = n - n % b if self.drop_last else n
+        if self.shuffle:
+            order = backend.asarray(self.generator.permutation(n))
+            for start in range(0, stop, b):
+                index = order[start:start + b]
+                yield tuple(Tensor._wrap(a[index], backend) for a in arrays)
+        else:
+            for start in range(0, stop, b):
+                yield tuple(Tensor._wrap(a[start:start + b], backend) for a in arrays)
+
+
+__all__ = ["TensorDataset", "DataLoader"]

@@ -1,0 +1,248 @@
+"""Losses and activations with PyTorch's names and semantics (``td.nn.functional``).
+
+The losses and ``linear`` are fused ops: one forward and one hand-derived
+vector-Jacobian product per input, recorded on the tape as a single node. That
+is faster than composing the elementary ops (fewer nodes, fewer temporaries)
+and numerically steadier (log-sum-exp, ``softmax - onehot``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..autograd import record
+from ..tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _tensor_like(value, like: Tensor, name: str) -> Tensor:
+    """A target given as a tensor, NumPy array, list or number, on ``like``'s device."""
+    if isinstance(value, Tensor):
+        if value._backend is not like._backend:
+            raise RuntimeError(f"{name} is on {value.device} but the input is on {like.device}; "
+                               f"move it with .to({like.device!r})")
+        return value
+    if like._backend.is_array(value):
+        return Tensor._wrap(value, like._backend)
+    return Tensor(value, device=like._backend)
+
+
+# ----------------------------------------------------------------- linear
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` with weight of shape (out_features, in_features).
+
+    Backward: dW = G^T X is computed in that layout (an (out, in) product whose
+    long axis is contiguous in both operands), not as (X^T G)^T, which is
+    several times slower for skinny G.
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
+                         f"(its last dimension must be in_features={weight.shape[1]})")
+    if weight._backend is not input._backend or (bias is not None and bias._backend is not input._backend):
+        raise RuntimeError(f"linear: input is on {input.device}, weight on {weight.device}"
+                           + ("" if bias is None else f", bias on {bias.device}") + "; move them to one device")
+    backend = input._backend
+    mm = backend.matmul
+    x = input.array
+    x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+    out = mm(x2, weight.array.T) if x.ndim > 1 else mm(x2[None], weight.array.T)[0]
+    if bias is not None:
+        out += bias.array  # in place: the product is a fresh array
+    if x.ndim > 2:
+        out = out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def rows(g):
+        return g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+
+    def grad_input(g):
+        return mm(rows(g), weight.array).reshape(x.shape) if x.ndim > 1 else g @ weight.array
+
+    def grad_weight(g):
+        g2 = rows(g) if x.ndim > 1 else g[None]
+        return mm(g2.T, x2 if x.ndim > 1 else x2[None])
+
+    def grad_bias(g):
+        return rows(g).sum(axis=0) if g.ndim > 1 else g
+
+    edges = [(input, grad_input), (weight, grad_weight)]
+    if bias is not None:
+        edges.append((bias, grad_bias))
+    return record(Tensor, out, backend, *edges)
+
+
+# ----------------------------------------------------------------- activations
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return ops.softmax(input, axis=dim)
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return ops.log_softmax(input, axis=dim)
+
+
+def relu(input: Tensor) -> Tensor:
+    return ops.relu(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return ops.sigmoid(input)
+
+
+# ----------------------------------------------------------------- losses
+
+
+def _reduced_loss(per_element, local_grad, reduction, input: Tensor, target: Tensor | None = None):
+    """Record a loss from its per-element values and d(per_element)/d(input).
+
+    ``local_grad`` has the input's shape; the target's gradient (when it needs
+    one) is its negative, which holds for every difference-based loss here.
+    """
+    _check_reduction(reduction)
+    xp = input.xp
+    if reduction == "none":
+        out = per_element
+        scale = None
+    else:
+        total = per_element.sum()
+        count = per_element.size
+        out = total / count if reduction == "mean" else total
+        scale = 1.0 / count if reduction == "mean" and count else 1.0
+        out = xp.asarray(out, dtype=input.dtype)
+
+    def grad_input(g):
+        if scale is None:
+            return local_grad * g.reshape(per_element.shape + (1,) * (local_grad.ndim - per_element.ndim))
+        return local_grad * (g * scale)
+
+    edges = [(input, grad_input)]
+    if target is not None:
+        edges.append((target, lambda g: -grad_input(g)))
+    return record(Tensor, out, input._backend, *edges)
+
+
+def _paired(name, input, target):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a tensor, got {type(input).__name__}")
+    target = _tensor_like(target, input, f"{name}: target")
+    if target.shape != input.shape:
+        # PyTorch only warns here and broadcasts, which turns (n, 1) vs (n,) into an
+        # (n, n) loss that trains silently wrong; a clear error is kinder.
+        raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} differ; "
+                         "reshape one of them (e.g. target.reshape(-1, 1) or input.reshape(-1))")
+    if target.dtype != input.dtype:
+        target = Tensor._wrap(target.array.astype(input.dtype), input._backend) if not target.requires_grad \
+            else target.to(dtype=input.dtype)
+    return input, target
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean((input - target) ** 2)."""
+    input, target = _paired("mse_loss", input, target)
+    diff = input.array - target.array
+    return _reduced_loss(diff * diff, 2 * diff, reduction, input, target)
+
+
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean absolute error; its gradient at a tie (input == target) is 0, as in PyTorch."""
+    input, target = _paired("l1_loss", input, target)
+    diff = input.array - target.array
+    return _reduced_loss(input.xp.abs(diff), input.xp.sign(diff), reduction, input, target)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], computed as
+    max(z, 0) - z y + log1p(exp(-|z|)), which never overflows.
+    Gradient with respect to z: sigmoid(z) - y."""
+    input, target = _paired("binary_cross_entropy_with_logits", input, target)
+    if target.requires_grad:
+        raise NotImplementedError("binary_cross_entropy_with_logits: gradients with respect to the target "
+                                  "are not supported; pass target.detach()")
+    xp = input.xp
+    z, y = input.array, target.array
+    per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    prob = 0.5 * (1 + xp.tanh(0.5 * z))  # sigmoid without overflow
+    return _reduced_loss(per, prob - y, reduction, input)
+
+
+def _class_targets(target, logits: Tensor):
+    """Integer class indices (N,) on the logits' device, checked where it is cheap."""
+    n, classes = logits.shape
+    if isinstance(target, Tensor):
+        if target._backend is not logits._backend:
+            raise RuntimeError(f"cross_entropy: target is on {target.device} but the input is on {logits.device}")
+        array = target.array
+    elif logits._backend.is_array(target):
+        array = target
+    else:
+        array = logits._backend.asarray(np.asarray(target))
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {array.dtype} "
+                        "(convert labels with .astype(int); class probabilities are not supported)")
+    if array.shape != (n,):
+        raise ValueError(f"cross_entropy: target shape {tuple(array.shape)} does not match input shape "
+                         f"{logits.shape}; expected ({n},)")
+    if isinstance(array, np.ndarray) and n and (array.min() < 0 or array.max() >= classes):
+        # Only checked on the host: on a GPU it would force a synchronisation every step.
+        raise IndexError(f"cross_entropy: target values must lie in [0, {classes}), got "
+                         f"[{array.min()}, {array.max()}]")
+    return array
+
+
+def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of logits (N, C) against integer classes (N,).
+
+    Forward through log-sum-exp (logits of 1e3 stay finite); the gradient is
+    (softmax(input) - onehot(target)) times the incoming gradient, divided by N
+    for ``reduction="mean"``.
+    """
+    _check_reduction(reduction)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"cross_entropy: input must be a tensor, got {type(input).__name__}")
+    if input.ndim != 2:
+        raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
+    labels = _class_targets(target, input)
+    xp = input.xp
+    z = input.array
+    n = z.shape[0]
+    rows = xp.arange(n)
+    peak = z.max(axis=1, keepdims=True)
+    probs = z - peak
+    picked = probs[rows, labels]  # z[y] - peak
+    xp.exp(probs, out=probs)
+    norm = probs.sum(axis=1, keepdims=True)
+    per = xp.log(norm).reshape(n) - picked  # -log softmax(z)[y]
+    probs /= norm
+
+    if reduction == "none":
+        out = per
+    else:
+        out = per.sum() / n if reduction == "mean" else per.sum()
+        out = xp.asarray(out, dtype=input.dtype)
+
+    def grad_input(g):
+        if reduction == "none":
+            weights = g.reshape(n, 1)
+            grad = probs * weights
+            grad[rows, labels] -= g
+        else:
+            weight = g / n if reduction == "mean" else g
+            grad = probs * weight
+            grad[rows, labels] -= weight
+        return grad
+
+    return record(Tensor, out, input._backend, (input, grad_input))
+
+
+__all__ = ["linear", "softmax", "log_softmax", "relu", "sigmoid", "mse_loss", "l1_loss",
+           "binary_cross_entropy_with_logits", "cross_entropy"]
