@@ -1,15 +1,18 @@
-"""Command line: ``python -m tinygrad_dot`` / ``tinygrad-dot``."""
+"""``tinygrad-dot demo`` (what ``make demo`` runs)."""
 from __future__ import annotations
-
-import argparse
-import sys
 
 import numpy as np
 
 import tinygrad_dot as td
 
+HELP = "train on embedded datasets on every available device"
+EPILOG = """examples:
+  tinygrad-dot demo
+  python -m tinygrad_dot demo --seed 1
+"""
 
-def _demo(args) -> int:
+
+def _matmul_demo(args) -> int:
     rng = np.random.default_rng(args.seed)
     a = rng.standard_normal((257, 129)).astype(np.float32)
     b = rng.standard_normal((129, 65)).astype(np.float32)
@@ -37,15 +40,12 @@ def _demo(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="tinygrad-dot", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="matmul on every backend and a training step")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    return args.run(args)
+
+def run(args) -> int:
+    return _matmul_demo(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def add_parser(sub, formatter) -> None:
+    p = sub.add_parser("demo", help=HELP, description=HELP + ".", epilog=EPILOG, formatter_class=formatter)
+    p.add_argument("--seed", type=int, default=0, help="seed for data and initialization")
+    p.set_defaults(run=run)

@@ -1,0 +1,49 @@
+"""Command line: ``tinygrad-dot`` / ``python -m tinygrad_dot``.
+
+Train and use linear models on embedded datasets or your own CSV/NPZ files,
+benchmark the GEMM kernels and the training loop, and see what this machine can
+use. Each subcommand has --help with examples.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import bench, demo, info, train
+from ._common import CliError
+
+EPILOG = """examples:
+  tinygrad-dot demo
+  tinygrad-dot train --dataset digits --epochs 30 --out runs/digits
+  tinygrad-dot predict --model runs/digits/model.npz --data new_digits.csv
+  tinygrad-dot bench
+  tinygrad-dot info
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples' line breaks and show defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import tinygrad_dot as td
+
+    parser = argparse.ArgumentParser(prog="tinygrad-dot", description=__doc__, epilog=EPILOG,
+                                     formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"tinygrad_dot {td.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (train, demo, bench, info):
+        module.add_parser(sub, _Formatter)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"tinygrad-dot {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"tinygrad-dot {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,88 @@
+"""Pieces every subcommand uses: the user-error type, device choice, atomic
+writes and an optional progress bar."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A user mistake or an unusable environment: printed as one line, exit status 1."""
+
+
+def resolve_device(name: str) -> str:
+    """'cpu', 'cuda', 'cuda:N' or 'auto' -> a device string, or CliError saying what is missing."""
+    import tinygrad_dot as td
+
+    if name == "auto":
+        return "cuda" if td.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        try:
+            td.zeros(1, device=name)
+        except (RuntimeError, ValueError) as exc:
+            raise CliError(f"--device {name}: {exc}") from None
+    return name
+
+
+def available_devices() -> list:
+    import tinygrad_dot as td
+
+    return ["cpu"] + (["cuda"] if td.cuda.is_available() else [])
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, then rename over ``path``:
+    a reader (or a crash) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path, obj) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+class EpochProgress:
+    """One tick per epoch with the loss and throughput: a tqdm bar when tqdm is
+    installed and stderr is a terminal-like stream, otherwise one plain line per
+    epoch (``every`` thins them out for long runs)."""
+
+    def __init__(self, total: int, n_samples: int, desc: str = "train"):
+        self.total, self.n_samples, self.desc = total, n_samples, desc
+        self.every = max(1, total // 10)
+        self.start = self.last = time.perf_counter()
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self.bar = None
+        else:
+            self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, epoch: int, loss: float) -> None:
+        now = time.perf_counter()
+        rate = self.n_samples / max(now - self.last, 1e-9)
+        self.last = now
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}", samples_per_s=f"{rate:.3g}", refresh=False)
+            self.bar.update(1)
+        elif epoch % self.every == 0 or epoch == self.total:
+            print(f"{self.desc}: epoch {epoch}/{self.total} loss {loss:.6g} ({rate:.3g} samples/s)", file=sys.stderr)
+
+    def close(self) -> float:
+        if self.bar is not None:
+            self.bar.close()
+        return time.perf_counter() - self.start
