@@ -1,6 +1,240 @@
-"""``tinygrad-dot train`` and ``tinygrad-dot predict``."""
+"""``tinygrad-dot train`` and ``tinygrad-dot predict``: linear and logistic
+(softmax) regression from the command line, on the estimators of td.models."""
 from __future__ import annotations
+
+import io
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._common import CliError, EpochProgress, atomic_write_bytes, atomic_write_json, resolve_device
+
+TRAIN_HELP = "train a linear or logistic regression model"
+TRAIN_EPILOG = """examples:
+  tinygrad-dot train --dataset iris --out runs/iris
+  tinygrad-dot train --dataset digits --model logistic --optimizer adam --lr 0.01 --epochs 50 --out runs/digits
+  tinygrad-dot train --dataset diabetes --device cuda --batch-size 64 --out runs/diabetes
+  tinygrad-dot train --dataset my_data.csv --out runs/mine      # features, then the target in the last column
+
+embedded datasets: iris, wine, breast_cancer, digits (classification), diabetes (regression).
+--out receives model.npz (load it with td.models.load or `tinygrad-dot predict`), report.json and,
+with matplotlib installed, loss_curve.png. Features are standardized with the training split's mean and
+standard deviation, and that scaling is folded into the saved weights, so model.npz takes raw features.
+"""
+PREDICT_HELP = "predict with a saved model on a CSV or NPZ file"
+PREDICT_EPILOG = """examples:
+  tinygrad-dot predict --model runs/iris/model.npz --data flowers.csv
+  tinygrad-dot predict --model runs/iris/model.npz --data flowers.npz --out predictions.csv
+
+--data holds the same feature columns as the training data (CSV, optional header) or an array X (NPZ).
+If it also has the target (a last CSV column, or an array y), the score is printed to stderr.
+"""
+PLOT_HINT = "for a loss-curve plot: pip install 'tinygrad_dot[plot]'"
+
+
+def _estimator_class(kind: str):
+    import tinygrad_dot.models as models
+
+    return models.LogisticRegression if kind == "logistic" else models.LinearRegression
+
+
+def _load_split(args):
+    import tinygrad_dot.data as data
+
+    try:
+        return data.load_dataset(args.dataset, test_size=args.test_size, standardize=args.standardize,
+                                    random_state=args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _model_kind(args, split) -> str:
+    if args.model == "auto":
+        return "logistic" if split.task == "classification" else "linear"
+    y = split.y_train
+    if args.model == "logistic" and y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        raise CliError(f"--model logistic needs class labels, but the target of {split.name} has fractional "
+                       "values; use --model linear for a real-valued target")
+    return args.model
+
+
+def _fold_standardization(model, split, path: Path) -> None:
+    """Save ``model`` so that it takes raw features: W (x - m)/s + b = (W/s) x + (b - W (m/s)).
+
+    The estimator saw standardized features; rewriting its weights through the
+    public save/load format keeps model.npz usable on its own, with no scaler
+    file to lose."""
+    import tinygrad_dot as td
+    from tinygrad_dot import io as td_io
+
+    model.save(path)
+    if split.mean is None:
+        return
+    state = td_io.load(path, kind="model")
+    fitted = state["fitted"]
+    weight = fitted["weight"].numpy()
+    raw_weight = weight / split.scale
+    fitted["weight"] = td.tensor(raw_weight.astype(weight.dtype))
+    if fitted["bias"] is not None:
+        bias = fitted["bias"].numpy()
+        fitted["bias"] = td.tensor((bias - raw_weight @ split.mean).astype(bias.dtype))
+    td_io.save(state, path, kind="model")
+
+
+def _loss_plot(curve, title: str) -> bytes | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(curve) + 1), curve, marker="." if len(curve) <= 50 else None)
+    ax.set(xlabel="epoch", ylabel="training loss", title=title)
+    ax.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _fit_epochs(model, split, epochs: int, classifier: bool) -> float:
+    """One partial_fit per epoch so the progress bar shows each epoch's loss; returns seconds."""
+    progress = EpochProgress(epochs, len(split.y_train))
+    try:
+        for epoch in range(1, epochs + 1):
+            first = {"classes": np.unique(split.y_train)} if classifier and epoch == 1 else {}
+            model.partial_fit(split.X_train, split.y_train, **first)
+            progress.update(epoch, model.loss_curve_[-1])
+    except (ValueError, TypeError) as exc:  # bad input, checked before any training starts
+        raise CliError(f"cannot train on {split.name}: {exc}") from None
+    except RuntimeError as exc:  # divergence: the message names the epoch and suggests a smaller lr
+        raise CliError(str(exc)) from None
+    finally:
+        seconds = progress.close()
+    return seconds
+
+
+def run_train(args) -> int:
+    device = resolve_device(args.device)
+    split = _load_split(args)
+    kind = _model_kind(args, split)
+    settings = {"device": device, "dtype": args.dtype, "random_state": args.seed}
+    settings.update({k: v for k, v in (("optimizer", args.optimizer), ("lr", args.lr),
+                                       ("batch_size", args.batch_size)) if v is not None})
+    try:
+        model = _estimator_class(kind)(**settings)
+    except (ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} test "
+          f"samples, {split.n_features} features) on {device}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one partial_fit per epoch: no convergence verdict to warn about
+        seconds = _fit_epochs(model, split, args.epochs, kind == "logistic")
+
+    metric = "accuracy" if kind == "logistic" else "r2"
+    scores = {"train": float(model.score(split.X_train, split.y_train))}
+    if len(split.y_test):
+        scores["test"] = float(model.score(split.X_test, split.y_test))
+    out = Path(args.out)
+    model_path = out / "model.npz"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _fold_standardization(model, split, model_path)
+    except OSError as exc:
+        raise CliError(f"cannot write to {out}: {exc}") from None
+    curve = [float(v) for v in model.loss_curve_]
+    report = {
+        "dataset": args.dataset, "task": split.task, "model": type(model).__name__, "params": {
+            k: (str(v) if k == "dtype" else v) for k, v in model.get_params().items()},
+        "device": device, "epochs": args.epochs, "seed": args.seed, "standardized": args.standardize,
+        "n_train": int(len(split.y_train)), "n_test": int(len(split.y_test)), "n_features": split.n_features,
+        "metric": metric, "scores": scores, "final_loss": curve[-1], "loss_curve": curve,
+        "train_seconds": seconds, "samples_per_second": args.epochs * len(split.y_train) / max(seconds, 1e-9),
+        "model_file": str(model_path),
+    }
+    png = _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
+    if png is not None:
+        report["loss_plot"] = str(atomic_write_bytes(out / "loss_curve.png", png))
+    atomic_write_json(out / "report.json", report)
+
+    shown = ", ".join(f"{part} {metric} {value:.4f}" for part, value in scores.items())
+    print(f"{shown}; final loss {curve[-1]:.6g}; {seconds:.2f} s ({report['samples_per_second']:.3g} samples/s)")
+    print(f"wrote {model_path}, {out / 'report.json'}" + (f", {report['loss_plot']}" if png else ""))
+    if png is None:
+        print(PLOT_HINT)
+    return 0
+
+
+def run_predict(args) -> int:
+    import tinygrad_dot.data
+    import tinygrad_dot.models
+
+    td = tinygrad_dot
+
+    try:
+        model = td.models.load(args.model)
+    except FileNotFoundError:
+        raise CliError(f"no such model file: {args.model}") from None
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise CliError(f"cannot load model {args.model}: {exc}") from None
+    try:
+        X, y, _ = td.data.load_file(args.data, n_features=model.n_features_in_)
+        predictions = model.predict(X)
+        score = None if y is None else float(model.score(X, y))
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"cannot predict on {args.data}: {exc}") from None
+    lines = "prediction\n" + "".join(f"{p}\n" for p in np.asarray(predictions).tolist())
+    if args.out:
+        atomic_write_bytes(args.out, lines.encode())
+        print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+    if score is not None:
+        name = "accuracy" if hasattr(model, "classes_") else "R^2"
+        print(f"{name} on {args.data}: {score:.4f}", file=sys.stderr)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_parser(sub, formatter) -> None:
-    pass
+    p = sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP + ".", epilog=TRAIN_EPILOG,
+                       formatter_class=formatter)
+    p.add_argument("--dataset", required=True, metavar="NAME|PATH",
+                   help="an embedded dataset name or a .csv/.npz file")
+    p.add_argument("--model", choices=("auto", "linear", "logistic"), default="auto",
+                   help="auto: logistic for class labels, linear for real-valued targets")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when a GPU is usable)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"),
+                   help="default: the estimator's")
+    p.add_argument("--lr", type=float, help="learning rate (default: the estimator's)")
+    p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the training split")
+    p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: the estimator's)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="train on the raw features")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, the shuffling and the initialization")
+    p.add_argument("--out", default="runs/latest", metavar="DIR", help="where model, report and plot go")
+    p.set_defaults(run=run_train)
+
+    q = sub.add_parser("predict", help=PREDICT_HELP, description=PREDICT_HELP + ".", epilog=PREDICT_EPILOG,
+                       formatter_class=formatter)
+    q.add_argument("--model", required=True, metavar="PATH", help="a model file from `train` or model.save()")
+    q.add_argument("--data", required=True, metavar="PATH", help="a .csv or .npz file of features")
+    q.add_argument("--out", metavar="PATH", help="write predictions here (CSV) instead of stdout")
+    q.set_defaults(run=run_predict)

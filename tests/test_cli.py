@@ -1,0 +1,197 @@
+"""The command line end to end, CPU only. A few runs go through a real
+subprocess (the console entry point, no traceback, files on disk); the many
+user-mistake cases call ``main(argv)``, the function the console script runs,
+to keep the suite fast."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_dot.data as data
+import tinygrad_dot.models as models
+from tinygrad_dot.cli import main
+from tinygrad_dot.cli import train as train_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tdcli(*args, env=None):
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tinygrad_dot", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=full_env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def trained_iris(tmp_path_factory):
+    """One real training run through the installed entry point, shared by the tests that read its output."""
+    out = tmp_path_factory.mktemp("run") / "iris"
+    result = tdcli("train", "--dataset", "iris", "--epochs", "60", "--lr", "0.05", "--seed", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_writes_report_model_and_prints_scores(trained_iris):
+    out, result = trained_iris
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "LogisticRegression" and report["metric"] == "accuracy"
+    assert report["n_train"] == 112 and report["n_test"] == 38 and report["epochs"] == 60
+    assert len(report["loss_curve"]) == 60 and report["loss_curve"][-1] < report["loss_curve"][0]
+    assert report["scores"]["test"] >= 0.85
+    assert f"test accuracy {report['scores']['test']:.4f}" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries behind
+
+
+def test_predict_from_saved_model_on_raw_features(trained_iris, tmp_path):
+    out, _ = trained_iris
+    split = data.load_dataset("iris", random_state=1)  # the same split, unstandardized
+    csv = tmp_path / "flowers.csv"
+    np.savetxt(csv, np.column_stack([split.X_test, split.y_test]), delimiter=",", header="a,b,c,d,species",
+               comments="")
+    result = tdcli("predict", "--model", out / "model.npz", "--data", csv)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "prediction" and len(lines) == 1 + len(split.y_test)
+    predicted = np.array(lines[1:], dtype=int)
+    report = json.loads((out / "report.json").read_text())
+    # The saved model takes raw features (standardization folded in) and reproduces the run's test score.
+    assert np.mean(predicted == split.y_test) == pytest.approx(report["scores"]["test"])
+    assert result.stderr.strip() == f"accuracy on {csv}: {report['scores']['test']:.4f}"
+
+
+def test_info_never_raises_and_reports_no_gpu(tmp_path):
+    result = tdcli("info", "--json", env={"TINYGRAD_DOT_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["numpy"] == np.__version__ and facts["tinygrad_dot"]
+    assert facts["cache"]["path"] == str(tmp_path / "cache") and facts["cache"]["exists"] is False
+    assert "rungs" in facts["kernels"]
+    assert isinstance(facts["gpus"], (list, str))
+
+
+def test_user_mistake_through_the_real_entry_point_is_one_line():
+    result = tdcli("train", "--dataset", "mnist")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "unknown dataset 'mnist'" in result.stderr
+
+
+def _one_line_error(capsys, argv, expected):
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert expected in captured.err and "Traceback" not in captured.err
+    return captured
+
+
+def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris):
+    model_file = trained_iris[0] / "model.npz"
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("a,b,y\n1,2,0\n1,oops,1\n")
+    _one_line_error(capsys, ["train", "--dataset", str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
+                    "no such file")
+    _one_line_error(capsys, ["train", "--dataset", str(bad_csv), "--out", str(tmp_path)],
+                    "bad.csv:3: column 2 is not a number: 'oops'")
+    _one_line_error(capsys, ["predict", "--model", str(tmp_path / "nope.npz"), "--data", str(bad_csv)],
+                    "no such model file")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(model_file.read_bytes()[:200])
+    _one_line_error(capsys, ["predict", "--model", str(corrupt), "--data", str(bad_csv)], "cannot load model")
+    two_features = tmp_path / "two.csv"
+    two_features.write_text("1,2\n3,4\n")
+    _one_line_error(capsys, ["predict", "--model", str(model_file), "--data", str(two_features)],
+                    "has 2 feature columns, the model expects 4")
+    regression = tmp_path / "reg.csv"
+    np.savetxt(regression, np.random.default_rng(0).standard_normal((20, 3)), delimiter=",")
+    _one_line_error(capsys, ["train", "--dataset", str(regression), "--model", "logistic", "--out", str(tmp_path)],
+                    "--model logistic needs class labels")
+    one_class = tmp_path / "one_class.csv"
+    one_class.write_text("".join(f"{i},{i * i},7\n" for i in range(8)))
+    _one_line_error(capsys, ["train", "--dataset", str(one_class), "--out", str(tmp_path)],
+                    "cannot train on one_class: y has a single class")
+
+
+def test_cuda_without_gpu_is_one_line(capsys, tmp_path):
+    import tinygrad_dot as td
+
+    if td.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here")
+    _one_line_error(capsys, ["train", "--dataset", "iris", "--device", "cuda", "--out", str(tmp_path)],
+                    "--device cuda:")
+
+
+def test_argument_errors_exit_2_without_traceback(capsys):
+    for argv in (["train", "--dataset", "iris", "--epochs", "0"], ["train"], ["frobnicate"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "bench", "info", "demo"])
+def test_every_command_has_help_with_examples(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"examples:\n  tinygrad-dot {command}" in capsys.readouterr().out
+
+
+def test_regression_run_without_optional_extras(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    assert main(["train", "--dataset", "diabetes", "--epochs", "5", "--out", str(tmp_path), "--seed", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "pip install 'tinygrad_dot[plot]'" in captured.out
+    assert "train: epoch 5/5 loss" in captured.err  # plain progress lines instead of a bar
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["model"] == "LinearRegression" and report["metric"] == "r2" and "loss_plot" not in report
+    assert not (tmp_path / "loss_curve.png").exists()
+
+
+def test_loss_plot_with_matplotlib(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["train", "--dataset", "wine", "--epochs", "3", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "report.json").read_text())["loss_plot"].endswith("loss_curve.png")
+
+
+def test_folding_standardization_into_weights_is_exact(tmp_path):
+    split = data.load_dataset("diabetes", standardize=True)
+    raw = data.load_dataset("diabetes")
+    model = models.LinearRegression(dtype="float64", max_epochs=5, tol=None, random_state=0).fit(split.X_train, split.y_train)
+    train_cli._fold_standardization(model, split, tmp_path / "m.npz")
+    folded = models.load(tmp_path / "m.npz")
+    np.testing.assert_allclose(folded.predict(raw.X_test), model.predict(split.X_test), rtol=1e-10)
+
+
+def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):
+    import tinygrad_dot as td
+
+    monkeypatch.setattr(td.cuda, "is_available", lambda: False)
+    (tmp_path / "gemm.py").write_text("print('GEMM RAN')\n")
+    (tmp_path / "train.py").write_text("import sys; print('TRAIN TABLE', sys.argv[1:])\n")
+    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path))
+    assert main(["bench", "--", "--quick"]) == 0
+    out = capfd.readouterr().out
+    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out
+    assert "TRAIN TABLE ['--quick']" in out
+    (tmp_path / "train.py").write_text("raise SystemExit(3)\n")
+    assert main(["bench", "--only", "train"]) == 1
+    assert "benchmark failed: train (exit status 3)" in capfd.readouterr().err
+    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path / "empty"))
+    assert main(["bench"]) == 1
+    assert "benchmark scripts not found" in capfd.readouterr().err
+
+
+def test_demo_trains_both_models(capsys):
+    assert main(["demo", "--max-epochs", "30"]) == 0
+    out = capsys.readouterr().out
+    digits = next(line for line in out.splitlines() if line.startswith("cpu") and "digits" in line)
+    diabetes = next(line for line in out.splitlines() if line.startswith("cpu") and "diabetes" in line)
+    assert float(digits.split("accuracy")[1].split()[0]) > 0.9
+    assert float(diabetes.split("R^2")[1].split()[0]) > 0.4
