@@ -61,10 +61,10 @@ class EpochProgress:
     installed and stderr is a terminal-like stream, otherwise one plain line per
     epoch (``every`` thins them out for long runs)."""
 
-    def __init__(self, total: int, n_samples: int, desc: str = "train"):
+    def __init__(self, total: int, n_samples: int, desc: str = "train", start: float | None = None):
         self.total, self.n_samples, self.desc = total, n_samples, desc
         self.every = max(1, total // 10)
-        self.start = self.last = time.perf_counter()
+        self.start = self.last = time.perf_counter() if start is None else start
         try:
             from tqdm import tqdm
         except ImportError:
@@ -82,7 +82,6 @@ class EpochProgress:
         elif epoch % self.every == 0 or epoch == self.total:
             print(f"{self.desc}: epoch {epoch}/{self.total} loss {loss:.6g} ({rate:.3g} samples/s)", file=sys.stderr)
 
-    def close(self) -> float:
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        return time.perf_counter() - self.start

@@ -102,21 +102,29 @@ def _loss_plot(curve, title: str) -> bytes | None:
     return buffer.getvalue()
 
 
-def _fit_epochs(model, split, epochs: int, classifier: bool) -> float:
-    """One partial_fit per epoch so the progress bar shows each epoch's loss; returns seconds."""
-    progress = EpochProgress(epochs, len(split.y_train))
+def _fit_epochs(model, split, epochs: int, classifier: bool, header: str) -> float:
+    """One partial_fit per epoch so the progress bar shows each epoch's loss; returns seconds.
+
+    The header and the bar appear only after the first epoch: bad input is
+    rejected there, and a user mistake then stays a single line of output."""
+    start = time.perf_counter()
+    progress = None
     try:
         for epoch in range(1, epochs + 1):
             first = {"classes": np.unique(split.y_train)} if classifier and epoch == 1 else {}
             model.partial_fit(split.X_train, split.y_train, **first)
+            if progress is None:
+                print(header, file=sys.stderr)
+                progress = EpochProgress(epochs, len(split.y_train), start=start)
             progress.update(epoch, model.loss_curve_[-1])
     except (ValueError, TypeError) as exc:  # bad input, checked before any training starts
         raise CliError(f"cannot train on {split.name}: {exc}") from None
     except RuntimeError as exc:  # divergence: the message names the epoch and suggests a smaller lr
         raise CliError(str(exc)) from None
     finally:
-        seconds = progress.close()
-    return seconds
+        if progress is not None:
+            progress.close()
+    return time.perf_counter() - start
 
 
 def run_train(args) -> int:
@@ -130,11 +138,11 @@ def run_train(args) -> int:
         model = _estimator_class(kind)(**settings)
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
-    print(f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} test "
-          f"samples, {split.n_features} features) on {device}", file=sys.stderr)
+    header = (f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} "
+              f"test samples, {split.n_features} features) on {device}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one partial_fit per epoch: no convergence verdict to warn about
-        seconds = _fit_epochs(model, split, args.epochs, kind == "logistic")
+        seconds = _fit_epochs(model, split, args.epochs, kind == "logistic", header)
 
     metric = "accuracy" if kind == "logistic" else "r2"
     scores = {"train": float(model.score(split.X_train, split.y_train))}
