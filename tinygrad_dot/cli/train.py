@@ -28,6 +28,7 @@ PREDICT_HELP = "predict with a saved model on a CSV or NPZ file"
 PREDICT_EPILOG = """examples:
   tinygrad-dot predict --model runs/iris/model.npz --data flowers.csv
   tinygrad-dot predict --model runs/iris/model.npz --data flowers.npz --out predictions.csv
+  tinygrad-dot predict --model runs/gpu/model.npz --data big.npz --device cuda
 
 --data holds the same feature columns as the training data (CSV, optional header) or an array X (NPZ).
 If it also has the target (a last CSV column, or an array y), the score is printed to stderr.
@@ -184,8 +185,9 @@ def run_predict(args) -> int:
 
     td = tinygrad_dot
 
+    device = resolve_device(args.device)
     try:
-        model = td.models.load(args.model)
+        model = td.models.load(args.model, device=device)
     except FileNotFoundError:
         raise CliError(f"no such model file: {args.model}") from None
     except (ValueError, OSError, KeyError, TypeError) as exc:
@@ -245,4 +247,5 @@ def add_parser(sub, formatter) -> None:
     q.add_argument("--model", required=True, metavar="PATH", help="a model file from `train` or model.save()")
     q.add_argument("--data", required=True, metavar="PATH", help="a .csv or .npz file of features")
     q.add_argument("--out", metavar="PATH", help="write predictions here (CSV) instead of stdout")
+    q.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda, cuda:N or auto")
     q.set_defaults(run=run_predict)
