@@ -32,7 +32,8 @@ def tdcli(*args, env=None):
 def trained_iris(tmp_path_factory):
     """One real training run through the installed entry point, shared by the tests that read its output."""
     out = tmp_path_factory.mktemp("run") / "iris"
-    result = tdcli("train", "--dataset", "iris", "--epochs", "60", "--lr", "0.05", "--seed", "1", "--out", out)
+    result = tdcli("train", "--dataset", "iris", "--epochs", "60", "--lr", "0.05", "--seed", "1", "--no-plot",
+                   "--out", out)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -47,6 +48,7 @@ def test_train_writes_report_model_and_prints_scores(trained_iris):
     assert f"test accuracy {report['scores']['test']:.4f}" in result.stdout
     assert "Traceback" not in result.stderr
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries behind
+    assert not (out / "loss_curve.png").exists() and "pip install" not in result.stdout  # --no-plot
 
 
 def test_predict_from_saved_model_on_raw_features(trained_iris, tmp_path):

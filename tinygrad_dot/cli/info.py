@@ -85,13 +85,14 @@ def _cache_root() -> Path:
     return sources.cache_root()
 
 
-def _optional(module: str) -> str:
+def _optional(distribution: str) -> str:
+    """Installed version without importing it (matplotlib alone takes a second to import)."""
+    from importlib import metadata
+
     try:
-        return __import__(module).__version__
-    except ImportError:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
         return "not installed"
-    except Exception as exc:  # noqa: BLE001
-        return f"unavailable ({type(exc).__name__})"
 
 
 def collect() -> dict:

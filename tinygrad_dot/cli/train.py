@@ -166,7 +166,7 @@ def run_train(args) -> int:
         "train_seconds": seconds, "samples_per_second": args.epochs * len(split.y_train) / max(seconds, 1e-9),
         "model_file": str(model_path),
     }
-    png = _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
+    png = None if args.no_plot else _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
     if png is not None:
         report["loss_plot"] = str(atomic_write_bytes(out / "loss_curve.png", png))
     atomic_write_json(out / "report.json", report)
@@ -174,7 +174,7 @@ def run_train(args) -> int:
     shown = ", ".join(f"{part} {metric} {value:.4f}" for part, value in scores.items())
     print(f"{shown}; final loss {curve[-1]:.6g}; {seconds:.2f} s ({report['samples_per_second']:.3g} samples/s)")
     print(f"wrote {model_path}, {out / 'report.json'}" + (f", {report['loss_plot']}" if png else ""))
-    if png is None:
+    if png is None and not args.no_plot:
         print(PLOT_HINT)
     return 0
 
@@ -240,6 +240,7 @@ def add_parser(sub, formatter) -> None:
                    help="train on the raw features")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, the shuffling and the initialization")
     p.add_argument("--out", default="runs/latest", metavar="DIR", help="where model, report and plot go")
+    p.add_argument("--no-plot", action="store_true", help="skip the loss-curve PNG (and the matplotlib import)")
     p.set_defaults(run=run_train)
 
     q = sub.add_parser("predict", help=PREDICT_HELP, description=PREDICT_HELP + ".", epilog=PREDICT_EPILOG,
