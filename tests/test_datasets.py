@@ -136,6 +136,9 @@ def test_bad_files(tmp_path):
     np.savez(tmp_path / "nokeys.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="needs an array 'X'"):
         td.data.load_dataset(str(tmp_path / "nokeys.npz"))
+    np.savez(tmp_path / "text.npz", X=np.array([["a", "b"]]), y=np.array([1]))
+    with pytest.raises(ValueError, match="'X' is not numeric"):
+        td.data.load_dataset(str(tmp_path / "text.npz"))
     np.savez(tmp_path / "x.npz", X=np.zeros((5, 2)))
     with pytest.raises(ValueError, match="no target"):
         td.data.load_dataset(str(tmp_path / "x.npz"))

@@ -187,20 +187,19 @@ def load_file(path, n_features: int | None = None):
 
 def _read_npz(path: Path):
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            x_key = "X" if "X" in keys else "data" if "data" in keys else None
-            if x_key is None:
-                raise ValueError(f"{path}: an NPZ dataset needs an array 'X' (or 'data'), found {sorted(keys)}")
-            y_key = "y" if "y" in keys else "target" if "target" in keys else None
-            X = np.asarray(z[x_key], dtype=np.float64)
-            return X, (z[y_key] if y_key else None)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        with np.load(path, allow_pickle=False) as z:  # no pickle: a data file never runs code
+            arrays = {key: z[key] for key in z.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-    except (TypeError, ValueError) as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: unusable arrays ({exc})") from None
+    x_key = next((k for k in ("X", "data") if k in arrays), None)
+    if x_key is None:
+        raise ValueError(f"{path}: an NPZ dataset needs an array 'X' (or 'data'), found {sorted(arrays)}")
+    y_key = next((k for k in ("y", "target") if k in arrays), None)
+    try:
+        X = arrays[x_key].astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: array {x_key!r} is not numeric (dtype {arrays[x_key].dtype})") from None
+    return X, (arrays[y_key] if y_key else None)
 
 
 def _is_number(cell: str) -> bool:
