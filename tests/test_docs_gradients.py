@@ -100,6 +100,17 @@ def test_G7_scalar_xT_error_is_wrong_shape_and_only_a_trace(rng):
         np.dot(rng.standard_normal(D), rng.standard_normal(K))
 
 
+def test_G7_batch_form_with_one_output_contracts_over_samples(rng):
+    X, y = rng.standard_normal((N, D)), rng.standard_normal((N, 1))
+    w, b = rng.standard_normal((1, D)), rng.standard_normal(1)
+    wt, bt = _params(w, b)
+    _mse(X, y, wt, bt).backward()
+    y_hat = X @ w.T + b
+    over_samples = X.T @ (y - y_hat)  # (d, 1): one entry per feature
+    assert over_samples.shape == (D, 1)
+    np.testing.assert_allclose(over_samples.ravel(), -(N / 2) * wt.grad.numpy().ravel(), rtol=1e-10)
+
+
 def test_G8_G9_G10_softmax_cross_entropy(batch, rng):
     X, W, b = batch
     labels = rng.integers(0, K, N)
