@@ -178,10 +178,13 @@ def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):
     (tmp_path / "gemm.py").write_text("print('GEMM RAN')\n")
     (tmp_path / "train.py").write_text("import sys; print('TRAIN TABLE', sys.argv[1:])\n")
     monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path))
-    assert main(["bench", "--", "--quick"]) == 0
+    assert main(["bench"]) == 0
     out = capfd.readouterr().out
-    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out
-    assert "TRAIN TABLE ['--quick']" in out
+    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out and "TRAIN TABLE []" in out
+    assert main(["bench", "--only", "train", "--", "--rounds", "2"]) == 0
+    assert "TRAIN TABLE ['--rounds', '2']" in capfd.readouterr().out
+    assert main(["bench", "--", "--rounds", "2"]) == 1
+    assert "need --only" in capfd.readouterr().err
     (tmp_path / "train.py").write_text("raise SystemExit(3)\n")
     assert main(["bench", "--only", "train"]) == 1
     assert "benchmark failed: train (exit status 3)" in capfd.readouterr().err

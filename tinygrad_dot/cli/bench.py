@@ -18,7 +18,7 @@ HELP = "run the GEMM and training benchmarks for the available devices"
 EPILOG = """examples:
   tinygrad-dot bench                      # everything this machine can run
   tinygrad-dot bench --only train         # the CPU/GPU training benchmark only
-  tinygrad-dot bench --only gemm -- --quick   # arguments after -- go to the script
+  tinygrad-dot bench --only train -- --rounds 2   # arguments after -- go to that script
   docker run --gpus all IMAGE bench       # in the project's Docker image
 
 Results (JSON, Markdown, plots) are written where each script writes them,
@@ -52,6 +52,9 @@ def _gpu_reason() -> str | None:
 
 
 def run(args) -> int:
+    if args.script_args and not args.only:
+        raise CliError("arguments for a benchmark script need --only gemm or --only train (the scripts take "
+                       "different options)")
     folder = benchmarks_dir()
     gpu_reason = _gpu_reason()
     failed = []
