@@ -27,13 +27,29 @@ template <> struct Vec16<float> { using type = float4; };
 template <> struct Vec16<double> { using type = double2; };
 
 // Elements of T in one 128-bit access: 4 floats or 2 doubles.
-template <typename T> constexpr int vec_width() { return 16 / (int)sizeof(T); }
+template <typename T> __host__ __device__ constexpr int vec_width() { return 16 / (int)sizeof(T); }
 
 // A 128-bit register pack viewed either as the vector type or as elements.
 template <typename T> union Pack16 {
     typename Vec16<T>::type vec;
     T elem[vec_width<T>()];
 };
+
+// The second __launch_bounds__ argument (minimum resident blocks per SM) for a
+// kernel of `threads` threads whose register tile (accumulators plus fragments)
+// takes `tile_regs` 32-bit registers. It caps registers at 65536 / (threads *
+// blocks) just above what the tile needs plus `slack` for addresses and indices:
+// without a cap ptxas may hoist more shared loads than fit and spill, or pick a
+// cap on its own that is too low and spill.
+__host__ __device__ constexpr int min_blocks_for(int threads, int tile_regs, int slack = 48) {
+    return 65536 / (threads * (tile_regs + slack)) < 1 ? 1 : 65536 / (threads * (tile_regs + slack));
+}
+
+// 32-bit registers held by a rows x cols register tile and its two fragments.
+template <typename T>
+__host__ __device__ constexpr int tile_registers(int rows, int cols) {
+    return (rows * cols + rows + cols) * (int)sizeof(T) / 4;
+}
 
 __device__ __forceinline__ bool is_aligned16(const void* p) {
     return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;

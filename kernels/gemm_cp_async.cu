@@ -14,7 +14,8 @@
 
 template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int WNITER, int TM, int TN,
           int STAGES>
-__global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS)
+__global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS,
+                  td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::MIN_BLOCKS_PIPELINED)
 gemm_cp_async(int M, int N, int K,
               const T* __restrict__ A, long long lda, long long batch_stride_a,
               const T* __restrict__ B, long long ldb, long long batch_stride_b,
@@ -30,7 +31,12 @@ gemm_cp_async(int M, int N, int K,
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const int k_tiles = (K + BK - 1) / BK;
 
-    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
+    // let the compiler hoist per-row addresses out of it and spill; batches beyond
+    // the 65535 grid limit are split over launches by the host instead.)
+    const int z = blockIdx.z;
+    if (z >= batch) return;
+    {
         const T* Ab = A + z * batch_stride_a;
         const T* Bb = B + z * batch_stride_b;
         T* Cb = C + z * batch_stride_c;
@@ -59,8 +65,7 @@ gemm_cp_async(int M, int N, int K,
             const int slab = kt % STAGES;
             tile.template accumulate<BK, LDA_S, LDB_S>(As + slab * A_SLAB, Bs + slab * B_SLAB);
         }
-        td::cp_async_wait<0>();
-        __syncthreads();  // the next batch entry refills slabs other threads may still read
+        // Groups still open here are the empty ones issued past the last k tile.
         tile.store(Cb, ldc, m0, n0, M, N, td::vector_access_ok(Cb, ldc));
     }
 }

@@ -9,11 +9,11 @@
 // kernel is bound by shared-memory bandwidth; rung 2 fixes that.
 //
 // C = A @ B with A(m,k) = TRANS_A ? A[k*lda+m] : A[m*lda+k], B(k,n) likewise;
-// batch entry z starts at z * batch_stride_* (0 broadcasts an operand).
+// batch entry z = blockIdx.z starts at z * batch_stride_* (0 broadcasts an operand).
 #include "common.cuh"
 
 template <typename T, bool TRANS_A, bool TRANS_B, int TILE>
-__global__ void __launch_bounds__(TILE * TILE)
+__global__ void __launch_bounds__(TILE * TILE, td::min_blocks_for(TILE * TILE, td::tile_registers<T>(1, 1)))
 gemm_smem_tiled(int M, int N, int K,
                 const T* __restrict__ A, long long lda, long long batch_stride_a,
                 const T* __restrict__ B, long long ldb, long long batch_stride_b,
@@ -26,7 +26,12 @@ gemm_smem_tiled(int M, int N, int K,
     const int row = tid / TILE, col = tid % TILE;  // a warp shares row: As reads broadcast
     const int m0 = blockIdx.y * TILE, n0 = blockIdx.x * TILE;
 
-    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
+    // let the compiler hoist per-row addresses out of it and spill; batches beyond
+    // the 65535 grid limit are split over launches by the host instead.)
+    const int z = blockIdx.z;
+    if (z >= batch) return;
+    {
         const T* Ab = A + z * batch_stride_a;
         const T* Bb = B + z * batch_stride_b;
         T acc = T(0);

@@ -13,7 +13,7 @@
 #include "common.cuh"
 
 template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int TM, int TN>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), td::min_blocks_for((BM / TM) * (BN / TN), td::tile_registers<T>(TM, TN)))
 gemm_vectorized(int M, int N, int K,
                 const T* __restrict__ A, long long lda, long long batch_stride_a,
                 const T* __restrict__ B, long long ldb, long long batch_stride_b,
@@ -31,7 +31,12 @@ gemm_vectorized(int M, int N, int K,
     const int tm0 = (tid / THREADS_N) * TM, tn0 = (tid % THREADS_N) * TN;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
 
-    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
+    // let the compiler hoist per-row addresses out of it and spill; batches beyond
+    // the 65535 grid limit are split over launches by the host instead.)
+    const int z = blockIdx.z;
+    if (z >= batch) return;
+    {
         const T* Ab = A + z * batch_stride_a;
         const T* Bb = B + z * batch_stride_b;
         T* Cb = C + z * batch_stride_c;

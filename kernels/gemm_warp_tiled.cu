@@ -9,7 +9,8 @@
 #include "warp_tile.cuh"
 
 template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int WNITER, int TM, int TN>
-__global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS)
+__global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS,
+                  td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::MIN_BLOCKS)
 gemm_warp_tiled(int M, int N, int K,
                 const T* __restrict__ A, long long lda, long long batch_stride_a,
                 const T* __restrict__ B, long long ldb, long long batch_stride_b,
@@ -22,7 +23,12 @@ gemm_warp_tiled(int M, int N, int K,
     const int tid = threadIdx.x;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
 
-    for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
+    // let the compiler hoist per-row addresses out of it and spill; batches beyond
+    // the 65535 grid limit are split over launches by the host instead.)
+    const int z = blockIdx.z;
+    if (z >= batch) return;
+    {
         const T* Ab = A + z * batch_stride_a;
         const T* Bb = B + z * batch_stride_b;
         T* Cb = C + z * batch_stride_c;

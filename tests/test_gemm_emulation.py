@@ -36,8 +36,8 @@ def rel_err(c, ref):
     return float(np.max(np.abs(c - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
-def check(a, b, cfg):
-    c = emulated_matmul(a, b, cfg)
+def check(a, b, cfg, **kw):
+    c = emulated_matmul(a, b, cfg, **kw)
     ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert c.shape == ref.shape and c.dtype == a.dtype
     err = rel_err(c, ref)
@@ -74,6 +74,8 @@ def test_rung_misaligned_and_batched(rung, dtype):
     b = rng.standard_normal((65, 7)).astype(dtype)
     check(a, b, cfg)
     check(np.swapaxes(a, 1, 2), rng.standard_normal((33, 7)).astype(dtype), cfg)  # batched A^T B
+    # a batch larger than the grid's z limit (lowered to 2 here): split launches
+    check(a, rng.standard_normal((3, 65, 7)).astype(dtype), cfg, max_grid_z=2)
     # broadcast batch dims on both sides that need materializing
     check(rng.standard_normal((2, 1, 7, 33)).astype(dtype), rng.standard_normal((3, 33, 65)).astype(dtype), cfg)
 

@@ -92,9 +92,10 @@ _SYMBOLS = {(cfg, dtype, ta, tb): sym for sym, cfg, dtype, ta, tb in instantiati
 
 
 def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, workers: int | None = None,
-                    poison: bool = True) -> np.ndarray:
+                    poison: bool = True, max_grid_z: int = configs.MAX_GRID_Z) -> np.ndarray:
     """numpy.matmul(a, b) computed by the emulated kernel `cfg`, reading a and b in
-    place through their strides as the CUDA path does."""
+    place through their strides as the CUDA path does. max_grid_z lowers the grid's
+    z limit so a test can exercise the batch split over several launches."""
     if a.dtype != b.dtype or a.dtype not in (configs.F32, configs.F64):
         raise TypeError(f"emulated_matmul needs two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
     p = plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
@@ -107,18 +108,18 @@ def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, 
         c.fill(np.nan)  # an element the kernel does not write fails the comparison
     if c.size == 0:
         return c
-    sym = _SYMBOLS[(cfg, a.dtype, p.a.trans, p.b.trans)]
-    gx, gy, gz = cfg.grid(p.M, p.N, p.batch)
-    err = ctypes.create_string_buffer(512)
-    fn = getattr(library(), sym)
+    fn = getattr(library(), _SYMBOLS[(cfg, a.dtype, p.a.trans, p.b.trans)])
     fn.restype = ctypes.c_int
-    ll, ptr = ctypes.c_longlong, ctypes.c_void_p
-    rc = fn(ctypes.c_int(p.M), ctypes.c_int(p.N), ctypes.c_int(p.K),
-            ptr(a.ctypes.data), ll(p.a.ld), ll(p.a.batch_stride),
-            ptr(b.ctypes.data), ll(p.b.ld), ll(p.b.batch_stride),
-            ptr(c.ctypes.data), ll(p.N), ll(p.M * p.N), ctypes.c_int(p.batch),
-            ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(gz), ctypes.c_uint(cfg.threads),
-            ctypes.c_int(workers or os.cpu_count() or 1), err, ctypes.c_size_t(len(err)))
-    if rc:
-        raise RuntimeError(f"emulated {cfg.label()} failed: {err.value.decode()}")
+    ll, ptr, item = ctypes.c_longlong, ctypes.c_void_p, a.itemsize
+    err = ctypes.create_string_buffer(512)
+    for z0, count in plan.batch_chunks(p.batch, max_grid_z):
+        gx, gy, gz = cfg.grid(p.M, p.N, count)
+        rc = fn(ctypes.c_int(p.M), ctypes.c_int(p.N), ctypes.c_int(p.K),
+                ptr(a.ctypes.data + z0 * p.a.batch_stride * item), ll(p.a.ld), ll(p.a.batch_stride),
+                ptr(b.ctypes.data + z0 * p.b.batch_stride * item), ll(p.b.ld), ll(p.b.batch_stride),
+                ptr(c.ctypes.data + z0 * p.M * p.N * item), ll(p.N), ll(p.M * p.N), ctypes.c_int(count),
+                ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(gz), ctypes.c_uint(cfg.threads),
+                ctypes.c_int(workers or os.cpu_count() or 1), err, ctypes.c_size_t(len(err)))
+        if rc:
+            raise RuntimeError(f"emulated {cfg.label()} failed: {err.value.decode()}")
     return c

@@ -10,7 +10,8 @@ Every kernel has the signature
         const T* A, long long lda, long long batch_stride_a,
         const T* B, long long ldb, long long batch_stride_b,
         T* C, long long ldc, long long batch_stride_c, int batch)
-and is launched with 1-D blocks and grid (ceil(N/BN), ceil(M/BM), min(batch, 65535)).
+and is launched with 1-D blocks and grid (ceil(N/BN), ceil(M/BM), batch); a batch
+over the 65535 grid limit is split over launches (plan.batch_chunks).
 """
 from __future__ import annotations
 

@@ -109,3 +109,10 @@ def materialize(xp, x, batch_shape: tuple):
     """The C-contiguous copy, over the full output batch, that a plan with copy=True
     asks for (xp is numpy or cupy)."""
     return xp.ascontiguousarray(xp.broadcast_to(x, (*batch_shape, *x.shape[-2:])))
+
+
+def batch_chunks(batch: int, max_grid_z: int = 65535):
+    """(first entry, count) of each launch: one launch unless the batch exceeds the
+    grid's z limit, in which case the host offsets the pointers per chunk."""
+    for z0 in range(0, batch, max_grid_z):
+        yield z0, min(max_grid_z, batch - z0)

@@ -1,0 +1,90 @@
+"""Static checks of every kernel instantiation, no GPU needed.
+
+Every (rung, tile config, dtype, layout) the package can launch is compiled
+through NVRTC for sm_80 and sm_90 with the runtime's exact options
+(tinygrad_dot.gemm.compile.compile_options) and must use zero spill bytes; the
+vectorized rungs' SASS must have 128-bit global loads (LDG.E.128, or 16-byte
+LDGSTS for cp.async) and no local-memory traffic. `pytest -s` prints registers,
+shared memory and an occupancy estimate per variant.
+Tools come from pip: nvidia-cuda-nvrtc-cu12 and nvidia-cuda-nvdisasm.
+"""
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tinygrad_dot.gemm import configs, nvrtc, report
+
+ARCHS = (80, 90)
+LDG_128 = re.compile(r"\bLDG\.E\.128\b")
+LDGSTS_128 = re.compile(r"\bLDGSTS\.E(\.\w+)*\.128\b")
+LDGSTS_ANY = re.compile(r"\bLDGSTS\.E")
+
+
+def expected_global_load(rung, layout):
+    """The load each vectorized rung must contain. cp.async can copy 16 bytes only
+    for an operand whose unit-stride index is the shared tile's row (A transposed,
+    B not): the NT layout has none, and copies element-sized instead."""
+    if rung in ("vectorized", "warp_tiled"):
+        return LDG_128
+    if rung == "cp_async":
+        return LDGSTS_ANY if layout == "NT" else LDGSTS_128
+    return None
+LOCAL_MEMORY = re.compile(r"\b(LDL|STL)\b")
+
+pytestmark = pytest.mark.skipif(not nvrtc.available(),
+                                reason="libnvrtc not found (pip install nvidia-cuda-nvrtc-cu12)")
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """{(rung, cc): (CompileResult, names)} for every rung and architecture."""
+    jobs = [(rung, cc) for cc in ARCHS for rung in configs.RUNGS if cc >= configs.RUNGS[rung].min_sm]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # ctypes drops the GIL while NVRTC compiles
+        results = list(pool.map(lambda job: report.compile_rung(*job), jobs))
+    return dict(zip(jobs, results))
+
+
+def test_every_variant_compiles_without_spills(compiled):
+    rows = [r for (rung, cc), res in compiled.items() for r in report.reports_from(*res, cc)]
+    expected = sum(1 for cc in ARCHS for rung in configs.RUNGS if cc >= configs.RUNGS[rung].min_sm
+                   for _ in report.variants(rung))
+    assert len(rows) == expected
+    print(f"\nNVRTC {'.'.join(map(str, nvrtc.version()))}: {len(rows)} variants")
+    for r in rows:
+        print(r.row())
+    spilled = [r.row() for r in rows if r.spill_bytes or r.stack_bytes]
+    assert not spilled, "variants with spills or a stack frame:\n" + "\n".join(spilled)
+    for r in rows:
+        assert r.smem_bytes == r.config.smem_bytes(r.dtype), f"configs.smem_bytes is out of date for {r.row()}"
+        assert r.blocks_per_sm >= 1, r.row()
+
+
+def test_vectorized_rungs_sass(compiled):
+    if report.nvdisasm_path() is None:
+        pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm)")
+    checked = 0
+    for (rung, cc), (result, names) in compiled.items():
+        functions = report.sass(result.cubin)
+        for expr, (_, _, layout) in names.items():
+            text = functions[result.lowered[expr]]
+            assert not LOCAL_MEMORY.search(text), f"{expr} on sm_{cc} touches local memory"
+            pattern = expected_global_load(rung, layout)
+            if pattern is not None:
+                assert pattern.search(text), f"{expr} on sm_{cc} lacks {pattern.pattern}"
+                checked += 1
+    assert checked > 0
+
+
+def test_ptxas_log_parser():
+    log = ("ptxas info    : Compiling entry function '_Zfoo' for 'sm_90'\n"
+           "ptxas info    : Function properties for _Zfoo\n"
+           "ptxas         .     8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n"
+           "ptxas info    : Used 128 registers, used 1 barriers, 13056 bytes smem, 400 bytes cmem[0]\n")
+    assert report.parse_ptxas_log(log) == {
+        "_Zfoo": dict(registers=128, spill_bytes=16, stack_bytes=8, smem_bytes=13056)}
+
+
+def test_nvrtc_error_names_the_source():
+    with pytest.raises(nvrtc.NvrtcError, match="broken.cu"):
+        nvrtc.compile_cubin("__global__ void k() { undefined_thing(); }", "broken.cu", ["--gpu-architecture=sm_80"], [])

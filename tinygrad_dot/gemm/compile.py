@@ -1,0 +1,87 @@
+"""Compiling the kernels: NVRTC options in ONE place, cubins cached on disk and
+modules cached in-process.
+
+The runtime and the CI static checks both call compile_options(), so the checks
+see exactly what runs. A cubin is keyed by the kernels' sha256, the options, the
+NVRTC version and the instantiation, and stored under <cache>/cubin/ with its
+lowered (mangled) kernel name beside it, so a second process loads instead of
+recompiling.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import configs, nvrtc, sources
+
+
+def compile_options(cc: int) -> list:
+    """NVRTC options for compute capability cc (e.g. 80, 90)."""
+    return [
+        "--std=c++17",
+        f"--gpu-architecture=sm_{cc}",
+        f"--include-path={sources.kernels_dir()}",
+        "--ptxas-options=-v",  # register/spill report in the log (read by the CI checks)
+        "-DNDEBUG",
+    ]
+
+
+def _atomic_write(path: Path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cubin_key(name_expression: str, cc: int) -> str:
+    h = hashlib.sha256()
+    for part in (sources.kernels_sha256(), " ".join(compile_options(cc)), str(nvrtc.version()), name_expression):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def cached_cubin(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool, cc: int):
+    """(cubin path, lowered kernel name), compiling through NVRTC on a cache miss."""
+    expr = cfg.name_expression(dtype, trans_a, trans_b)
+    base = sources.cache_root() / "cubin" / cubin_key(expr, cc)
+    cubin, meta = base.with_suffix(".cubin"), base.with_suffix(".json")
+    if cubin.exists() and meta.exists():
+        try:
+            return cubin, json.loads(meta.read_text())["lowered"]
+        except (ValueError, KeyError):
+            pass  # damaged entry: rebuild it
+    source = configs.RUNGS[cfg.rung].source
+    result = nvrtc.compile_cubin(sources.read_source(source), source, compile_options(cc), [expr])
+    _atomic_write(cubin, result.cubin)
+    _atomic_write(meta, json.dumps({"expression": expr, "lowered": result.lowered[expr]}).encode())
+    return cubin, result.lowered[expr]
+
+
+@lru_cache(maxsize=None)
+def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b: bool, cc: int):
+    """A launchable cupy.RawKernel for this instantiation (cached per process)."""
+    import cupy
+
+    dtype = np.dtype(dtype_str)
+    if nvrtc.available():
+        path, lowered = cached_cubin(cfg, dtype, trans_a, trans_b, cc)
+        return cupy.RawModule(path=str(path)).get_function(lowered)
+    # No libnvrtc of our own: let CuPy compile (it adds -arch itself, and caches on disk).
+    expr = cfg.name_expression(dtype, trans_a, trans_b)
+    opts = tuple(o for o in compile_options(cc) if not o.startswith("--gpu-architecture"))
+    module = cupy.RawModule(code=sources.read_source(configs.RUNGS[cfg.rung].source), options=opts,
+                            name_expressions=[expr])
+    return module.get_function(expr)
