@@ -100,6 +100,7 @@ def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris)
                     "no such file")
     _one_line_error(capsys, ["train", "--dataset", str(bad_csv), "--out", str(tmp_path)],
                     "bad.csv:3: column 2 is not a number: 'oops'")
+    _one_line_error(capsys, ["train", "--dataset", "iris", "--out", str(bad_csv / "run")], "cannot create --out")
     _one_line_error(capsys, ["predict", "--model", str(tmp_path / "nope.npz"), "--data", str(bad_csv)],
                     "no such model file")
     corrupt = tmp_path / "corrupt.npz"

@@ -139,6 +139,11 @@ def run_train(args) -> int:
         model = _estimator_class(kind)(**settings)
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
+    out = Path(args.out)
+    try:  # before training: a bad --out should not cost a training run
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create --out {out}: {exc}") from None
     header = (f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} "
               f"test samples, {split.n_features} features) on {device}")
     with warnings.catch_warnings():
@@ -149,13 +154,7 @@ def run_train(args) -> int:
     scores = {"train": float(model.score(split.X_train, split.y_train))}
     if len(split.y_test):
         scores["test"] = float(model.score(split.X_test, split.y_test))
-    out = Path(args.out)
     model_path = out / "model.npz"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _fold_standardization(model, split, model_path)
-    except OSError as exc:
-        raise CliError(f"cannot write to {out}: {exc}") from None
     curve = [float(v) for v in model.loss_curve_]
     report = {
         "dataset": args.dataset, "task": split.task, "model": type(model).__name__, "params": {
@@ -167,9 +166,13 @@ def run_train(args) -> int:
         "model_file": str(model_path),
     }
     png = None if args.no_plot else _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
-    if png is not None:
-        report["loss_plot"] = str(atomic_write_bytes(out / "loss_curve.png", png))
-    atomic_write_json(out / "report.json", report)
+    try:
+        _fold_standardization(model, split, model_path)
+        if png is not None:
+            report["loss_plot"] = str(atomic_write_bytes(out / "loss_curve.png", png))
+        atomic_write_json(out / "report.json", report)
+    except OSError as exc:
+        raise CliError(f"cannot write to {out}: {exc}") from None
 
     shown = ", ".join(f"{part} {metric} {value:.4f}" for part, value in scores.items())
     print(f"{shown}; final loss {curve[-1]:.6g}; {seconds:.2f} s ({report['samples_per_second']:.3g} samples/s)")
@@ -180,20 +183,17 @@ def run_train(args) -> int:
 
 
 def run_predict(args) -> int:
-    import tinygrad_dot.data
-    import tinygrad_dot.models
-
-    td = tinygrad_dot
+    from tinygrad_dot import data, models
 
     device = resolve_device(args.device)
     try:
-        model = td.models.load(args.model, device=device)
+        model = models.load(args.model, device=device)
     except FileNotFoundError:
         raise CliError(f"no such model file: {args.model}") from None
     except (ValueError, OSError, KeyError, TypeError) as exc:
         raise CliError(f"cannot load model {args.model}: {exc}") from None
     try:
-        X, y, _ = td.data.load_file(args.data, n_features=model.n_features_in_)
+        X, y, _ = data.load_file(args.data, n_features=model.n_features_in_)
         predictions = model.predict(X)
         score = None if y is None else float(model.score(X, y))
     except FileNotFoundError as exc:
