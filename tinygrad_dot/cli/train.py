@@ -71,10 +71,16 @@ def _fold_standardization(model, split, path: Path) -> None:
     import tinygrad_dot as td
     from tinygrad_dot import io as td_io
 
-    model.save(path)
     if split.mean is None:
+        model.save(path)
         return
-    state = td_io.load(path, kind="model")
+    # Never leave the standardized-input weights at ``path``, even for a moment.
+    scratch = path.with_name(f".{path.stem}.standardized.npz")
+    try:
+        model.save(scratch)
+        state = td_io.load(scratch, kind="model")
+    finally:
+        scratch.unlink(missing_ok=True)
     fitted = state["fitted"]
     weight = fitted["weight"].numpy()
     raw_weight = weight / split.scale
