@@ -201,3 +201,39 @@ def test_demo_trains_both_models(capsys):
     diabetes = next(line for line in out.splitlines() if line.startswith("cpu") and "diabetes" in line)
     assert float(digits.split("accuracy")[1].split()[0]) > 0.9
     assert float(diabetes.split("R^2")[1].split()[0]) > 0.4
+
+
+def _fake_cupy(properties=None, fail=None):
+    """A stand-in CuPy module: GPU listing is tested without a GPU."""
+    from types import SimpleNamespace
+
+    def broken(*args):
+        raise RuntimeError(fail)
+
+    runtime = SimpleNamespace(
+        runtimeGetVersion=broken if fail else (lambda: 12040), driverGetVersion=lambda: 12080,
+        getDeviceCount=lambda: 1, getDeviceProperties=broken if fail else (lambda i: properties))
+    return SimpleNamespace(__version__="13.3.0", cuda=SimpleNamespace(runtime=runtime))
+
+
+def test_info_lists_gpus_and_the_kernels_each_can_use(monkeypatch):
+    from tinygrad_dot.cli import info
+
+    turing = {"name": b"Tesla T4", "major": 7, "minor": 5, "multiProcessorCount": 40, "totalGlobalMem": 16 * 2**30}
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(turing))
+    facts = info.collect()
+    (gpu,) = facts["gpus"]
+    assert gpu["name"] == "Tesla T4" and gpu["compute_capability"] == "7.5"
+    assert "warp_tiled" in gpu["kernels"] and "cp_async" not in gpu["kernels"]  # cp.async needs sm_80
+    assert facts["cuda_runtime"] == "12.4" and facts["cuda_driver"] == "12.8"
+    assert "GPU 0        Tesla T4, compute capability 7.5" in info.render(facts)
+
+
+def test_info_survives_a_broken_cuda_stack(monkeypatch):
+    from tinygrad_dot.cli import info
+
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(fail="cudaErrorInsufficientDriver"))
+    facts = info.collect()
+    assert facts["cuda_runtime"] == "unavailable (RuntimeError: cudaErrorInsufficientDriver)"
+    assert facts["gpus"] == ["unavailable (RuntimeError: cudaErrorInsufficientDriver)"]
+    assert "unavailable" in info.render(facts)

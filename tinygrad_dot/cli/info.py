@@ -16,13 +16,17 @@ EPILOG = """examples:
 _CUDA_HINT = "pip install 'tinygrad_dot[cuda12]' or 'tinygrad_dot[cuda13]'"
 
 
+def _unavailable(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"unavailable ({type(exc).__name__}{': ' + text[:160] if text else ''})"
+
+
 def _probe(fn):
     """fn() or a short 'unavailable (...)' string; info must never raise."""
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001 - any failure is something to report, not to raise
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        return f"unavailable ({type(exc).__name__}{': ' + text[:160] if text else ''})"
+        return _unavailable(exc)
 
 
 def _cuda_version(code: int) -> str:
@@ -42,6 +46,9 @@ def _cupy_facts(facts: dict) -> None:
     except ImportError:
         facts["cupy"] = f"not installed ({_CUDA_HINT})"
         facts["gpus"] = []
+        return
+    except Exception as exc:  # noqa: BLE001 - installed but broken (e.g. missing CUDA libraries)
+        facts["cupy"] = facts["gpus"] = _unavailable(exc)
         return
     facts["cupy"] = cupy.__version__
     runtime = cupy.cuda.runtime
