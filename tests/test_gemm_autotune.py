@@ -1,0 +1,170 @@
+"""CPU tests of the GEMM package's pure-Python parts: operand planning, shape
+buckets, cache keys, the autotune cache file, and config tables."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from tinygrad_dot import gemm
+from tinygrad_dot.gemm import autotune, configs, plan, sources
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def plan_of(a, b):
+    return plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
+
+
+# ------------------------------------------------------------------- planning
+def test_transposed_views_are_read_in_place():
+    x = np.zeros((6, 5), np.float32)
+    w = np.zeros((4, 5), np.float32)
+    p = plan_of(x.T, np.zeros((6, 3), np.float32))  # X^T G (weight gradient)
+    assert (p.M, p.N, p.K, p.layout) == (5, 3, 6, "TN") and p.a.ld == 5 and not p.a.copy
+    p = plan_of(x, w.T)  # X W^T
+    assert (p.M, p.N, p.K, p.layout) == (6, 4, 5, "NT") and p.b.ld == 5 and not p.b.copy
+
+
+def test_padded_and_sliced_views_keep_their_leading_dimension():
+    big = np.zeros((10, 12), np.float64)
+    p = plan_of(big[:7, :5], big[:5, 2:9])
+    assert (p.a.ld, p.b.ld, p.a.copy, p.b.copy) == (12, 12, False, False)
+
+
+def test_only_doubly_strided_operands_are_copied():
+    a = np.zeros((8, 8), np.float32)[::2, ::2]  # both strides non-unit
+    p = plan_of(a, np.zeros((4, 3), np.float32))
+    assert p.a.copy and not p.b.copy
+    assert plan_of(a[::-1].copy()[::-1], np.zeros((4, 3), np.float32)).a.copy  # negative stride
+
+
+def test_batch_strides_and_broadcast():
+    a = np.zeros((3, 4, 5), np.float32)
+    p = plan_of(a, np.zeros((5, 2), np.float32))
+    assert p.batch_shape == (3,) and p.a.batch_stride == 20 and p.b.batch_stride == 0 and not p.b.copy
+    p = plan_of(np.zeros((1, 4, 5), np.float32), np.zeros((3, 5, 2), np.float32))
+    assert p.a.batch_stride == 0 and p.b.batch_stride == 10 and not (p.a.copy or p.b.copy)
+    # (2,1) against (3,): no single stride describes a's batch over (2,3) -> copy
+    p = plan_of(np.zeros((2, 1, 4, 5), np.float32), np.zeros((3, 5, 2), np.float32))
+    assert p.batch_shape == (2, 3) and p.a.copy and p.b.copy and p.a.batch_stride == 20
+    # a batch made of two contiguous dims flattens to one stride
+    p = plan_of(np.zeros((2, 3, 4, 5), np.float32), np.zeros((5, 2), np.float32))
+    assert p.batch == 6 and p.a.batch_stride == 20 and not p.a.copy
+
+
+def test_bad_shapes_name_both():
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        plan.plan_matmul((3, 4), (16, 4), (5, 2), (8, 4), 4)
+    with pytest.raises(ValueError, match="broadcast"):
+        plan.plan_matmul((2, 3, 4), (48, 16, 4), (3, 4, 2), (32, 8, 4), 4)
+    with pytest.raises(ValueError, match="2 dimensions"):
+        plan.plan_matmul((4,), (4,), (4, 2), (8, 4), 4)
+
+
+def test_batch_chunks_respect_the_grid_limit():
+    assert list(plan.batch_chunks(5)) == [(0, 5)]
+    assert list(plan.batch_chunks(70000)) == [(0, 65535), (65535, 4465)]
+
+
+# --------------------------------------------------------------------- tables
+def test_config_tables_are_consistent():
+    for dtype in (configs.F32, configs.F64):
+        assert list(configs.DEFAULTS[dtype]) == gemm.kernel_names()
+        for cfg in configs.all_configs(dtype):
+            assert cfg.problems(dtype) == [], (cfg, dtype)
+            assert cfg.name_expression(dtype, True, False).startswith(f"gemm_{cfg.rung}<{configs.CTYPES[dtype]},true,false,")
+    with pytest.raises(ValueError, match="unknown GEMM kernel"):
+        configs.KernelConfig("nope", ())
+    assert configs.C("cp_async", 128, 128, 32, 64, 32, 2, 8, 4, 4).problems(configs.F32)  # too much smem
+
+
+def test_untuned_config_by_shape_class():
+    big, small = configs.UNTUNED[configs.F32]
+    assert configs.untuned_config(np.float32, 4096, 4096, 1, 132) == big
+    assert configs.untuned_config(np.float32, 256, 256, 1, 132) == small
+    assert configs.untuned_config(np.float32, 4096, 4096, 1, 132, cc=75).rung == "warp_tiled"  # no cp.async
+
+
+def test_kernels_sha256_definition(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.cu").write_bytes(b"B")
+    (tmp_path / "sub" / "a.cuh").write_bytes(b"A")
+    import hashlib
+    expected = hashlib.sha256(b"b.cu\0B" + b"sub/a.cuh\0A").hexdigest()
+    assert sources.kernels_sha256(tmp_path) == expected
+    assert len(sources.kernels_sha256()) == 64
+
+
+def test_package_imports_without_cupy():
+    assert isinstance(gemm.available(), bool)
+    assert "cp_async" in gemm.kernel_names()
+
+
+# ------------------------------------------------------------------- autotune
+def test_shape_buckets():
+    assert autotune.shape_bucket(1, 7, 33) == "m16_n16_k64_b1"
+    assert autotune.shape_bucket(1000, 1024, 1025) == "m1024_n1024_k2048_b1"
+    assert autotune.shape_bucket(10**6, 64, 64, 64) == "m16384_n64_k64_b64"
+    assert autotune.shape_bucket(100, 100, 100, 3) == autotune.shape_bucket(128, 128, 128, 4)
+
+
+def test_device_key_composition():
+    key = autotune.device_key("NVIDIA H100 80GB HBM3 ", 90, "13.6.0", (12, 9))
+    assert key == "NVIDIA H100 80GB HBM3|sm_90|cupy-13.6.0|nvrtc-12.9"
+    assert autotune.entry_key(np.float64, "TN", "m16_n16_k16_b1") == "float64|TN|m16_n16_k16_b1"
+
+
+def test_cache_round_trip_is_atomic(cache_dir):
+    cache = autotune.TuningCache()
+    assert cache.path == cache_dir / "autotune.json"
+    cfg = configs.UNTUNED[configs.F32][1]
+    cache.put("devA", "float32|NN|b", cfg, {cfg.label(): 0.5})
+    cache.put("devB", "float32|NN|b", configs.UNTUNED[configs.F32][0])
+    assert autotune.TuningCache().get("devA", "float32|NN|b") == cfg
+    assert autotune.TuningCache().get("devB", "float32|NN|b") == configs.UNTUNED[configs.F32][0]
+    assert autotune.TuningCache().get("devC", "float32|NN|b") is None
+    assert [p.name for p in cache_dir.iterdir()] == ["autotune.json"]  # no temp files left
+    assert json.loads((cache_dir / "autotune.json").read_text())["version"] == autotune.CACHE_VERSION
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": 999, "devices": {}}', "[]"])
+def test_damaged_cache_is_ignored_with_a_warning(cache_dir, content):
+    (cache_dir / "autotune.json").write_text(content)
+    with pytest.warns(RuntimeWarning, match="ignoring unreadable autotune cache"):
+        assert autotune.TuningCache().get("dev", "k") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        autotune.TuningCache().put("dev", "k", configs.UNTUNED[configs.F64][0])  # rewrites a good file
+    assert autotune.TuningCache().get("dev", "k") == configs.UNTUNED[configs.F64][0]
+
+
+def test_autotuner_times_once_then_reuses(cache_dir, monkeypatch):
+    timed = []
+
+    def fake_time(cands, launch):
+        timed.append([c.label() for c in cands])
+        return {c.label(): (0.1 if i == 2 else 1.0) for i, c in enumerate(cands)}
+
+    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    cands = autotune.candidates(np.float32, 90)
+    tuner = autotune.Autotuner()
+    args = ("gpu|sm_90", np.float32, "NT", 1000, 1000, 1000, 1, 90, 132, None)
+    assert tuner.choose(*args) == cands[2]
+    assert tuner.choose(*args) == cands[2] and len(timed) == 1          # memoized in process
+    assert autotune.Autotuner().choose(*args) == cands[2] and len(timed) == 1  # persisted: a new process
+    assert autotune.Autotuner().choose("gpu|sm_90", np.float32, "NN", 1000, 1000, 1000, 1, 90, 132, None)
+    assert len(timed) == 2                                                 # new layout: tuned again
+    assert all(c.rung != "cp_async" for c in autotune.candidates(np.float32, 75))
+
+
+def test_tuning_off_uses_shape_class_default(cache_dir, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "time_candidates", lambda *a: pytest.fail("timed with tuning off"))
+    cfg = autotune.Autotuner().choose("gpu", np.float64, "NN", 64, 64, 64, 1, 90, 132, None)
+    assert cfg == configs.untuned_config(np.float64, 64, 64, 1, 132, 90)
+    assert not (cache_dir / "autotune.json").exists()
