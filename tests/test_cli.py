@@ -156,6 +156,26 @@ def test_regression_run_without_optional_extras(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "loss_curve.png").exists()
 
 
+def test_progress_bar_on_a_terminal_and_lines_in_a_log(monkeypatch):
+    import io
+
+    from tinygrad_dot.cli._common import EpochProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    pytest.importorskip("tqdm")
+    for stream, expected in ((Terminal(), "loss=0.5"), (io.StringIO(), "train: epoch 4/4 loss 0.5 (")):
+        monkeypatch.setattr(sys, "stderr", stream)
+        progress = EpochProgress(4, 100)
+        for epoch in range(1, 5):
+            progress.update(epoch, 0.5)
+        progress.close()
+        assert expected in stream.getvalue()
+    assert stream.getvalue().count("\n") == 4  # plain lines: one per epoch for a 4-epoch run
+
+
 def test_loss_plot_with_matplotlib(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert main(["train", "--dataset", "wine", "--epochs", "3", "--out", str(tmp_path)]) == 0

@@ -58,19 +58,21 @@ def atomic_write_json(path, obj) -> Path:
 
 class EpochProgress:
     """One tick per epoch with the loss and throughput: a tqdm bar when tqdm is
-    installed and stderr is a terminal-like stream, otherwise one plain line per
-    epoch (``every`` thins them out for long runs)."""
+    installed and stderr is a terminal; otherwise (no tqdm, or output to a log
+    or pipe, where a redrawn bar is noise) plain lines, about ten per run."""
 
     def __init__(self, total: int, n_samples: int, desc: str = "train", start: float | None = None):
         self.total, self.n_samples, self.desc = total, n_samples, desc
         self.every = max(1, total // 10)
         self.start = self.last = time.perf_counter() if start is None else start
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self.bar = None
-        else:
-            self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                pass
+            else:
+                self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
     def update(self, epoch: int, loss: float) -> None:
         now = time.perf_counter()
