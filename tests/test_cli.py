@@ -78,6 +78,18 @@ def test_info_never_raises_and_reports_no_gpu(tmp_path):
     assert isinstance(facts["gpus"], (list, str))
 
 
+def test_info_cache_sizes(tmp_path, monkeypatch):
+    from tinygrad_dot.cli import info
+
+    (tmp_path / "cubin").mkdir()
+    (tmp_path / "cubin" / "a.cubin").write_bytes(b"x" * 3000)
+    (tmp_path / "autotune.json").write_text("{}")
+    monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
+    cache = info.collect()["cache"]
+    assert cache["files"] == 2 and cache["bytes"] == 3002
+    assert cache["parts"]["cubin/"]["bytes"] == 3000 and cache["parts"]["autotune.json"]["files"] == 1
+
+
 def test_user_mistake_through_the_real_entry_point_is_one_line():
     result = tdcli("train", "--dataset", "mnist")
     assert result.returncode == 1 and result.stdout == ""

@@ -34,6 +34,9 @@ def _cuda_version(code: int) -> str:
 
 
 def _folder_size(path: Path) -> dict:
+    """Files and bytes under ``path`` (a single file counts as one)."""
+    if path.is_file():
+        return {"path": str(path), "exists": True, "files": 1, "bytes": path.stat().st_size}
     if not path.is_dir():
         return {"path": str(path), "exists": False, "files": 0, "bytes": 0}
     files = [p for p in path.rglob("*") if p.is_file()]
@@ -115,7 +118,7 @@ def collect() -> dict:
     root = _probe(_cache_root)
     facts["cache"] = _probe(lambda: {**_folder_size(root), "env TINYGRAD_DOT_CACHE_DIR":
                                      os.environ.get("TINYGRAD_DOT_CACHE_DIR", "unset"),
-                                     "parts": {p.name: _folder_size(p) for p in sorted(root.iterdir()) if p.is_dir()}
+                                     "parts": {p.name + ("/" if p.is_dir() else ""): _folder_size(p) for p in sorted(root.iterdir())}
                                      if root.is_dir() else {}})
     facts["optional"] = {m: _optional(m) for m in ("tqdm", "matplotlib")}
     return facts
@@ -153,7 +156,7 @@ def render(f: dict) -> str:
     if isinstance(c, dict):
         state = f"{c['files']} files, {_size(c['bytes'])}" if c["exists"] else "empty (not created yet)"
         lines.append(f"Cache        {c['path']}: {state}  (TINYGRAD_DOT_CACHE_DIR={c['env TINYGRAD_DOT_CACHE_DIR']})")
-        lines.extend(f"  {name + '/':17s} {p['files']} files, {_size(p['bytes'])}" for name, p in c["parts"].items())
+        lines.extend(f"  {name:17s} {p['files']} files, {_size(p['bytes'])}" for name, p in c["parts"].items())
     else:
         lines.append(f"Cache        {c}")
     lines.append("Optional     " + ", ".join(f"{m} {v}" for m, v in f["optional"].items()))
