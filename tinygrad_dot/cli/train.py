@@ -233,14 +233,15 @@ def add_parser(sub, formatter) -> None:
     p.add_argument("--dataset", required=True, metavar="NAME|PATH",
                    help="an embedded dataset name or a .csv/.npz file")
     p.add_argument("--model", choices=("auto", "linear", "logistic"), default="auto",
-                   help="auto: logistic for class labels, linear for real-valued targets")
+                   help="auto: logistic for an embedded classification dataset or a file whose target is text or at "
+                        "most 20 distinct integers, linear otherwise")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when a GPU is usable)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"),
                    help="default: the estimator's")
     p.add_argument("--lr", type=float, help="learning rate (default: the estimator's)")
     p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the training split")
     p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: the estimator's)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="parameter and compute dtype")
     p.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="train on the raw features")
