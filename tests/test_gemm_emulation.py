@@ -97,3 +97,65 @@ def test_poison_is_detected():
     c = emulated_matmul(a, np.ones((3, 5), np.float32), cfg)
     c[1, 2] = np.nan
     assert not rel_err(c, np.full((4, 5), 3.0)) < 1.0
+
+
+class _FakeDevice:
+    id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _FakeDeviceArray(np.ndarray):
+    """A host array that looks like a cupy.ndarray to tinygrad_dot.gemm."""
+
+    @property
+    def data(self):
+        return type("Ptr", (), {"ptr": self.ctypes.data})()
+
+    @property
+    def device(self):
+        return _FakeDevice()
+
+
+def test_matmul_dispatch_end_to_end(monkeypatch):
+    """tinygrad_dot.gemm.matmul with a stand-in CuPy whose kernels are the emulated
+    ones: checks the launch arguments, pointer offsets and batch splitting of the
+    real dispatch code."""
+    import sys
+    import types
+
+    from tests.emulation.emulator import emulated_raw_kernel
+    from tinygrad_dot import gemm
+    from tinygrad_dot.gemm import compile as gemm_compile
+    from tinygrad_dot.gemm import plan
+
+    fake = types.SimpleNamespace(
+        ndarray=_FakeDeviceArray,
+        empty=lambda shape, dtype: np.full(shape, np.nan, dtype).view(_FakeDeviceArray),
+        ascontiguousarray=lambda x: np.ascontiguousarray(x).view(_FakeDeviceArray),
+        broadcast_to=np.broadcast_to)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
+    monkeypatch.setattr(gemm_compile, "get_kernel", lambda cfg, dt, ta, tb, cc: emulated_raw_kernel(cfg, dt, ta, tb))
+    monkeypatch.setattr(plan, "batch_chunks", lambda batch: ((z, 1) for z in range(batch)))  # split every entry
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
+    rng = np.random.default_rng(11)
+    dev = lambda x: x.view(_FakeDeviceArray)  # noqa: E731
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((3, 65, 33)).astype(dtype)
+        b = rng.standard_normal((7, 65)).astype(dtype)
+        for kernel in ["auto", *gemm.kernel_names()]:
+            c = gemm.matmul(dev(np.swapaxes(a, 1, 2)), dev(b.T), kernel=kernel)  # batched TT, broadcast b
+            ref = np.matmul(np.swapaxes(a, 1, 2).astype(np.float64), b.T.astype(np.float64))
+            assert rel_err(np.asarray(c), ref) < TOL[np.dtype(dtype)], kernel
+        c = gemm.matmul(dev(rng.standard_normal((2, 1, 7, 33)).astype(dtype)),
+                        dev(rng.standard_normal((3, 33, 5)).astype(dtype)), kernel="auto")  # materialized
+        assert c.shape == (2, 3, 7, 5) and not np.isnan(np.asarray(c)).any()
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        gemm.matmul(dev(np.zeros((3, 4), np.float32)), dev(np.zeros((5, 2), np.float32)))
+    with pytest.raises(TypeError, match="float32 and float64"):
+        gemm.matmul(dev(np.zeros((3, 4), np.float32)), dev(np.zeros((4, 2), np.float64)))

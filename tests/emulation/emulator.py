@@ -123,3 +123,24 @@ def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, 
         if rc:
             raise RuntimeError(f"emulated {cfg.label()} failed: {err.value.decode()}")
     return c
+
+
+def emulated_raw_kernel(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool):
+    """A stand-in for the cupy.RawKernel of this instantiation: called as
+    kernel(grid, block, args) with the same argument tuple the CUDA dispatch
+    builds, it runs the emulated kernel. Lets tests drive tinygrad_dot.gemm.matmul
+    end to end on the CPU."""
+    fn = getattr(library(), _SYMBOLS[(cfg, np.dtype(dtype), trans_a, trans_b)])
+    fn.restype = ctypes.c_int
+    types = [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong] * 3 + [ctypes.c_int]
+
+    def launch(grid, block, args):
+        if len(args) != len(types) or tuple(block) != (cfg.threads,):
+            raise TypeError(f"bad launch of {cfg.label()}: block {block}, {len(args)} arguments")
+        err = ctypes.create_string_buffer(512)
+        rc = fn(*(t(int(v)) for t, v in zip(types, args)), *(ctypes.c_uint(g) for g in grid),
+                ctypes.c_uint(block[0]), ctypes.c_int(os.cpu_count() or 1), err, ctypes.c_size_t(len(err)))
+        if rc:
+            raise RuntimeError(f"emulated {cfg.label()} failed: {err.value.decode()}")
+
+    return launch

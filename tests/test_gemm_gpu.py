@@ -1,0 +1,139 @@
+"""GPU tests of the project's GEMM kernels (marker `gpu`; skipped without a GPU).
+
+Every rung x dtype x layout on odd sizes (1, 7, 33, 127, 129, 1000, each in each
+of M, N, K), batched and broadcast cases, misaligned operands, the batch split
+past the grid limit, the autotuner end to end and the cuBLAS reference, all
+against float64 NumPy. Outputs are poisoned with NaN (cupy.empty hands out
+NaN-filled arrays during the call), so an element a kernel skips fails.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from tinygrad_dot import gemm
+from tinygrad_dot.gemm import configs
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not gemm.available(),
+                                 reason="needs CuPy and an NVIDIA GPU (install the cuda12 or cuda13 extra)")]
+
+SHAPES = [(1, 7, 33), (7, 33, 127), (33, 127, 129), (127, 129, 1000), (129, 1000, 1), (1000, 1, 7)]
+TOL = {configs.F32: 1e-5, configs.F64: 1e-12}
+
+
+@pytest.fixture(scope="module")
+def cp(tmp_path_factory):
+    """CuPy, with the cubin/autotune cache in a fresh directory shared by the module."""
+    import os
+
+    import cupy
+
+    old = os.environ.get("TINYGRAD_DOT_CACHE_DIR")
+    os.environ["TINYGRAD_DOT_CACHE_DIR"] = str(tmp_path_factory.mktemp("gemm_cache"))
+    yield cupy
+    if old is None:
+        del os.environ["TINYGRAD_DOT_CACHE_DIR"]
+    else:
+        os.environ["TINYGRAD_DOT_CACHE_DIR"] = old
+
+
+def host_operand(rng, rows, cols, dtype, trans):
+    m = rng.standard_normal((cols, rows) if trans else (rows, cols)).astype(dtype)
+    return m.T if trans else m
+
+
+def to_device(cp, x):
+    """Same strides on the device (a transposed host view stays a transposed view)."""
+    if x.flags.c_contiguous:
+        return cp.asarray(x)
+    return cp.asarray(np.ascontiguousarray(x.T)).T
+
+
+def poisoned_matmul(cp, a, b, kernel):
+    """gemm.matmul with cupy.empty patched to hand out NaN-filled arrays, so an
+    output element the kernel never writes stays NaN."""
+    made, empty = [], cp.empty
+
+    def nan_empty(shape, dtype=float, order="C"):
+        x = cp.ndarray(shape, dtype, order=order)
+        x.fill(np.nan)
+        made.append(x)
+        return x
+
+    cp.empty = nan_empty
+    try:
+        c = gemm.matmul(a, b, kernel=kernel)
+    finally:
+        cp.empty = empty
+    if kernel != "cublas":
+        assert any(c is x for x in made), "the result was not allocated through cupy.empty; poisoning is void"
+    return c
+
+
+def check(cp, a, b, kernel):
+    c = poisoned_matmul(cp, a, b, kernel)
+    ref = np.matmul(cp.asnumpy(a).astype(np.float64), cp.asnumpy(b).astype(np.float64))
+    assert c.shape == ref.shape and c.dtype == a.dtype and c.flags.c_contiguous
+    host = cp.asnumpy(c)
+    err = float(np.max(np.abs(host - ref)) / max(np.max(np.abs(ref)), 1e-30)) if ref.size else 0.0
+    assert err < TOL[a.dtype], f"{kernel} {a.dtype} {a.shape}@{b.shape}: relative error {err:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("layout", configs.LAYOUTS)
+@pytest.mark.parametrize("kernel", gemm.kernel_names() + ["auto", "cublas"])
+def test_odd_sizes_all_layouts(cp, kernel, layout, dtype, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")  # "auto" = the untuned shape-class choice here
+    rng = np.random.default_rng(1)
+    for M, N, K in SHAPES:
+        a = to_device(cp, host_operand(rng, M, K, dtype, layout[0] == "T"))
+        b = to_device(cp, host_operand(rng, K, N, dtype, layout[1] == "T"))
+        check(cp, a, b, kernel)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel", gemm.kernel_names())
+def test_batched_broadcast_and_misaligned(cp, kernel, dtype):
+    rng = np.random.default_rng(2)
+    a = cp.asarray(rng.standard_normal((4, 129, 127)).astype(dtype))
+    check(cp, a, cp.asarray(rng.standard_normal((127, 33)).astype(dtype)), kernel)  # broadcast b, one launch
+    check(cp, cp.swapaxes(a, 1, 2), cp.asarray(rng.standard_normal((4, 129, 7)).astype(dtype)), kernel)  # A^T B
+    check(cp, cp.asarray(rng.standard_normal((2, 1, 7, 33)).astype(dtype)),
+          cp.asarray(rng.standard_normal((3, 33, 127)).astype(dtype)), kernel)  # materialized
+    flat = cp.asarray(rng.standard_normal(130 * 128 + 1).astype(dtype))
+    mis = flat[1:].reshape(130, 128)[:, :127]  # pointer off 16-byte alignment, ld 128
+    check(cp, mis, cp.asarray(rng.standard_normal((127, 129)).astype(dtype)), kernel)
+
+
+def test_batch_past_the_grid_limit(cp):
+    rng = np.random.default_rng(3)
+    a = cp.asarray(rng.standard_normal((70000, 3, 5)).astype(np.float32))
+    check(cp, a, cp.asarray(rng.standard_normal((5, 2)).astype(np.float32)), "cp_async")
+
+
+def test_autotuner_end_to_end(cp, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(gemm, "_autotuner", None)
+    rng = np.random.default_rng(4)
+    a = cp.asarray(rng.standard_normal((512, 384)).astype(np.float32))
+    b = cp.asarray(rng.standard_normal((384, 256)).astype(np.float32))
+    check(cp, a, b, "auto")
+    data = json.loads((tmp_path / "autotune.json").read_text())
+    (dev, entries), = data["devices"].items()
+    assert dev == gemm.device_info(a.device.id)["key"]
+    (key, choice), = entries.items()
+    assert key.startswith("float32|NN|") and choice["timings_ms"]
+    assert list((tmp_path / "cubin").glob("*.cubin")), "compiled modules were not cached on disk"
+    check(cp, a, b, "auto")  # served from the cache
+    assert len(json.loads((tmp_path / "autotune.json").read_text())["devices"][dev]) == 1
+
+
+def test_bad_input_is_reported(cp):
+    a = cp.zeros((3, 4), cp.float32)
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        gemm.matmul(a, cp.zeros((5, 2), cp.float32))
+    with pytest.raises(TypeError, match="float32 and float64"):
+        gemm.matmul(a, cp.zeros((4, 2), cp.float64))
+    with pytest.raises(ValueError, match="unknown GEMM kernel"):
+        gemm.matmul(a, cp.zeros((4, 2), cp.float32), kernel="fastest")
