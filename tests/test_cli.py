@@ -66,6 +66,11 @@ def test_predict_from_saved_model_on_raw_features(trained_iris, tmp_path):
     # The saved model takes raw features (standardization folded in) and reproduces the run's test score.
     assert np.mean(predicted == split.y_test) == pytest.approx(report["scores"]["test"])
     assert result.stderr.strip() == f"accuracy on {csv}: {report['scores']['test']:.4f}"
+    # The same from an NPZ of features only, written to a file instead of stdout.
+    np.savez(tmp_path / "flowers.npz", X=split.X_test)
+    assert main(["predict", "--model", str(out / "model.npz"), "--data", str(tmp_path / "flowers.npz"),
+                 "--out", str(tmp_path / "pred.csv")]) == 0
+    assert (tmp_path / "pred.csv").read_text().splitlines() == lines
 
 
 def test_info_never_raises_and_reports_no_gpu(tmp_path):
