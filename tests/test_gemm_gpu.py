@@ -23,19 +23,10 @@ TOL = {configs.F32: 1e-5, configs.F64: 1e-12}
 
 
 @pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    """CuPy, with the cubin/autotune cache in a fresh directory shared by the module."""
-    import os
-
+def cp():
     import cupy
 
-    old = os.environ.get("TINYGRAD_DOT_CACHE_DIR")
-    os.environ["TINYGRAD_DOT_CACHE_DIR"] = str(tmp_path_factory.mktemp("gemm_cache"))
-    yield cupy
-    if old is None:
-        del os.environ["TINYGRAD_DOT_CACHE_DIR"]
-    else:
-        os.environ["TINYGRAD_DOT_CACHE_DIR"] = old
+    return cupy
 
 
 def host_operand(rng, rows, cols, dtype, trans):

@@ -88,3 +88,23 @@ def test_ptxas_log_parser():
 def test_nvrtc_error_names_the_source():
     with pytest.raises(nvrtc.NvrtcError, match="broken.cu"):
         nvrtc.compile_cubin("__global__ void k() { undefined_thing(); }", "broken.cu", ["--gpu-architecture=sm_80"], [])
+
+
+def test_cubin_disk_cache(tmp_path, monkeypatch):
+    """Cubins land on disk with their lowered names; a second lookup (as a second
+    process would do) loads instead of compiling, and a damaged entry is rebuilt."""
+    from tinygrad_dot.gemm import compile as gemm_compile
+
+    monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
+    variants = [(configs.DEFAULTS[configs.F32]["smem_tiled"], configs.F32, False, True),
+                (configs.DEFAULTS[configs.F64]["smem_tiled"], configs.F64, True, False)]
+    gemm_compile.precompile(variants, 80, workers=2)
+    assert len(list((tmp_path / "cubin").glob("*.cubin"))) == 2
+    calls = []
+    real = nvrtc.compile_cubin
+    monkeypatch.setattr(nvrtc, "compile_cubin", lambda *a: calls.append(a) or real(*a))
+    path, lowered = gemm_compile.cached_cubin(*variants[0], 80)
+    assert not calls and path.read_bytes()[:4] == b"\x7fELF" and lowered.startswith("_Z15gemm_smem_tiled")
+    path.with_suffix(".json").write_text("{broken")
+    assert gemm_compile.cached_cubin(*variants[0], 80)[1] == lowered and len(calls) == 1
+    assert gemm_compile.cubin_key("x", 80) != gemm_compile.cubin_key("x", 90)

@@ -144,7 +144,9 @@ class Autotuner:
         self.memo = {}
 
     def choose(self, dev: str, dtype, layout: str, M: int, N: int, K: int, batch: int, cc: int, sm_count: int,
-               launch) -> configs.KernelConfig:
+               launch, precompile=None) -> configs.KernelConfig:
+        """The config for this problem. launch(cfg) runs one candidate on the real
+        operands (for timing); precompile(cfgs), if given, compiles them up front."""
         if not tuning_enabled():
             return configs.untuned_config(dtype, M, N, batch, sm_count, cc)
         key = entry_key(dtype, layout, shape_bucket(M, N, K, batch))
@@ -153,6 +155,8 @@ class Autotuner:
         cfg = self.cache.get(dev, key)
         if cfg is None or cfg.problems(dtype) or cc < configs.RUNGS[cfg.rung].min_sm:
             cands = candidates(dtype, cc)
+            if precompile is not None:
+                precompile(cands)
             timings = time_candidates(cands, launch)
             best = pick_fastest(timings)
             cfg = next(c for c in cands if c.label() == best)

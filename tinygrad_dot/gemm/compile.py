@@ -85,3 +85,14 @@ def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b
     module = cupy.RawModule(code=sources.read_source(configs.RUNGS[cfg.rung].source), options=opts,
                             name_expressions=[expr])
     return module.get_function(expr)
+
+
+def precompile(variants, cc: int, workers: int | None = None):
+    """Fill the disk cache for [(config, dtype, trans_a, trans_b), ...] in parallel
+    (NVRTC runs outside the GIL). A no-op without a libnvrtc of our own."""
+    if not nvrtc.available():
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda v: cached_cubin(*v, cc), variants))
