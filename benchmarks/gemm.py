@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""GEMM benchmark: the project's kernels against cuBLAS on the same GPU, same run.
+
+    python benchmarks/gemm.py [--quick] [--out-dir DIR] [--runs N]
+    python benchmarks/gemm.py --render FILE.json   (re-render table and plot)
+
+Method: CUDA events around each launch, warm-up first (which also autotunes and
+compiles), the median of at least 20 timed runs, inputs rotated over enough
+copies to exceed twice the L2 cache (so small sizes are not flattered), random
+normal data. cuBLAS is cupy.matmul with CUPY_TF32 unset (true FP32). Errors are
+max |C - C_ref| / max |C_ref| against a float64 product. NumPy on the CPU is
+timed where it takes under a few seconds.
+
+Writes <out-dir>/<gpu-name>.json (GPU, CuPy/CUDA versions, git commit,
+kernels_sha256, per case: dtype, shape, layout, kernel, config, TFLOP/s of ours
+and cuBLAS, ratio, error), <gpu-name>.md (Markdown table) and <gpu-name>.png
+(TFLOP/s against size with the peak line; needs matplotlib). Without a GPU it
+says so and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.pop("CUPY_TF32", None)  # keep cuBLAS in true FP32 (must precede the CuPy import)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from tinygrad_dot import gemm  # noqa: E402
+from tinygrad_dot.gemm import sources  # noqa: E402
+
+# Datasheet peaks (TFLOP/s, CUDA cores, no tensor cores) by GPU name fragment.
+PEAKS = {"H100": {"float32": 67.0, "float64": 34.0}, "H200": {"float32": 67.0, "float64": 34.0}}
+NUMPY_MAX_FLOP = 2e11  # time NumPy only where it takes ~1 s or less
+
+
+def cases(quick: bool):
+    """(group, dtype, (batch, M, N, K), layout)."""
+    out = []
+    square = (1024, 4096) if quick else (512, 1024, 2048, 4096, 8192)
+    rect = [(1024, 8192, 1024)] if quick else [(8192, 1024, 8192), (1024, 8192, 1024)]
+    layout_size = 2048 if quick else 4096
+    batched = (16, 512, 512, 512) if quick else (64, 512, 512, 512)
+    for dtype in ("float32", "float64"):
+        out += [("square", dtype, (1, n, n, n), "NN") for n in square]
+        out += [("rectangular", dtype, (1, *mnk), "NN") for mnk in rect]
+        out += [("layouts", dtype, (1, layout_size, layout_size, layout_size), lay) for lay in ("NT", "TN", "TT")]
+        out += [("batched", dtype, batched, "NN")]
+    return out
+
+
+def ladder_cases(quick: bool):
+    n = 2048 if quick else 4096
+    return [("ladder", dtype, (1, n, n, n), "NN") for dtype in ("float32", "float64")]
+
+
+def make_operands(cp, rng_seed, dtype, shape, layout, copies):
+    batch, M, N, K = shape
+    rng = cp.random.default_rng(rng_seed)
+    sets = []
+    for _ in range(copies):
+        def one(rows, cols, trans):
+            dims = (cols, rows) if trans else (rows, cols)
+            full = (batch, *dims) if batch > 1 else dims
+            x = rng.standard_normal(full, dtype=dtype)
+            return cp.swapaxes(x, -1, -2) if trans else x
+        sets.append((one(M, K, layout[0] == "T"), one(K, N, layout[1] == "T")))
+    return sets
+
+
+def rotation_copies(cp, shape, itemsize):
+    batch, M, N, K = shape
+    set_bytes = batch * (M * K + K * N) * itemsize
+    l2 = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id).get("l2CacheSize", 50 << 20)
+    free = cp.cuda.runtime.memGetInfo()[0]
+    want = math.ceil(2 * l2 / set_bytes)
+    return max(1, min(want, 16, int(0.25 * free // set_bytes)))
+
+
+def time_gpu(cp, fn, operand_sets, runs):
+    for a, b in operand_sets[:2]:
+        fn(a, b)  # warm-up (also autotunes / compiles on first use)
+    cp.cuda.Device().synchronize()
+    times = []
+    for i in range(runs):
+        a, b = operand_sets[i % len(operand_sets)]
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn(a, b)
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    return statistics.median(times)
+
+
+def rel_err(cp, c, ref):
+    return float(cp.max(cp.abs(c.astype(cp.float64) - ref)) / max(float(cp.max(cp.abs(ref))), 1e-300))
+
+
+def numpy_seconds(a, b):
+    ah, bh = a.get(), b.get()
+    t = time.perf_counter()
+    np.matmul(ah, bh)
+    first = time.perf_counter() - t
+    if first > 0.2:
+        return first
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter()
+        np.matmul(ah, bh)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def run_case(cp, group, dtype, shape, layout, kernel, runs, with_numpy):
+    batch, M, N, K = shape
+    flop = 2.0 * batch * M * N * K
+    sets = make_operands(cp, 0, dtype, shape, layout, rotation_copies(cp, shape, np.dtype(dtype).itemsize))
+    a, b = sets[0]
+    ours = time_gpu(cp, lambda x, y: gemm.matmul(x, y, kernel=kernel), sets, runs)
+    cublas = time_gpu(cp, lambda x, y: cp.matmul(x, y), sets, runs)
+    ref = cp.matmul(a.astype(cp.float64), b.astype(cp.float64))
+    err = rel_err(cp, gemm.matmul(a, b, kernel=kernel), ref)
+    cublas_err = rel_err(cp, cp.matmul(a, b), ref)
+    row = dict(group=group, dtype=dtype, batch=batch, M=M, N=N, K=K, layout=layout, kernel=kernel,
+               config=chosen_config(kernel, dtype, shape, layout, cp.cuda.Device().id),
+               ours_tflops=flop / ours / 1e12, cublas_tflops=flop / cublas / 1e12, ratio=cublas / ours,
+               ours_ms=ours * 1e3, cublas_ms=cublas * 1e3, max_rel_err=err, cublas_max_rel_err=cublas_err,
+               numpy_cpu_tflops=None, runs=runs, rotated_copies=len(sets))
+    if with_numpy and flop <= NUMPY_MAX_FLOP:
+        row["numpy_cpu_tflops"] = flop / numpy_seconds(a, b) / 1e12
+    del sets, a, b, ref
+    cp.get_default_memory_pool().free_all_blocks()
+    return row
+
+
+def chosen_config(kernel, dtype, shape, layout, device_id):
+    """The tile config a run used: the rung default, or the autotuner's choice."""
+    from tinygrad_dot.gemm import autotune, configs
+
+    if kernel != "auto":
+        return configs.DEFAULTS[np.dtype(dtype)][kernel].label()
+    batch, M, N, K = shape
+    info = gemm.device_info(device_id)
+    if not autotune.tuning_enabled():
+        return configs.untuned_config(dtype, M, N, batch, info["sm_count"], info["cc"]).label()
+    key = autotune.entry_key(dtype, layout, autotune.shape_bucket(M, N, K, batch))
+    cfg = autotune.TuningCache().get(info["key"], key)
+    return cfg.label() if cfg else "?"
+
+
+def environment(cp):
+    dev = cp.cuda.Device()
+    info = gemm.device_info(dev.id)
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "kernels", "tinygrad_dot/gemm"],
+                                    capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", None
+    return dict(gpu_name=info["name"], compute_capability=info["cc"], sm_count=info["sm_count"],
+                cupy_version=cp.__version__, cuda_runtime_version=cp.cuda.runtime.runtimeGetVersion(),
+                cuda_driver_version=cp.cuda.runtime.driverGetVersion(), git_commit=commit,
+                kernels_or_gemm_dirty=dirty, kernels_sha256=sources.kernels_sha256(),
+                date_utc=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                host=platform.node(), numpy_version=np.__version__,
+                autotune=os.environ.get("TINYGRAD_DOT_AUTOTUNE", "1"))
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "gpu"
+
+
+def markdown(doc) -> str:
+    env = doc["environment"]
+    lines = [f"GEMM benchmark on {env['gpu_name']} (sm_{env['compute_capability']}), {env['date_utc']}, "
+             f"commit {env['git_commit'][:12]}, kernels sha256 {env['kernels_sha256'][:12]}, "
+             f"CuPy {env['cupy_version']}. Median of {doc['cases'][0]['runs'] if doc['cases'] else '?'} runs, "
+             "CUDA events, rotated inputs.", "",
+             "| group | dtype | batch x M x N x K | layout | kernel | config | ours TFLOP/s | cuBLAS TFLOP/s | "
+             "ours/cuBLAS | max rel err | NumPy CPU TFLOP/s |",
+             "|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in doc["cases"]:
+        shape = f"{r['batch']}x{r['M']}x{r['N']}x{r['K']}" if r["batch"] > 1 else f"{r['M']}x{r['N']}x{r['K']}"
+        npc = f"{r['numpy_cpu_tflops']:.3f}" if r.get("numpy_cpu_tflops") else "-"
+        lines.append(f"| {r['group']} | {r['dtype']} | {shape} | {r['layout']} | {r['kernel']} | `{r['config']}` | "
+                     f"{r['ours_tflops']:.2f} | {r['cublas_tflops']:.2f} | {r['ratio']:.3f} | "
+                     f"{r['max_rel_err']:.1e} | {npc} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return False
+    env = doc["environment"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    peaks = next((v for k, v in PEAKS.items() if k in env["gpu_name"]), {})
+    for dtype, color in (("float32", "tab:blue"), ("float64", "tab:red")):
+        rows = sorted((r for r in doc["cases"] if r["group"] == "square" and r["dtype"] == dtype),
+                      key=lambda r: r["M"])
+        if not rows:
+            continue
+        xs = [r["M"] for r in rows]
+        ax.plot(xs, [r["ours_tflops"] for r in rows], "o-", color=color, label=f"tinygrad_dot {dtype}")
+        ax.plot(xs, [r["cublas_tflops"] for r in rows], "s--", color=color, alpha=0.6, label=f"cuBLAS {dtype}")
+        if dtype in peaks:
+            ax.axhline(peaks[dtype], color=color, linestyle=":", label=f"{dtype} peak {peaks[dtype]:g}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("M = N = K")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(f"GEMM on {env['gpu_name']} ({env['date_utc'][:10]}, {env['git_commit'][:8]})")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_outputs(doc, out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / slug(doc["environment"]["gpu_name"])
+    base.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    table = markdown(doc)
+    base.with_suffix(".md").write_text(table)
+    plot(doc, base.with_suffix(".png"))
+    print(table)
+    print(f"wrote {base}.json, .md" + (", .png" if base.with_suffix(".png").exists() else ""))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, smaller cases (a few minutes with compiling)")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per case (at least 20)")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy CPU column")
+    ap.add_argument("--render", type=Path, help="re-render table and plot from a results JSON and exit")
+    args = ap.parse_args(argv)
+    if args.render:
+        write_outputs(json.loads(args.render.read_text()), args.render.parent)
+        return 0
+    if args.runs < 20:
+        ap.error("--runs must be at least 20")
+    if not gemm.available():
+        print("gemm benchmark: no CUDA GPU with CuPy available here; nothing measured (exit 0).")
+        return 0
+    import cupy as cp
+
+    doc = dict(environment=environment(cp), quick=args.quick, cases=[])
+    print(f"GEMM benchmark on {doc['environment']['gpu_name']}; {'quick' if args.quick else 'full'} mode", flush=True)
+    todo = [(c, "auto") for c in cases(args.quick)]
+    todo += [(c, k) for c in ladder_cases(args.quick) for k in gemm.kernel_names()]
+    for (group, dtype, shape, layout), kernel in todo:
+        t = time.perf_counter()
+        row = run_case(cp, group, dtype, shape, layout, kernel, args.runs, not args.no_numpy)
+        doc["cases"].append(row)
+        print(f"  {group:11s} {dtype} {shape} {layout} {kernel:16s} ours {row['ours_tflops']:6.2f} "
+              f"cuBLAS {row['cublas_tflops']:6.2f} TFLOP/s ratio {row['ratio']:.3f} err {row['max_rel_err']:.1e} "
+              f"[{row['config']}] ({time.perf_counter() - t:.1f} s)", flush=True)
+    write_outputs(doc, args.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
