@@ -232,4 +232,32 @@ __device__ __forceinline__ void store_row(T* __restrict__ C, long long ldc, int 
     }
 }
 
+// ------------------------------------------------------------------ batches
+// The operands of batch entry z (batch stride 0 broadcasts an operand) and
+// whether each may use 128-bit accesses. Each block handles the one entry
+// z = blockIdx.z: a grid-stride loop over the batch would let the compiler hoist
+// per-row addresses out of it and spill, so the host splits batches beyond the
+// 65535 grid limit over several launches instead.
+template <typename T>
+struct BatchEntry {
+    const T* a;
+    const T* b;
+    T* c;
+    bool a_vec, b_vec, c_vec;
+};
+
+template <typename T>
+__device__ __forceinline__ BatchEntry<T> batch_entry(int z, const T* A, long long lda, long long batch_stride_a,
+                                                     const T* B, long long ldb, long long batch_stride_b, T* C,
+                                                     long long ldc, long long batch_stride_c) {
+    BatchEntry<T> e;
+    e.a = A + z * batch_stride_a;
+    e.b = B + z * batch_stride_b;
+    e.c = C + z * batch_stride_c;
+    e.a_vec = vector_access_ok(e.a, lda);
+    e.b_vec = vector_access_ok(e.b, ldb);
+    e.c_vec = vector_access_ok(e.c, ldc);
+    return e;
+}
+
 }  // namespace td

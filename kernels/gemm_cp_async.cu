@@ -27,45 +27,36 @@ gemm_cp_async(int M, int N, int K,
     constexpr int A_SLAB = BK * LDA_S, B_SLAB = BK * LDB_S;
     __shared__ __align__(16) T As[STAGES * A_SLAB];
     __shared__ __align__(16) T Bs[STAGES * B_SLAB];
+    if ((int)blockIdx.z >= batch) return;
+    const td::BatchEntry<T> e =
+        td::batch_entry(blockIdx.z, A, lda, batch_stride_a, B, ldb, batch_stride_b, C, ldc, batch_stride_c);
     const int tid = threadIdx.x;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const int k_tiles = (K + BK - 1) / BK;
 
-    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
-    // let the compiler hoist per-row addresses out of it and spill; batches beyond
-    // the 65535 grid limit are split over launches by the host instead.)
-    const int z = blockIdx.z;
-    if (z >= batch) return;
-    {
-        const T* Ab = A + z * batch_stride_a;
-        const T* Bb = B + z * batch_stride_b;
-        T* Cb = C + z * batch_stride_c;
-        const bool a_vec = td::vector_access_ok(Ab, lda);
-        const bool b_vec = td::vector_access_ok(Bb, ldb);
-        // Issue the copies of k tile kt into its slab (nothing if past the end) and
-        // close a group either way, so group counting stays uniform.
-        auto issue = [&](int kt) {
-            if (kt < k_tiles) {
-                const int slab = kt % STAGES;
-                td::load_tile<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A, td::CopyMode::Async>(
-                    As + slab * A_SLAB, Ab, lda, m0, kt * BK, M, K, a_vec, tid);
-                td::load_tile<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B, td::CopyMode::Async>(
-                    Bs + slab * B_SLAB, Bb, ldb, n0, kt * BK, N, K, b_vec, tid);
-            }
-            td::cp_async_commit();
-        };
-
-        Tile tile(tid);
-#pragma unroll
-        for (int s = 0; s < STAGES - 1; ++s) issue(s);
-        for (int kt = 0; kt < k_tiles; ++kt) {
-            td::cp_async_wait<STAGES - 2>();  // this thread's copies of tile kt landed
-            __syncthreads();                   // everyone's did; slab (kt-1) % STAGES is free
-            issue(kt + STAGES - 1);
+    // Issue the copies of k tile kt into its slab (nothing if past the end) and
+    // close a group either way, so group counting stays uniform.
+    auto issue = [&](int kt) {
+        if (kt < k_tiles) {
             const int slab = kt % STAGES;
-            tile.template accumulate<BK, LDA_S, LDB_S>(As + slab * A_SLAB, Bs + slab * B_SLAB);
+            td::load_tile<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A, td::CopyMode::Async>(
+                As + slab * A_SLAB, e.a, lda, m0, kt * BK, M, K, e.a_vec, tid);
+            td::load_tile<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B, td::CopyMode::Async>(
+                Bs + slab * B_SLAB, e.b, ldb, n0, kt * BK, N, K, e.b_vec, tid);
         }
-        // Groups still open here are the empty ones issued past the last k tile.
-        tile.store(Cb, ldc, m0, n0, M, N, td::vector_access_ok(Cb, ldc));
+        td::cp_async_commit();
+    };
+
+    Tile tile(tid);
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) issue(s);
+    for (int kt = 0; kt < k_tiles; ++kt) {
+        td::cp_async_wait<STAGES - 2>();  // this thread's copies of tile kt landed
+        __syncthreads();                   // everyone's did; slab (kt-1) % STAGES is free
+        issue(kt + STAGES - 1);
+        const int slab = kt % STAGES;
+        tile.template accumulate<BK, LDA_S, LDB_S>(As + slab * A_SLAB, Bs + slab * B_SLAB);
     }
+    // Groups still open here are the empty ones issued past the last k tile.
+    tile.store(e.c, ldc, m0, n0, M, N, e.c_vec);
 }

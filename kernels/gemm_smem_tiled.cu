@@ -22,29 +22,22 @@ gemm_smem_tiled(int M, int N, int K,
     // k-major tiles; the +1 pad keeps the transposed stores free of bank conflicts.
     __shared__ T As[TILE * (TILE + 1)];
     __shared__ T Bs[TILE * (TILE + 1)];
+    if ((int)blockIdx.z >= batch) return;
+    const td::BatchEntry<T> e =
+        td::batch_entry(blockIdx.z, A, lda, batch_stride_a, B, ldb, batch_stride_b, C, ldc, batch_stride_c);
     const int tid = threadIdx.x;
     const int row = tid / TILE, col = tid % TILE;  // a warp shares row: As reads broadcast
     const int m0 = blockIdx.y * TILE, n0 = blockIdx.x * TILE;
-
-    // One batch entry per blockIdx.z. (A grid-stride loop over the batch here would
-    // let the compiler hoist per-row addresses out of it and spill; batches beyond
-    // the 65535 grid limit are split over launches by the host instead.)
-    const int z = blockIdx.z;
-    if (z >= batch) return;
-    {
-        const T* Ab = A + z * batch_stride_a;
-        const T* Bb = B + z * batch_stride_b;
-        T acc = T(0);
-        for (int k0 = 0; k0 < K; k0 += TILE) {
-            td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, !TRANS_A, td::CopyMode::Scalar>(
-                As, Ab, lda, m0, k0, M, K, false, tid);
-            td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, TRANS_B, td::CopyMode::Scalar>(
-                Bs, Bb, ldb, n0, k0, N, K, false, tid);
-            __syncthreads();
+    T acc = T(0);
+    for (int k0 = 0; k0 < K; k0 += TILE) {
+        td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, !TRANS_A, td::CopyMode::Scalar>(As, e.a, lda, m0, k0, M, K,
+                                                                                       false, tid);
+        td::load_tile<T, TILE, TILE, TILE + 1, NTHREADS, TRANS_B, td::CopyMode::Scalar>(Bs, e.b, ldb, n0, k0, N, K,
+                                                                                      false, tid);
+        __syncthreads();
 #pragma unroll
-            for (int k = 0; k < TILE; ++k) acc += As[k * (TILE + 1) + row] * Bs[k * (TILE + 1) + col];
-            __syncthreads();  // the next load overwrites the tiles
-        }
-        if (m0 + row < M && n0 + col < N) C[z * batch_stride_c + (long long)(m0 + row) * ldc + n0 + col] = acc;
+        for (int k = 0; k < TILE; ++k) acc += As[k * (TILE + 1) + row] * Bs[k * (TILE + 1) + col];
+        __syncthreads();  // the next load overwrites the tiles
     }
+    if (m0 + row < M && n0 + col < N) e.c[(long long)(m0 + row) * ldc + n0 + col] = acc;
 }

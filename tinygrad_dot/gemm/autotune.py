@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import configs, sources
+from .compile import atomic_write
 
 CACHE_VERSION = 1
 _lock = threading.Lock()
@@ -90,16 +90,7 @@ class TuningCache:
             data["devices"].setdefault(dev, {})[key] = {
                 "rung": cfg.rung, "values": list(cfg.values),
                 "timings_ms": {k: round(v, 5) for k, v in (timings_ms or {}).items()}}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix="autotune.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(data, f, indent=1, sort_keys=True)
-                os.replace(tmp, self.path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def candidates(dtype, cc: int) -> list:

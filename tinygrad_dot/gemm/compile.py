@@ -32,7 +32,7 @@ def compile_options(cc: int) -> list:
     ]
 
 
-def _atomic_write(path: Path, data: bytes):
+def atomic_write(path: Path, data: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -65,8 +65,8 @@ def cached_cubin(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool,
             pass  # damaged entry: rebuild it
     source = configs.RUNGS[cfg.rung].source
     result = nvrtc.compile_cubin(sources.read_source(source), source, compile_options(cc), [expr])
-    _atomic_write(cubin, result.cubin)
-    _atomic_write(meta, json.dumps({"expression": expr, "lowered": result.lowered[expr]}).encode())
+    atomic_write(cubin, result.cubin)
+    atomic_write(meta, json.dumps({"expression": expr, "lowered": result.lowered[expr]}).encode())
     return cubin, result.lowered[expr]
 
 

@@ -10,6 +10,7 @@ Run `python -m tinygrad_dot.gemm.report` for the table.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -101,11 +102,21 @@ def variants(rung: str):
 
 def compile_rung(rung: str, cc: int):
     """Compile every instantiation of one rung for sm_<cc> in one NVRTC program.
-    Returns (CompileResult, {name expression: (config, dtype, layout)})."""
+    Returns (CompileResult, {name expression: (config, dtype, layout)}). Results
+    are cached on disk (<cache>/report/), keyed like the runtime's cubins."""
     names = {cfg.name_expression(dt, ta, tb): (cfg, dt, ("T" if ta else "N") + ("T" if tb else "N"))
              for cfg, dt, ta, tb in variants(rung)}
     source = configs.RUNGS[rung].source
+    base = sources.cache_root() / "report" / gemm_compile.cubin_key(rung + "\0" + "\0".join(names), cc)
+    try:
+        meta = json.loads(base.with_suffix(".json").read_text())
+        return nvrtc.CompileResult(base.with_suffix(".cubin").read_bytes(), meta["log"], meta["lowered"]), names
+    except (OSError, ValueError, KeyError):
+        pass
     result = nvrtc.compile_cubin(sources.read_source(source), source, gemm_compile.compile_options(cc), list(names))
+    gemm_compile.atomic_write(base.with_suffix(".cubin"), result.cubin)
+    gemm_compile.atomic_write(base.with_suffix(".json"),
+                              json.dumps({"log": result.log, "lowered": result.lowered}).encode())
     return result, names
 
 
