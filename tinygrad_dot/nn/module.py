@@ -38,27 +38,26 @@ class Module:
         if params is None:
             raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ before assigning "
                                  f"attributes such as {name!r}")
+        # Parameters and sub-modules are kept in their registries and, for plain-speed
+        # attribute access on the hot path, in the instance dict too.
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
             self._modules[name] = value
-        elif name in params:
+        elif name in params or name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} to parameter {name!r}: "
-                                "use nn.Parameter(...) or None")
-            params[name] = None
-        else:
-            object.__setattr__(self, name, value)
+                kind = "parameter" if name in params else "sub-module"
+                raise TypeError(f"cannot assign {type(value).__name__} to {kind} {name!r}: use nn.Parameter(...), "
+                                "a Module, or None")
+            (params if name in params else self._modules)[name] = None
+        object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):
-        # Only reached when normal lookup fails: parameters and sub-modules live in dicts.
-        for store in ("_parameters", "_modules"):
-            found = self.__dict__.get(store)
-            if found is not None and name in found:
-                return found[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def __delattr__(self, name):
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -72,7 +71,8 @@ class Module:
         while stack:
             name, module = stack.pop()
             yield name, module
-            children = [(f"{name}.{child}" if name else child, m) for child, m in module._modules.items()]
+            children = [(f"{name}.{child}" if name else child, m) for child, m in module._modules.items()
+                        if m is not None]
             stack.extend(reversed(children))
 
     def modules(self):
