@@ -54,26 +54,24 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     backend = input._backend
     mm = backend.matmul
     x = input.array
-    x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-    out = mm(x2, weight.array.T) if x.ndim > 1 else mm(x2[None], weight.array.T)[0]
+    out_features = weight.shape[0]
+    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # any leading shape -> rows
+    out = mm(x2, weight.array.T)
     if bias is not None:
         out += bias.array  # in place: the product is a fresh array
-    if x.ndim > 2:
-        out = out.reshape(x.shape[:-1] + (weight.shape[0],))
+    if x.ndim != 2:
+        out = out.reshape(x.shape[:-1] + (out_features,))
 
     def rows(g):
-        return g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        return g if g.ndim == 2 else g.reshape(-1, out_features)
 
     def grad_input(g):
-        return mm(rows(g), weight.array).reshape(x.shape) if x.ndim > 1 else g @ weight.array
+        return mm(rows(g), weight.array).reshape(x.shape)
 
     def grad_weight(g):
-        g2 = rows(g) if x.ndim > 1 else g[None]
-        return mm(g2.T, x2 if x.ndim > 1 else x2[None])
+        return mm(rows(g).T, x2)
 
     def grad_bias(g):
-        if g.ndim == 1:
-            return g
         g2 = rows(g)
         return _ones(backend, g2.shape[0], g2.dtype) @ g2  # a BLAS column sum (see _ones)
 
@@ -260,9 +258,10 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
         xp.exp(probs, out=probs)
         norm = probs @ ones
     # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
+    picked = z.reshape(-1)[picks]
+    picked -= shift.reshape(-1) if shift.ndim else shift  # before the log term: no cancellation at large z
     per = xp.log(norm)
-    per -= z.reshape(-1)[picks]
-    per += shift.reshape(-1)
+    per -= picked
     probs /= norm.reshape(n, 1)
 
     if reduction == "none":
