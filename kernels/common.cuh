@@ -19,6 +19,15 @@
 #include <cstring>
 #endif
 
+// The parameter list every rung's kernel shares, so dispatch is uniform:
+// C = A @ B for batch entry blockIdx.z < batch, with A(m,k) at A[m*lda+k]
+// (A[k*lda+m] when TRANS_A), B(k,n) at B[k*ldb+n] (B[n*ldb+k] when TRANS_B), and
+// entry z of each operand starting z * batch_stride elements in (0 broadcasts).
+#define TD_GEMM_PARAMS(T)                                                              \
+    int M, int N, int K, const T* __restrict__ A, long long lda, long long batch_stride_a, \
+        const T* __restrict__ B, long long ldb, long long batch_stride_b, T* __restrict__ C, \
+        long long ldc, long long batch_stride_c, int batch
+
 namespace td {
 
 // ---------------------------------------------------------------- vector types

@@ -16,10 +16,7 @@ template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int WM
           int STAGES>
 __global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS,
                   td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::MIN_BLOCKS_PIPELINED)
-gemm_cp_async(int M, int N, int K,
-              const T* __restrict__ A, long long lda, long long batch_stride_a,
-              const T* __restrict__ B, long long ldb, long long batch_stride_b,
-              T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+gemm_cp_async(TD_GEMM_PARAMS(T)) {
     using Tile = td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>;
     static_assert(STAGES >= 2, "a pipeline needs at least two stages");
     constexpr int PAD = td::vec_width<T>();

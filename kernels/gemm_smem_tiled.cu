@@ -7,17 +7,12 @@
 // element is loaded once per block instead of once per output: TILE times less
 // global traffic than the naive kernel. Still one FMA per two shared loads, so the
 // kernel is bound by shared-memory bandwidth; rung 2 fixes that.
-//
-// C = A @ B with A(m,k) = TRANS_A ? A[k*lda+m] : A[m*lda+k], B(k,n) likewise;
-// batch entry z = blockIdx.z starts at z * batch_stride_* (0 broadcasts an operand).
+// (The shared signature, TD_GEMM_PARAMS, is described in common.cuh.)
 #include "common.cuh"
 
 template <typename T, bool TRANS_A, bool TRANS_B, int TILE>
 __global__ void __launch_bounds__(TILE * TILE, td::min_blocks_for(TILE * TILE, td::tile_registers<T>(1, 1)))
-gemm_smem_tiled(int M, int N, int K,
-                const T* __restrict__ A, long long lda, long long batch_stride_a,
-                const T* __restrict__ B, long long ldb, long long batch_stride_b,
-                T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+gemm_smem_tiled(TD_GEMM_PARAMS(T)) {
     constexpr int NTHREADS = TILE * TILE;
     // k-major tiles; the +1 pad keeps the transposed stores free of bank conflicts.
     __shared__ T As[TILE * (TILE + 1)];

@@ -15,10 +15,7 @@
 template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__(td::ThreadTile<T, BM, BN, TM, TN, true>::NTHREADS,
                                   td::ThreadTile<T, BM, BN, TM, TN, true>::MIN_BLOCKS)
-gemm_vectorized(int M, int N, int K,
-                const T* __restrict__ A, long long lda, long long batch_stride_a,
-                const T* __restrict__ B, long long ldb, long long batch_stride_b,
-                T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+gemm_vectorized(TD_GEMM_PARAMS(T)) {
     if ((int)blockIdx.z >= batch) return;
     const td::BatchEntry<T> e =
         td::batch_entry(blockIdx.z, A, lda, batch_stride_a, B, ldb, batch_stride_b, C, ldc, batch_stride_c);

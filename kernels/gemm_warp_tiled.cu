@@ -12,10 +12,7 @@
 template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int WNITER, int TM, int TN>
 __global__ void __launch_bounds__(td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::NTHREADS,
                                   td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::MIN_BLOCKS)
-gemm_warp_tiled(int M, int N, int K,
-                const T* __restrict__ A, long long lda, long long batch_stride_a,
-                const T* __restrict__ B, long long ldb, long long batch_stride_b,
-                T* __restrict__ C, long long ldc, long long batch_stride_c, int batch) {
+gemm_warp_tiled(TD_GEMM_PARAMS(T)) {
     if ((int)blockIdx.z >= batch) return;
     const td::BatchEntry<T> e =
         td::batch_entry(blockIdx.z, A, lda, batch_stride_a, B, ldb, batch_stride_b, C, ldc, batch_stride_c);
