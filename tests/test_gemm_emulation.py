@@ -140,7 +140,7 @@ def test_matmul_dispatch_end_to_end(monkeypatch):
         broadcast_to=np.broadcast_to)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
-    monkeypatch.setattr(gemm_compile, "get_kernel", lambda cfg, dt, ta, tb, cc: emulated_raw_kernel(cfg, dt, ta, tb))
+    monkeypatch.setattr(gemm_compile, "get_kernel", lambda cfg, dt, ta, tb, cc, dev: emulated_raw_kernel(cfg, dt, ta, tb))
     monkeypatch.setattr(plan, "batch_chunks", lambda batch: ((z, 1) for z in range(batch)))  # split every entry
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
     rng = np.random.default_rng(11)

@@ -70,7 +70,7 @@ def _check_operands(cupy, a, b):
 def _launch(cfg, p, a, b, c, cc: int):
     from .compile import get_kernel
 
-    kernel = get_kernel(cfg, c.dtype.str, p.a.trans, p.b.trans, cc)
+    kernel = get_kernel(cfg, c.dtype.str, p.a.trans, p.b.trans, cc, c.device.id)
     item = c.dtype.itemsize
     for z0, count in _plan.batch_chunks(p.batch):
         args = (np.int32(p.M), np.int32(p.N), np.int32(p.K),

@@ -71,8 +71,9 @@ def cached_cubin(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool,
 
 
 @lru_cache(maxsize=None)
-def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b: bool, cc: int):
-    """A launchable cupy.RawKernel for this instantiation (cached per process)."""
+def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b: bool, cc: int, device_id: int = 0):
+    """A launchable cupy.RawKernel for this instantiation on the current device
+    (cached per process and device: a loaded module belongs to one context)."""
     import cupy
 
     dtype = np.dtype(dtype_str)
