@@ -1,0 +1,173 @@
+"""td.io save/load: round trips, atomic writes, and every way a file can be damaged."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinygrad_dot as td
+import tinygrad_dot.io as tio
+import tinygrad_dot.nn as nn
+
+
+def sample_state(rng):
+    return {
+        "weight": td.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True),
+        "bias": rng.standard_normal(3),
+        "counts": rng.integers(0, 9, 5).astype(np.int32),
+        "mask": rng.random(4) > 0.5,
+        "step": 7, "lr": 0.25, "name": "layer", "nothing": None, "nan": float("nan"),
+        "nested": {0: {"momentum_buffer": td.tensor(rng.standard_normal(2))}, "pair": (1, "two")},
+        "list": [1.5, td.tensor(np.float16(2.0))],
+    }
+
+
+def assert_same(a, b):
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, td.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.requires_grad == b.requires_grad
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+def test_round_trip_keeps_values_types_and_dtypes(rng, tmp_path):
+    state = sample_state(rng)
+    tio.save(state, tmp_path / "state.npz")
+    assert_same(state, tio.load(tmp_path / "state.npz"))
+    tio.save(state["weight"], tmp_path / "tensor.npz")
+    assert_same(state["weight"], tio.load(tmp_path / "tensor.npz"))
+
+
+def test_module_state_dict_round_trip(rng, tmp_path):
+    model = nn.Sequential(nn.Linear(4, 3, generator=rng), nn.Linear(3, 2, generator=rng))
+    tio.save(model.state_dict(), tmp_path / "model.npz")
+    fresh = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    fresh.load_state_dict(tio.load(tmp_path / "model.npz"))
+    x = td.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+
+
+def test_file_layout_is_the_documented_one(rng, tmp_path):
+    tio.save({"w": rng.standard_normal(2)}, tmp_path / "f.npz", kind="state_dict")
+    with zipfile.ZipFile(tmp_path / "f.npz") as archive:
+        assert sorted(archive.namelist()) == ["__header__.npy", "a0.npy"]
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as archive:
+        header = json.loads(archive["__header__"].tobytes())
+    assert header == {"format": "tinygrad_dot", "version": 1, "kind": "state_dict",
+                      "payload": {"dict": [["w", {"array": "a0"}]]}}
+
+
+def test_unsupported_objects_are_refused_before_writing(tmp_path):
+    class Custom:
+        pass
+
+    for bad in (Custom(), {"x": np.array(["text"])}, {(1, 2): 3}, {"f": lambda: 0}):
+        with pytest.raises(TypeError):
+            tio.save(bad, tmp_path / "bad.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_every_truncation_raises_valueerror(rng, tmp_path):
+    tio.save(sample_state(rng), tmp_path / "good.npz")
+    data = (tmp_path / "good.npz").read_bytes()
+    damaged = tmp_path / "damaged.npz"
+    for cut in list(range(0, len(data), max(1, len(data) // 97))) + [len(data) - 1]:
+        damaged.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="not a readable tinygrad_dot file|corrupted|not a tinygrad_dot"):
+            tio.load(damaged)
+
+
+def test_flipped_bytes_raise_or_leave_the_data_intact(rng, tmp_path):
+    """A flipped byte is either detected (CRC-32, structure checks) or sits in a field
+    that carries no data (e.g. a zip timestamp); it never yields different values."""
+    state = sample_state(rng)
+    tio.save(state, tmp_path / "good.npz")
+    data = (tmp_path / "good.npz").read_bytes()
+    damaged = tmp_path / "damaged.npz"
+    detected = 0
+    positions = range(0, len(data), 11)
+    for position in positions:
+        flipped = bytearray(data)
+        flipped[position] ^= 0x5A
+        damaged.write_bytes(bytes(flipped))
+        try:
+            loaded = tio.load(damaged)
+        except ValueError:
+            detected += 1
+            continue
+        assert_same(state, loaded)
+    # Most bytes are array data or checked headers; zip bookkeeping (times, extra fields) is not.
+    assert detected > 0.6 * len(positions)
+
+
+def test_wrong_version_or_foreign_files_are_named(tmp_path):
+    def write_header(path, header):
+        np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+
+    write_header(tmp_path / "future.npz", {"format": "tinygrad_dot", "version": 99, "payload": None})
+    with pytest.raises(ValueError, match="format version 99.*upgrade"):
+        tio.load(tmp_path / "future.npz")
+    write_header(tmp_path / "other.npz", {"format": "something-else", "version": 1, "payload": None})
+    with pytest.raises(ValueError, match="not a tinygrad_dot file"):
+        tio.load(tmp_path / "other.npz")
+    np.savez(tmp_path / "plain.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match="no __header__"):
+        tio.load(tmp_path / "plain.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable"):
+        tio.load(tmp_path / "text.npz")
+    with pytest.raises(FileNotFoundError):
+        tio.load(tmp_path / "missing.npz")
+
+
+def test_pickled_content_is_never_executed(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    header = np.frombuffer(json.dumps({"format": "tinygrad_dot", "version": 1, "kind": "object",
+                                       "payload": {"array": "a0"}}).encode(), dtype=np.uint8)
+    obj = np.empty(1, dtype=object)
+    obj[0] = Payload()
+    np.savez(tmp_path / "evil.npz", __header__=header, a0=obj)
+    with pytest.raises(ValueError):
+        tio.load(tmp_path / "evil.npz")
+    assert not marker.exists()
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(rng, tmp_path, monkeypatch):
+    target = tmp_path / "model.npz"
+    tio.save({"v": 1}, target)
+    original = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        tio.save({"v": 2}, target)
+    assert target.read_bytes() == original
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_wrong_kind_is_refused(tmp_path):
+    tio.save({"v": 1}, tmp_path / "f.npz")
+    with pytest.raises(ValueError, match="not a 'model'"):
+        tio.load(tmp_path / "f.npz", kind="model")
