@@ -245,6 +245,9 @@ class LinearEstimatorBase:
         with np.errstate(over="ignore", invalid="ignore"):
             for _ in range(epochs):
                 last_good = (weight.array.copy(), None if bias is None else bias.array.copy())
+                # The penalty at the epoch's start, like the first batch's data loss: for full-batch
+                # descent the recorded objective is then exactly f(w_k), which decreases monotonically.
+                penalty = self._penalty_value()
                 total = 0.0
                 for xb, tb in loader:
                     loss = self._batch_loss(F.linear(xb, weight, bias), tb)
@@ -255,7 +258,7 @@ class LinearEstimatorBase:
                         weight.grad.array += penalty_grad
                     optimizer.step()
                     total = total + loss.array * len(xb)  # stays on the device: no sync per step
-                epoch_loss = scale * float(total) / n + self._penalty_value()
+                epoch_loss = scale * float(total) / n + penalty
                 if not math.isfinite(epoch_loss) or not bool(weight.xp.isfinite(weight.array).all()):
                     weight.array[...] = last_good[0]
                     if bias is not None:
