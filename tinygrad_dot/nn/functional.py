@@ -73,7 +73,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     def grad_bias(g):
         g2 = rows(g)
-        return _ones(backend, g2.shape[0], g2.dtype) @ g2  # a BLAS column sum (see _ones)
+        return mm(_ones(backend, (1, g2.shape[0]), g2.dtype), g2)[0]  # a BLAS column sum (see _ones)
 
     edges = [(input, grad_input), (weight, grad_weight)]
     if bias is not None:
@@ -204,16 +204,17 @@ def _class_targets(target, logits: Tensor):
 _ones_cache: dict = {}
 
 
-def _ones(backend, n: int, dtype):
-    """A cached ones vector: sums over short rows go through BLAS (``a @ ones``),
-    several times faster than NumPy's axis reductions at these sizes."""
-    key = (backend.name, n, dtype.str)
+def _ones(backend, shape: tuple, dtype):
+    """A cached array of ones: sums over short rows go through the backend's matmul
+    (``a @ ones``; BLAS on the host, the project's kernels on a GPU), several times
+    faster than NumPy's axis reductions at these sizes."""
+    key = (backend.name, shape, dtype.str)
     ones = _ones_cache.get(key)
     if ones is None:
         if len(_ones_cache) > 64:
             _ones_cache.clear()
         with backend.scope():
-            ones = _ones_cache[key] = backend.xp.ones(n, dtype=dtype)
+            ones = _ones_cache[key] = backend.xp.ones(shape, dtype=dtype)
     return ones
 
 
@@ -244,25 +245,26 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     xp, backend = input.xp, input._backend
     z = input.array
     n, classes = z.shape
-    ones = _ones(backend, classes, z.dtype)
+    ones = _ones(backend, (classes, 1), z.dtype)
+    mm = backend.matmul
     # Flat positions of the target logits: 1-D fancy indexing is cheaper than z[rows, labels].
     picks = xp.arange(0, n * classes, classes)
     picks += labels
     shift = _row_shift(z, xp)
     probs = z - shift
     xp.exp(probs, out=probs)
-    norm = probs @ ones
+    norm = mm(probs, ones)
     if shift.ndim == 0 and n and norm.min() < 1e-8:
         shift = z.max(axis=1, keepdims=True)  # some row lies far below the global max
         probs = z - shift
         xp.exp(probs, out=probs)
-        norm = probs @ ones
+        norm = mm(probs, ones)
     # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
     picked = z.reshape(-1)[picks]
     picked -= shift.reshape(-1) if shift.ndim else shift  # before the log term: no cancellation at large z
-    per = xp.log(norm)
+    per = xp.log(norm).reshape(n)
     per -= picked
-    probs /= norm.reshape(n, 1)
+    probs /= norm
 
     if reduction == "none":
         out = per
