@@ -103,6 +103,12 @@ class LinearEstimatorBase:
         signature = inspect.signature(cls.__init__)
         return sorted(p.name for p in signature.parameters.values() if p.name != "self")
 
+    def _store_params(self, arguments: dict) -> None:
+        """__init__'s arguments stored unchanged under their own names (scikit-learn's
+        rule: no validation or conversion in __init__, so clone() round-trips)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
+
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
 

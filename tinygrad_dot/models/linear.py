@@ -26,18 +26,7 @@ class LinearRegression(LinearEstimatorBase):
     def __init__(self, *, penalty=None, alpha=0.0001, fit_intercept=True, optimizer="adam", lr=0.01,
                  batch_size=64, max_epochs=200, tol=1e-3, n_iter_no_change=5, device="cpu", dtype="float32",
                  random_state=None):
-        self.penalty = penalty
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.dtype = dtype
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _encode_targets(self, y, first_fit, classes=None):
         if y.ndim > 2:
@@ -124,18 +113,7 @@ class LogisticRegression(LinearEstimatorBase):
     def __init__(self, *, penalty="l2", alpha=0.0001, fit_intercept=True, optimizer="adam", lr=0.01,
                  batch_size=64, max_epochs=200, tol=1e-3, n_iter_no_change=5, device="cpu", dtype="float32",
                  random_state=None):
-        self.penalty = penalty
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.dtype = dtype
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _encode_targets(self, y, first_fit, classes=None):
         if y.ndim == 2 and y.shape[1] == 1:

@@ -10,6 +10,7 @@ from ..backends import get_backend
 from ..tensor import Tensor, _check_dtype
 from . import functional as F
 from . import init
+from .utils import zero_grads
 
 
 class Parameter(Tensor):
@@ -133,13 +134,7 @@ class Module:
 
     # ------------------------------------------------------------ training helpers
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.array[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def to(self, device=None, dtype=None) -> "Module":
         """Move (and/or cast) every parameter in place, gradients included; returns self."""

@@ -6,6 +6,18 @@ import math
 from ..tensor import Tensor
 
 
+def zero_grads(parameters, set_to_none: bool = True) -> None:
+    """Drop (default) or zero the gradients of ``parameters``: what Module.zero_grad
+    and Optimizer.zero_grad do."""
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.array[...] = 0
+
+
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
     """Scale the gradients in place so that their joint norm is at most ``max_norm``.
 
@@ -37,4 +49,4 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     return Tensor._wrap(grads[0]._backend.asarray(total_norm, dtype=grads[0].dtype), grads[0]._backend)
 
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "zero_grads"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import numbers
 
+from ..nn.utils import zero_grads
 from ..tensor import Tensor
 
 
@@ -59,14 +60,7 @@ class Optimizer:
                 raise ValueError(f"invalid {name} {value!r}: it must be a number >= 0")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.array[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional)
