@@ -112,80 +112,129 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // ------------------------------------------------------------ operand tiles
-// How a tile copy writes shared memory.
-enum class CopyMode {
-    Scalar,   // one element per access (rungs 1-2: the plain baseline)
-    Vector,   // 128-bit global loads where alignment allows
-    Async,    // cp.async: 16-byte where the layout allows, element-sized otherwise
-};
-
-// Copy the BK x BX tile at (x0, k0) of an operand into smem[k * LDS + x].
+// Copies of the BK x BX tile at (x0, k0) of an operand into smem[k * LDS + x].
 //   x indexes M for operand A and N for operand B; X is that extent.
 //   K_CONTIG: the operand's k index is the unit-stride one in global memory, i.e.
 //     element (x, k) lives at g[x * ld + k]; otherwise at g[k * ld + x].
-//     A is K_CONTIG when not transposed, B when transposed.
+//     A is K_CONTIG when not transposed, B when transposed. A K_CONTIG tile is
+//     transposed on its way into shared memory.
+//   V: elements per access (1, or the 128-bit vector width).
 //   vec_ok: run-time check that g and ld allow 128-bit accesses.
 // Elements outside [0, X) x [0, K) are stored as zero, so the math needs no guard.
-template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG, CopyMode MODE>
-__device__ __forceinline__ void load_tile(T* __restrict__ smem, const T* __restrict__ g, long long ld,
-                                          int x0, int k0, int X, int K, bool vec_ok, int tid) {
-    constexpr int V = (MODE == CopyMode::Scalar) ? 1 : vec_width<T>();
-    constexpr int CONTIG_LEN = K_CONTIG ? BK : BX;  // tile extent along the unit-stride index
-    constexpr int OTHER_LEN = K_CONTIG ? BX : BK;
+// Each thread handles PER_THREAD vectors, consecutive threads consecutive vectors
+// along the unit-stride index (coalesced).
+template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG, int V>
+struct TileCopy {
+    static constexpr int CONTIG_LEN = K_CONTIG ? BK : BX;  // tile extent along the unit-stride index
+    static constexpr int OTHER_LEN = K_CONTIG ? BX : BK;
+    static constexpr int VECS_PER_LINE = CONTIG_LEN / V;
+    static constexpr int VECS = VECS_PER_LINE * OTHER_LEN;
+    static constexpr int PER_THREAD = (VECS + NTHREADS - 1) / NTHREADS;
     static_assert(CONTIG_LEN % V == 0, "tile extent along the contiguous index must hold whole vectors");
     static_assert((LDS * (int)sizeof(T)) % 16 == 0 || V == 1 || K_CONTIG,
                   "vector stores into shared memory need 16-byte aligned rows");
-    constexpr int VECS_PER_LINE = CONTIG_LEN / V;
-    constexpr int VECS = VECS_PER_LINE * OTHER_LEN;
-    const int contig0 = K_CONTIG ? k0 : x0;
-    const int other0 = K_CONTIG ? x0 : k0;
-    const int contig_end = K_CONTIG ? K : X;
-    const int other_end = K_CONTIG ? X : K;
 
-#pragma unroll
-    for (int base = 0; base < VECS; base += NTHREADS) {
-        const int i = base + tid;
-        if (VECS % NTHREADS != 0 && i >= VECS) break;
-        const int o = i / VECS_PER_LINE;          // offset along the strided index
-        const int c = (i % VECS_PER_LINE) * V;    // offset along the unit-stride index
-        const int gc = contig0 + c, go = other0 + o;
-        const T* src = g + (long long)go * ld + gc;
-        // shared address of element (c + j, o): transposed when k is contiguous
-        T* dst = K_CONTIG ? smem + c * LDS + o : smem + o * LDS + c;
-        const int valid = (go < other_end) ? max(0, min(V, contig_end - gc)) : 0;
+    // Where vector i of the tile comes from and goes to.
+    struct Slot {
+        bool active;       // this thread has a vector i (the last round may be partial)
+        long long src;     // element offset in global memory
+        int dst;           // element offset in shared memory of its first element
+        int valid;         // how many of its V elements lie inside the matrix
+    };
 
-        if (MODE == CopyMode::Async) {
-            if (!K_CONTIG && V > 1 && vec_ok) {
-                // One 16-byte copy; a partial vector at the edge is zero-filled.
-                cp_async<16>(dst, valid > 0 ? src : g, valid * (int)sizeof(T));
-            } else {
+    __device__ __forceinline__ static Slot slot(int round, int tid, long long ld, int x0, int k0, int X, int K) {
+        const int i = round * NTHREADS + tid;
+        const int o = i / VECS_PER_LINE;        // offset along the strided index
+        const int c = (i % VECS_PER_LINE) * V;  // offset along the unit-stride index
+        const int gc = (K_CONTIG ? k0 : x0) + c, go = (K_CONTIG ? x0 : k0) + o;
+        Slot s;
+        s.active = VECS % NTHREADS == 0 || i < VECS;
+        s.src = (long long)go * ld + gc;
+        s.dst = K_CONTIG ? c * LDS + o : o * LDS + c;  // element (c + j, o) lands at dst + j * (K_CONTIG ? LDS : 1)
+        s.valid = (go < (K_CONTIG ? X : K)) ? max(0, min(V, (K_CONTIG ? K : X) - gc)) : 0;
+        return s;
+    }
+
+    T staged[PER_THREAD][V];  // register staging between fetch() and stash()
+
+    // Global -> registers (128-bit loads where allowed), zero outside the matrix.
+    __device__ __forceinline__ void fetch(const T* __restrict__ g, long long ld, int x0, int k0, int X, int K,
+                                          bool vec_ok, int tid) {
 #pragma unroll
-                for (int j = 0; j < V; ++j) {
-                    T* d = K_CONTIG ? dst + j * LDS : dst + j;
-                    cp_async<sizeof(T)>(d, j < valid ? src + j : g, j < valid ? (int)sizeof(T) : 0);
-                }
-            }
-        } else {
-            T vals[V];
-            if (V > 1 && vec_ok && valid == V) {
+        for (int r = 0; r < PER_THREAD; ++r) {
+            const Slot s = slot(r, tid, ld, x0, k0, X, K);
+            if (!s.active) break;
+            if (V > 1 && vec_ok && s.valid == V) {
                 Pack16<T> p;
-                p.vec = *reinterpret_cast<const typename Vec16<T>::type*>(src);
+                p.vec = *reinterpret_cast<const typename Vec16<T>::type*>(g + s.src);
 #pragma unroll
-                for (int j = 0; j < V; ++j) vals[j] = p.elem[j];
+                for (int j = 0; j < V; ++j) staged[r][j] = p.elem[j];
             } else {
 #pragma unroll
-                for (int j = 0; j < V; ++j) vals[j] = j < valid ? src[j] : T(0);
+                for (int j = 0; j < V; ++j) staged[r][j] = j < s.valid ? g[s.src + j] : T(0);
             }
+        }
+    }
+
+    // Registers -> shared memory: one 128-bit store, or V scattered ones when the
+    // tile is transposed on the way.
+    __device__ __forceinline__ void stash(T* __restrict__ smem, int tid) const {
+#pragma unroll
+        for (int r = 0; r < PER_THREAD; ++r) {
+            const Slot s = slot(r, tid, 0, 0, 0, 0, 0);
+            if (!s.active) break;
             if (!K_CONTIG && V > 1) {
                 Pack16<T> p;
 #pragma unroll
-                for (int j = 0; j < V; ++j) p.elem[j] = vals[j];
-                *reinterpret_cast<typename Vec16<T>::type*>(dst) = p.vec;
+                for (int j = 0; j < V; ++j) p.elem[j] = staged[r][j];
+                *reinterpret_cast<typename Vec16<T>::type*>(smem + s.dst) = p.vec;
             } else {
 #pragma unroll
-                for (int j = 0; j < V; ++j) (K_CONTIG ? dst[j * LDS] : dst[j]) = vals[j];
+                for (int j = 0; j < V; ++j) smem[s.dst + j * (K_CONTIG ? LDS : 1)] = staged[r][j];
             }
         }
+    }
+
+    // Global -> shared with cp.async, no registers involved: 16-byte copies when the
+    // tile keeps its global orientation, element-sized ones when it is transposed.
+    __device__ __forceinline__ static void copy_async(T* __restrict__ smem, const T* __restrict__ g, long long ld,
+                                                      int x0, int k0, int X, int K, bool vec_ok, int tid) {
+#pragma unroll
+        for (int r = 0; r < PER_THREAD; ++r) {
+            const Slot s = slot(r, tid, ld, x0, k0, X, K);
+            if (!s.active) break;
+            if (!K_CONTIG && V > 1 && vec_ok) {
+                // a partial vector at the edge is zero-filled; src_bytes 0 reads nothing
+                cp_async<16>(smem + s.dst, s.valid > 0 ? g + s.src : g, s.valid * (int)sizeof(T));
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j)
+                    cp_async<sizeof(T)>(smem + s.dst + j * (K_CONTIG ? LDS : 1), j < s.valid ? g + s.src + j : g,
+                                        j < s.valid ? (int)sizeof(T) : 0);
+            }
+        }
+    }
+};
+
+// How load_tile moves a tile.
+enum class CopyMode {
+    Scalar,  // one element per access (rungs 1-2: the plain baseline)
+    Vector,  // 128-bit global loads where alignment allows, through registers
+    Async,   // cp.async (see TileCopy::copy_async)
+};
+
+// Copy the BK x BX tile at (x0, k0) of an operand into smem[k * LDS + x] now
+// (for Async: issue the copies), see TileCopy.
+template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG, CopyMode MODE>
+__device__ __forceinline__ void load_tile(T* __restrict__ smem, const T* __restrict__ g, long long ld, int x0,
+                                          int k0, int X, int K, bool vec_ok, int tid) {
+    using Copy = TileCopy<T, BK, BX, LDS, NTHREADS, K_CONTIG, MODE == CopyMode::Scalar ? 1 : vec_width<T>()>;
+    if (MODE == CopyMode::Async) {
+        Copy::copy_async(smem, g, ld, x0, k0, X, K, vec_ok, tid);
+    } else {
+        Copy copy;
+        copy.fetch(g, ld, x0, k0, X, K, vec_ok, tid);
+        copy.stash(smem, tid);
     }
 }
 

@@ -23,8 +23,6 @@ struct WarpTile {
     static constexpr int LANES_N = WSUBN / TN;  // lanes side by side along n in a sub-tile
     static constexpr int RM = WMITER * TM, RN = WNITER * TN;  // register tile per lane
     static constexpr int MIN_BLOCKS = min_blocks_for(NTHREADS, tile_registers<T>(RM, RN));
-    // The cp.async pipeline keeps more addresses live (one set per copy issued).
-    static constexpr int MIN_BLOCKS_PIPELINED = min_blocks_for(NTHREADS, tile_registers<T>(RM, RN), 80);
     static_assert(BM % WM == 0 && BN % WN == 0, "warp tiles must divide the block tile");
     static_assert(WMITER >= 1 && WMITER * TM * TN * WNITER * 32 == WM * WN, "warp tile must split evenly over 32 lanes");
     static_assert(WSUBN % TN == 0 && WSUBM % TM == 0 && (WSUBM / TM) * LANES_N == 32,
