@@ -24,8 +24,17 @@ TOL = {configs.F32: 1e-5, configs.F64: 1e-12}
 
 @pytest.fixture(scope="module")
 def cp():
+    """CuPy, with every variant these tests launch compiled up front in parallel."""
     import cupy
 
+    from tinygrad_dot.gemm.compile import precompile
+
+    cc = gemm.device_info(cupy.cuda.Device().id)["cc"]
+    precompile([(cfg, dtype, layout[0] == "T", layout[1] == "T")
+                for dtype in (configs.F32, configs.F64)
+                for cfg in dict.fromkeys([*configs.DEFAULTS[dtype].values(), *configs.UNTUNED[dtype]])
+                if cc >= configs.RUNGS[cfg.rung].min_sm
+                for layout in configs.LAYOUTS], cc)
     return cupy
 
 
