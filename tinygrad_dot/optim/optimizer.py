@@ -65,13 +65,16 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional)
         re-evaluates the loss under grad mode and returns it, as in PyTorch."""
-        loss = None
-        if closure is not None:
-            loss = closure()
+        loss = closure() if closure is not None else None
+        state, update = self.state, self._update  # this loop runs every step: keep it lean
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad.array, group, self.state.setdefault(id(p), {}))
+                grad = p.grad
+                if grad is not None:
+                    own = state.get(id(p))
+                    if own is None:
+                        own = state[id(p)] = {}
+                    update(p, grad.array, group, own)
         return loss
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:

@@ -26,7 +26,8 @@ class SGD(Optimizer):
 
     def _update(self, p, g, group, state):
         w = p.array
-        g = _with_weight_decay(g, w, group["weight_decay"])
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
         momentum = group["momentum"]
         if momentum:
             buf = state.get("momentum_buffer")
