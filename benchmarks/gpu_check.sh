@@ -15,6 +15,7 @@ mkdir -p "$DEST"
 export TINYGRAD_DOT_CACHE_DIR="${TINYGRAD_DOT_CACHE_DIR:-${OUT:+$OUT/cache}}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset CUPY_TF32
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
 status=0
 START=$SECONDS
 
@@ -22,7 +23,7 @@ echo "== nvidia-smi" | tee "$DEST/gpu_check.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$DEST/gpu_check.log"
 
 echo "== GPU tests ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
-python -m pytest -m gpu -q -p no:cacheprovider tests/test_gemm_gpu.py 2>&1 | tee "$DEST/gpu_tests.log" | tail -25
+"$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gemm_gpu.py 2>&1 | tee "$DEST/gpu_tests.log" | tail -25
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -45,7 +46,7 @@ for dtype in (np.float32, np.float64):
 cp.cuda.Device().synchronize()
 print("memcheck cases ran")
 PY
-    TINYGRAD_DOT_AUTOTUNE=0 "$SANITIZER" --tool memcheck --error-exitcode 3 python "$DEST/memcheck_cases.py" \
+    TINYGRAD_DOT_AUTOTUNE=0 "$SANITIZER" --tool memcheck --error-exitcode 3 "$PY" "$DEST/memcheck_cases.py" \
         > "$DEST/memcheck.log" 2>&1
     rc=$?
     tail -5 "$DEST/memcheck.log"
@@ -57,7 +58,7 @@ fi
 echo "== benchmark, $MODE ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
 BENCH_ARGS=(--out-dir "$DEST")
 [[ $MODE == quick ]] && BENCH_ARGS+=(--quick)
-python benchmarks/gemm.py "${BENCH_ARGS[@]}" 2>&1 | tee "$DEST/benchmark.log"
+"$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}" 2>&1 | tee "$DEST/benchmark.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
 echo "== done in $((SECONDS - START)) s, status $status" | tee -a "$DEST/gpu_check.log"
