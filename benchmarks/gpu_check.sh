@@ -23,7 +23,7 @@ echo "== nvidia-smi" | tee "$DEST/gpu_check.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$DEST/gpu_check.log"
 
 echo "== GPU tests ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
-"$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gemm_gpu.py 2>&1 | tee "$DEST/gpu_tests.log" | tail -25
+"$PY" -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee "$DEST/gpu_tests.log" | tail -25
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
