@@ -94,10 +94,23 @@ def test_kernels_sha256_definition(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "b.cu").write_bytes(b"B")
     (tmp_path / "sub" / "a.cuh").write_bytes(b"A")
+    (tmp_path / "sub.cu").write_bytes(b"C")  # "sub.cu" < "sub/a.cuh" as strings, but not as paths
     import hashlib
-    expected = hashlib.sha256(b"b.cu\0B" + b"sub/a.cuh\0A").hexdigest()
+    expected = hashlib.sha256(b"kernels/b.cu\0B" + b"kernels/sub/a.cuh\0A" + b"kernels/sub.cu\0C").hexdigest()
     assert sources.kernels_sha256(tmp_path) == expected
-    assert len(sources.kernels_sha256()) == 64
+
+
+def test_kernels_sha256_matches_the_repository_definition():
+    """The figure results files carry: repo-relative posix paths in pathlib order."""
+    import hashlib
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for p in sorted((root / "kernels").rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    assert sources.kernels_sha256() == h.hexdigest()
 
 
 def test_package_imports_without_cupy():

@@ -23,18 +23,19 @@ def kernels_dir() -> Path:
 
 
 def kernel_files(root: Path | None = None) -> list:
-    """Every file under kernels/, sorted by posix path relative to it."""
+    """Every file under kernels/, in pathlib's sort order of their paths."""
     root = Path(root) if root is not None else kernels_dir()
-    return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+    return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).parts)
 
 
 def kernels_sha256(root: Path | None = None) -> str:
     """sha256 over every file under kernels/ in sorted path order, each as its
-    posix path (relative to kernels/), a NUL byte, then its bytes."""
+    posix path from the repository root ("kernels/common.cuh"), a NUL byte,
+    then its bytes: the same figure wherever the sources are installed."""
     root = Path(root) if root is not None else kernels_dir()
     h = hashlib.sha256()
     for p in kernel_files(root):
-        h.update(p.relative_to(root).as_posix().encode())
+        h.update(("kernels/" + p.relative_to(root).as_posix()).encode())
         h.update(b"\0")
         h.update(p.read_bytes())
     return h.hexdigest()
