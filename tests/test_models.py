@@ -141,6 +141,17 @@ def test_partial_fit_continues_training(iris):
         model.partial_fit(iris.X_train[:2], [0, 7])
 
 
+def test_regression_partial_fit_and_refit(diabetes):
+    model = LinearRegression(random_state=0)
+    for _ in range(5):
+        model.partial_fit(diabetes.X_train, diabetes.y_train)
+    assert model.n_iter_ == 5 and model.loss_curve_[-1] < model.loss_curve_[0]
+    with pytest.raises(ValueError, match="X has 3 features, but this model was fitted with 10"):
+        model.partial_fit(diabetes.X_train[:, :3], diabetes.y_train)
+    model.set_params(max_epochs=2, tol=None).fit(diabetes.X_train, diabetes.y_train)
+    assert model.n_iter_ == 2  # fit starts over
+
+
 def test_early_stopping_and_convergence_warning(iris):
     stopped = LogisticRegression(tol=1e-2, random_state=0).fit(iris.X_train, iris.y_train)
     assert stopped.n_iter_ < stopped.max_epochs
