@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench gpu-check kernel-report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/gemm.py
 	$(PY) benchmarks/train.py
+
+# On a machine with an NVIDIA GPU: GPU tests, memcheck, then the GEMM benchmark (logs under $$OUT if set).
+gpu-check: $(STAMP)
+	PYTHON=$(PY) bash benchmarks/gpu_check.sh
+
+# Registers, shared memory, spills and occupancy of every kernel variant (NVRTC, no GPU needed).
+kernel-report: $(STAMP)
+	$(PY) -m tinygrad_dot.gemm.report
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

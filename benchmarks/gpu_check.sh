@@ -11,8 +11,10 @@ MODE=quick
 [[ "${1:-}" == "--full" ]] && MODE=full
 DEST="${OUT:-benchmarks/results/gpu_check}"
 mkdir -p "$DEST"
-# with $OUT set, cubins and autotune choices live there (shared by all steps)
-export TINYGRAD_DOT_CACHE_DIR="${TINYGRAD_DOT_CACHE_DIR:-${OUT:+$OUT/cache}}"
+# One cache (cubins, autotune choices) shared by all steps, kept out of $OUT:
+# only a few files come back from there, and they should be the logs and results.
+export TINYGRAD_DOT_CACHE_DIR="${TINYGRAD_DOT_CACHE_DIR:-${TMPDIR:-/tmp}/tinygrad_dot_gpu_check_cache}"
+SCRATCH=$(mktemp -d)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset CUPY_TF32
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
@@ -29,7 +31,7 @@ echo "== GPU tests ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n "$SANITIZER" ]]; then
     echo "== compute-sanitizer memcheck ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
-    cat > "$DEST/memcheck_cases.py" <<'PY'
+    cat > "$SCRATCH/memcheck_cases.py" <<'PY'
 # Small odd shapes through every rung and layout, under memcheck: any read or
 # write outside the operands is reported by the sanitizer.
 import cupy as cp, numpy as np
@@ -46,7 +48,7 @@ for dtype in (np.float32, np.float64):
 cp.cuda.Device().synchronize()
 print("memcheck cases ran")
 PY
-    TINYGRAD_DOT_AUTOTUNE=0 "$SANITIZER" --tool memcheck --error-exitcode 3 "$PY" "$DEST/memcheck_cases.py" \
+    TINYGRAD_DOT_AUTOTUNE=0 "$SANITIZER" --tool memcheck --error-exitcode 3 "$PY" "$SCRATCH/memcheck_cases.py" \
         > "$DEST/memcheck.log" 2>&1
     rc=$?
     tail -5 "$DEST/memcheck.log"
