@@ -162,9 +162,14 @@ def _best_us(fn, number, repeat=5):
 # ----------------------------------------------------------------- main
 
 
-def run(rounds=5, check_epochs=3):
+def run(rounds=5, check_epochs=3, devices=()):
+    """Train and time every implementation; ``devices`` adds tinygrad_dot runs on
+    other devices (e.g. "cuda"; each epoch ends with a device-to-host copy of the
+    weights, which synchronises, so the epoch times are complete)."""
     X, y = make_data()
     trainers = {"tinygrad_dot": train_tinygrad(X, y), "numpy_by_hand": train_numpy(X, y)}
+    for device in devices:
+        trainers[f"tinygrad_dot[{device}]"] = train_tinygrad(X, y, device=device)
     torch, torch_missing = torch_available()
     if torch is not None:
         trainers["torch_eager"] = train_torch(X, y)
@@ -214,12 +219,12 @@ def _machine(torch):
 def print_report(report):
     print(f"softmax regression, {N}x{D} float32, batch {BATCH}, SGD lr {LR} (reference: loss {REFERENCE_LOSS}, "
           f"accuracy {REFERENCE_ACCURACY} after 3 epochs)")
-    print(f"  {'implementation':16s} {'s/epoch (median)':>17s} {'min':>8s} {'loss@3':>9s} {'acc@3':>7s}")
+    print(f"  {'implementation':22s} {'s/epoch (median)':>17s} {'min':>8s} {'loss@3':>9s} {'acc@3':>7s}")
     for name, t in report["seconds_per_epoch"].items():
         check = report["check"][name]
-        print(f"  {name:16s} {t['median']:17.4f} {t['min']:8.4f} {check['loss']:9.5f} {check['accuracy']:7.4f}")
+        print(f"  {name:22s} {t['median']:17.4f} {t['min']:8.4f} {check['loss']:9.5f} {check['accuracy']:7.4f}")
     if "torch_missing" in report:
-        print(f"  {'torch_eager':16s} missing: PyTorch is not importable ({report['torch_missing']}); "
+        print(f"  {'torch_eager':22s} missing: PyTorch is not importable ({report['torch_missing']}); "
               "pip install torch to compare")
     overhead = report["tape_overhead_4x4"]
     print("forward+backward of ((x @ w + b) ** 2).mean(), 4x4 float32, microseconds per call:")
@@ -245,10 +250,12 @@ def write_json(report, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per implementation after the check")
+    parser.add_argument("--device", action="append", default=[],
+                        help="also train tinygrad_dot on this device (e.g. cuda); repeatable")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "cpu-train.json"))
     args = parser.parse_args(argv)
-    report = run(rounds=args.rounds)
+    report = run(rounds=args.rounds, devices=args.device)
     print_report(report)
     write_json(report, args.out)
     print(f"wrote {args.out}")
