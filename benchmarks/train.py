@@ -9,7 +9,8 @@ epochs the full-data loss is 0.92946 and the accuracy 0.6766.
 Three implementations train side by side: tinygrad_dot (nn.Linear +
 F.cross_entropy + optim.SGD through the tape), a hand-written NumPy loop with
 manual gradients, and PyTorch CPU eager (when importable). Epoch times are
-interleaved round by round so that machine noise hits all three alike.
+interleaved round by round, in a rotating order, so that machine noise hits all
+three alike.
 Also times forward+backward of ((x @ w + b) ** 2).mean() on 4x4 float32.
 
     python benchmarks/train.py [--rounds 5] [--out benchmarks/results/cpu-train.json]
@@ -38,6 +39,7 @@ from tinygrad_dot.nn import functional as F  # noqa: E402
 
 N, D, K, BATCH, LR = 60000, 784, 10, 256, 0.1
 REFERENCE_LOSS, REFERENCE_ACCURACY = 0.92946, 0.6766
+SETTLE_SECONDS = 0.5  # idle time before each timed epoch (see run())
 
 
 def make_data(n=N, d=D, k=K, seed=0):
@@ -177,8 +179,14 @@ def run(rounds=5, check_epochs=3, devices=()):
               "check": {}, "seconds_per_epoch": {}}
     times = {name: [] for name in trainers}
     # Epochs 1..check_epochs are timed too; all trainers run them in the same rounds.
+    names = list(trainers)
     for epoch in range(check_epochs + rounds):
-        for name, trainer in trainers.items():
+        # Rotate who goes first, and pause between implementations: PyTorch's OpenMP and
+        # OpenBLAS worker threads spin for a while after their last call and would steal a
+        # core from whichever implementation runs next (on 2 cores that costs it 30%).
+        for name in names[epoch % len(names):] + names[:epoch % len(names)]:
+            trainer = trainers[name]
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             weight, bias = next(trainer)
             times[name].append(time.perf_counter() - start)
