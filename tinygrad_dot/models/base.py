@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from .. import io
+from ..autograd import no_grad
 from ..backends import get_backend
 from ..data.loader import DataLoader, TensorDataset
 from ..nn import functional as F
@@ -163,6 +164,9 @@ class LinearEstimatorBase:
             raise ValueError(f"dtype must be a floating-point dtype such as 'float32', got {dtype}")
         get_backend(self.device)  # raises with an actionable message for an unknown or missing device
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, "_weight", None) is not None
+
     def _check_fitted(self) -> None:
         if getattr(self, "_weight", None) is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
@@ -290,8 +294,6 @@ class LinearEstimatorBase:
         """X W^T + b on the model's device, returned on the host as (n, outputs)."""
         self._check_fitted()
         X = check_X(X, self._weight.dtype, self.n_features_in_)
-        from ..autograd import no_grad
-
         with no_grad():
             out = F.linear(Tensor(X, device=self._weight._backend), self._weight, self._bias)
         return out.numpy()
