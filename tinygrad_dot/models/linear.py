@@ -7,6 +7,12 @@ from ..nn import functional as F
 from .base import LinearEstimatorBase, _numeric
 
 
+def _no_sample_weight(sample_weight) -> None:
+    # The parameter exists for scikit-learn's signature; ignoring weights silently would mislead.
+    if sample_weight is not None:
+        raise NotImplementedError("sample_weight is not supported by td.models estimators")
+
+
 class LinearRegression(LinearEstimatorBase):
     """Least squares, with optional ridge (``penalty="l2"``) or lasso (``penalty="l1"``) penalties.
 
@@ -68,6 +74,7 @@ class LinearRegression(LinearEstimatorBase):
 
     def score(self, X, y, sample_weight=None) -> float:
         """R^2, the coefficient of determination (averaged uniformly over targets)."""
+        _no_sample_weight(sample_weight)
         prediction = self.predict(X)
         y = _numeric(np.asarray(y), "y", np.float64).reshape(prediction.shape)
         residual = ((y - prediction) ** 2).sum(axis=0)
@@ -178,6 +185,7 @@ class LogisticRegression(LinearEstimatorBase):
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy."""
+        _no_sample_weight(sample_weight)
         y = np.asarray(y)
         prediction = self.predict(X)
         if len(y) != len(prediction):
