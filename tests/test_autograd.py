@@ -239,3 +239,18 @@ def test_no_grad_as_decorator():
 
     assert not double(x).requires_grad
     assert td.is_grad_enabled()
+
+
+def test_leaf_gradients_never_share_memory():
+    """add() hands the same gradient array to both inputs; each .grad must be its own."""
+    a = td.tensor([1.0, 2.0], requires_grad=True)
+    b = td.tensor([3.0, 4.0], requires_grad=True)
+    seed = td.tensor([1.0, 1.0])
+    (a + b).backward(seed)
+    a.grad.array *= 10
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(seed.numpy(), [1.0, 1.0])
+    c = td.tensor([5.0], requires_grad=True)
+    c.backward(seed[:1])
+    c.grad.array *= 3
+    np.testing.assert_allclose(seed.numpy(), [1.0, 1.0])

@@ -85,8 +85,10 @@ def unbroadcast(grad, shape):
 def record(cls, data, backend, *edges):
     """Wrap an op's output array as a tensor and put it on the tape.
 
-    ``edges`` are ``(parent_tensor, vjp)`` pairs. Nothing is recorded when
-    grad mode is off or no parent needs a gradient.
+    ``edges`` are ``(parent_tensor, vjp)`` pairs. A vjp returns a new array, its
+    input ``g`` itself, or a view (never an array it keeps elsewhere), so the
+    engine knows when a gradient can be stored without a copy. Nothing is
+    recorded when grad mode is off or no parent needs a gradient.
     """
     out = cls._wrap(data, backend)
     if _grad_mode.enabled:
@@ -98,12 +100,14 @@ def record(cls, data, backend, *edges):
     return out
 
 
-def _accumulate_leaf(leaf, grad) -> None:
-    grad = grad.astype(leaf.dtype, copy=False) if grad.dtype != leaf.dtype else grad
+def _accumulate_leaf(leaf, grad, owned: bool) -> None:
+    """Add ``grad`` into ``leaf.grad``. ``owned``: nothing else refers to ``grad``,
+    so it can become ``.grad`` without a copy (users and clip_grad_norm_ modify
+    ``.grad`` in place, so a shared array must be copied first)."""
+    if grad.dtype != leaf.dtype:
+        grad, owned = grad.astype(leaf.dtype), True
     if leaf.grad is None:
-        # A private copy: the same array may also flow to other nodes, and
-        # users (and clip_grad_norm_) modify .grad in place.
-        leaf.grad = type(leaf)._wrap(grad.copy(), leaf._backend)
+        leaf.grad = type(leaf)._wrap(grad if owned else grad.copy(), leaf._backend)
     else:
         leaf.grad.array += grad
 
@@ -111,7 +115,7 @@ def _accumulate_leaf(leaf, grad) -> None:
 def run_backward(root, grad, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf), contracted with ``grad``, into every leaf's ``.grad``."""
     if root._parents is None:  # the root is itself a leaf
-        _accumulate_leaf(root, grad)
+        _accumulate_leaf(root, grad, owned=False)
         return
     nodes, seen, stack = [], {id(root)}, [root]
     while stack:
@@ -140,7 +144,8 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
         for parent, vjp in edges:
             pg = vjp(g)
             if parent._parents is None:
-                _accumulate_leaf(parent, pg)
+                # A vjp returns a fresh array, its input g, or a view: only the first is owned.
+                _accumulate_leaf(parent, pg, owned=pg is not g and getattr(pg, "base", None) is None)
             else:
                 key = id(parent)
                 pending[key] = pending[key] + pg if key in pending else pg
