@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+# PyTorch is an optional cross-check in the tests (they skip, saying why, without
+# it). It is installed only where a local CPU wheel exists, as on our CI machines:
+# from PyPI it would be a multi-GB CUDA build.
+TORCH_CPU_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-*.whl))
+
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_CPU_WHEEL)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
