@@ -68,10 +68,11 @@ class Tensor:
             array = backend.asarray(data.array if backend is data._backend else data._backend.to_numpy(data.array),
                                     dtype=dtype)
             array = array.copy() if array is data.array else array
-        elif hasattr(data, "__cuda_array_interface__"):  # a CuPy array: stays on the GPU unless told otherwise
+        elif hasattr(data, "__cuda_array_interface__"):  # GPU data stays on the GPU unless told otherwise
+            from .backends.cupy_backend import import_cupy
+
+            data = import_cupy().asarray(data)  # a zero-copy view of any CUDA array (CuPy, PyTorch, Numba)
             backend = get_backend(device if device is not None else f"cuda:{data.device.id}")
-            if dtype is not None and dtype.kind not in _NUMERIC_KINDS:
-                raise TypeError(f"unsupported dtype {dtype}")
             array = backend.asarray(data, dtype=dtype)
         else:
             backend = get_backend(device)

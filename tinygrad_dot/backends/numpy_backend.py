@@ -11,8 +11,10 @@ class NumpyBackend(Backend):
     xp = np
 
     def asarray(self, data, dtype=None):
-        if hasattr(data, "__cuda_array_interface__"):  # a CuPy array coming home
-            data = data.get()
+        if hasattr(data, "__cuda_array_interface__"):  # GPU data coming home
+            from .cupy_backend import import_cupy
+
+            data = import_cupy().asarray(data).get()
         return np.asarray(data, dtype=dtype)
 
     def to_numpy(self, array):
