@@ -124,7 +124,10 @@ def test_autotuner_end_to_end(cp, tmp_path, monkeypatch):
     assert dev == gemm.device_info(a.device.id)["key"]
     (key, choice), = entries.items()
     assert key.startswith("float32|NN|") and choice["timings_ms"]
-    assert list((tmp_path / "cubin").glob("*.cubin")), "compiled modules were not cached on disk"
+    from tinygrad_dot.gemm import nvrtc
+
+    if nvrtc.available():  # without our own libnvrtc, CuPy compiles and caches in its own directory
+        assert list((tmp_path / "cubin").glob("*.cubin")), "compiled modules were not cached on disk"
     check(cp, a, b, "auto")  # served from the cache
     assert len(json.loads((tmp_path / "autotune.json").read_text())["devices"][dev]) == 1
 
