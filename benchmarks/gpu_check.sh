@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# GPU check of the GEMM kernels: GPU tests, compute-sanitizer memcheck on a few
-# small cases (when compute-sanitizer exists), then the benchmark.
+# GPU check of the GEMM kernels: GPU tests, compute-sanitizer memcheck (every
+# rung, odd/unit/misaligned/batched shapes), racecheck and synccheck (cp_async and
+# warp_tiled) on small cases when compute-sanitizer exists, then the benchmark.
 #   benchmarks/gpu_check.sh          quick mode (under 3 minutes)
 #   benchmarks/gpu_check.sh --full   full benchmark (under 8 minutes)
 # Logs and results go under $OUT when it is set, else benchmarks/results/gpu_check.
-# Exits non-zero if the tests or the memcheck fail (the benchmark still runs).
+# Exits non-zero if the tests or a sanitizer run fail (the benchmark still runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE=quick
@@ -33,26 +34,78 @@ if [[ -n "$SANITIZER" ]]; then
     echo "== compute-sanitizer memcheck ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
     cat > "$SCRATCH/memcheck_cases.py" <<'PY'
 # Small odd shapes through every rung and layout, under memcheck: any read or
-# write outside the operands is reported by the sanitizer.
-import cupy as cp, numpy as np
+# write outside the operands is reported by the sanitizer. CuPy's memory pool
+# hands out slices of big blocks, which would hide an overrun into a neighbour:
+# allocate every array on its own with cudaMalloc instead.
+import cupy as cp
+cp.cuda.set_allocator(None)
+import numpy as np
 from tinygrad_dot import gemm
 rng = np.random.default_rng(0)
+dev = lambda shape, dtype: cp.asarray(rng.standard_normal(shape).astype(dtype))
 for dtype in (np.float32, np.float64):
     for kernel in gemm.kernel_names():
-        for (m, n, k) in ((1, 7, 33), (33, 65, 7), (129, 127, 130)):
+        for (m, n, k) in ((1, 7, 33), (33, 65, 7), (129, 127, 130), (1, 1, 1), (1, 33, 1), (65, 1, 1), (7, 9, 1)):
             for ta in (False, True):
                 for tb in (False, True):
-                    a = cp.asarray(rng.standard_normal((k, m) if ta else (m, k)).astype(dtype))
-                    b = cp.asarray(rng.standard_normal((n, k) if tb else (k, n)).astype(dtype))
-                    c = gemm.matmul(a.T if ta else a, b.T if tb else b, kernel=kernel)
-cp.cuda.Device().synchronize()
+                    a = dev((k, m) if ta else (m, k), dtype)
+                    b = dev((n, k) if tb else (k, n), dtype)
+                    gemm.matmul(a.T if ta else a, b.T if tb else b, kernel=kernel)
+        flat = dev(130 * 128 + 1, dtype)
+        mis = flat[1:].reshape(130, 128)[:, :127]            # pointer off 16-byte alignment, ld 128
+        gemm.matmul(mis, dev((127, 33), dtype), kernel=kernel)
+        gemm.matmul(dev((33, 130), dtype), mis, kernel=kernel)
+        a3 = dev((4, 129, 127), dtype)
+        gemm.matmul(a3, dev((127, 33), dtype), kernel=kernel)              # broadcast B, batch stride 0
+        gemm.matmul(cp.swapaxes(a3, 1, 2), dev((4, 129, 7), dtype), kernel=kernel)  # batched A^T
+    cp.cuda.Device().synchronize()
 print("memcheck cases ran")
 PY
-    TINYGRAD_DOT_AUTOTUNE=0 "$SANITIZER" --tool memcheck --error-exitcode 3 "$PY" "$SCRATCH/memcheck_cases.py" \
-        > "$DEST/memcheck.log" 2>&1
-    rc=$?
-    tail -5 "$DEST/memcheck.log"
-    [[ $rc -eq 0 ]] || { echo "memcheck FAILED (rc=$rc)"; status=1; }
+    cat > "$SCRATCH/race_cases.py" <<'PY'
+# Shared-memory races (racecheck) and barrier misuse (synccheck) in the two rungs
+# with the most intricate shared-memory traffic: one odd shape per layout whose K
+# spans several BK slices (so the pipeline wraps) with partial edge tiles.
+import sys
+import cupy as cp
+cp.cuda.set_allocator(None)
+import numpy as np
+from tinygrad_dot import gemm
+rng = np.random.default_rng(1)
+dtypes = (np.float32, np.float64) if sys.argv[1:] != ["f32"] else (np.float32,)
+for dtype in dtypes:
+    for kernel in ("cp_async", "warp_tiled"):
+        for (m, n, k, ta, tb) in ((65, 33, 41, False, False), (33, 65, 37, False, True),
+                                  (70, 31, 29, True, False), (31, 70, 45, True, True)):
+            a = cp.asarray(rng.standard_normal((k, m) if ta else (m, k)).astype(dtype))
+            b = cp.asarray(rng.standard_normal((n, k) if tb else (k, n)).astype(dtype))
+            gemm.matmul(a.T if ta else a, b.T if tb else b, kernel=kernel)
+cp.cuda.Device().synchronize()
+print("race cases ran")
+PY
+    # Each sanitizer run is bounded so a slow one cannot eat the whole budget. The
+    # GPU tests above compiled every default config into $TINYGRAD_DOT_CACHE_DIR,
+    # so these runs load cubins instead of compiling.
+    sanitize() {  # tool, timeout, log, script args...
+        local tool=$1 limit=$2 log=$3; shift 3
+        echo "== compute-sanitizer $tool ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
+        TINYGRAD_DOT_AUTOTUNE=0 timeout "$limit" "$SANITIZER" --tool "$tool" --error-exitcode 3 "$PY" "$@" \
+            > "$DEST/$log" 2>&1
+        local rc=$?
+        tail -5 "$DEST/$log"
+        [[ $rc -eq 0 ]] || { echo "$tool FAILED (rc=$rc; 124 = timed out)" | tee -a "$DEST/gpu_check.log"; status=1; }
+    }
+    # Estimated (no GPU run yet): sanitizer start + CuPy init ~10-15 s per run;
+    # memcheck ~330 small launches ~20-40 s; racecheck 8-16 launches ~20-40 s;
+    # synccheck 8 launches ~15 s. Quick mode caps the three at 90+60+40 s.
+    if [[ $MODE == quick ]]; then
+        sanitize memcheck 90 memcheck.log "$SCRATCH/memcheck_cases.py"
+        sanitize racecheck 60 racecheck.log "$SCRATCH/race_cases.py" f32
+        sanitize synccheck 40 synccheck.log "$SCRATCH/race_cases.py" f32
+    else
+        sanitize memcheck 240 memcheck.log "$SCRATCH/memcheck_cases.py"
+        sanitize racecheck 180 racecheck.log "$SCRATCH/race_cases.py"
+        sanitize synccheck 120 synccheck.log "$SCRATCH/race_cases.py"
+    fi
 else
     echo "== compute-sanitizer not found: memcheck skipped" | tee -a "$DEST/gpu_check.log"
 fi
