@@ -131,6 +131,8 @@ def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris)
     np.savetxt(regression, np.random.default_rng(0).standard_normal((20, 3)), delimiter=",")
     _one_line_error(capsys, ["train", "--dataset", str(regression), "--model", "logistic", "--out", str(tmp_path)],
                     "--model logistic needs class labels")
+    _one_line_error(capsys, ["train", "--dataset", "diabetes", "--model", "logistic", "--out", str(tmp_path)],
+                    "diabetes is a regression dataset")
     one_class = tmp_path / "one_class.csv"
     one_class.write_text("".join(f"{i},{i * i},7\n" for i in range(8)))
     _one_line_error(capsys, ["train", "--dataset", str(one_class), "--out", str(tmp_path)],

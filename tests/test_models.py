@@ -235,12 +235,13 @@ def test_bad_input_raises_before_training(monkeypatch, estimator, case, X, y, er
 
 
 @pytest.mark.parametrize("estimator,y,error,message", [
-    (LogisticRegression, np.zeros(6), ValueError, r"single class"),
+    (LogisticRegression, np.zeros(6), ValueError, r"^y has a single class \(0\.0\); classification needs at least 2$"),
+    (LogisticRegression, np.array([0.5, 1.5, 2.5, 0.5, 1.5, 2.5]), ValueError, r"^Unknown label type: continuous"),
     (LogisticRegression, np.array([0, 1, np.nan, 1, 0, 1]), ValueError, r"y contains NaN"),
     (LinearRegression, np.array([0, 1, np.nan, 1, 0, 1]), ValueError, r"y contains NaN"),
     (LinearRegression, np.array(list("abcdef")), TypeError, r"y must be numeric"),
     (LogisticRegression, np.array([1, "a", 2, "b", 1, 2], dtype=object), TypeError, r"cannot be sorted"),
-], ids=["single class", "NaN label", "NaN target", "text target", "mixed labels"])
+], ids=["single class", "continuous labels", "NaN label", "NaN target", "text target", "mixed labels"])
 def test_bad_targets_raise_before_training(monkeypatch, estimator, y, error, message):
     _no_training(monkeypatch)
     with pytest.raises(error, match=message):

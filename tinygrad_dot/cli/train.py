@@ -55,6 +55,12 @@ def _load_split(args):
 def _model_kind(args, split) -> str:
     if args.model == "auto":
         return "logistic" if split.task == "classification" else "linear"
+    from tinygrad_dot.data.datasets import DATASETS
+
+    if args.model == "logistic" and args.dataset in DATASETS and split.task == "regression":
+        raise CliError(f"--model logistic needs class labels, but {args.dataset} is a regression dataset "
+                       f"(real-valued target with {len(np.unique(split.y_train))} distinct values); "
+                       "use --model linear")
     y = split.y_train
     if args.model == "logistic" and y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
         raise CliError(f"--model logistic needs class labels, but the target of {split.name} has fractional "

@@ -129,6 +129,11 @@ class LogisticRegression(LinearEstimatorBase):
             raise ValueError(f"y must be 1-D (one label per sample), got shape {y.shape}")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinity; every sample needs a label")
+        if y.dtype.kind in "fc" and not np.all(np.mod(y.real, 1) == 0):
+            # scikit-learn's type_of_target: floats that are not all integral are 'continuous'.
+            raise ValueError("Unknown label type: continuous. y holds fractional values, so it is a "
+                             "regression target, not class labels; use LinearRegression (or encode the "
+                             "classes as integers or strings)")
         if first_fit:
             try:
                 found = np.unique(y if classes is None else np.asarray(classes))
@@ -136,7 +141,7 @@ class LogisticRegression(LinearEstimatorBase):
                 raise TypeError("the labels in y cannot be sorted (mixed types such as numbers and "
                                 "strings?); use labels of one type") from None
             if len(found) < 2:
-                raise ValueError(f"y has a single class ({found[0]!r} if any): a classifier needs at least two"
+                raise ValueError(f"y has a single class ({found[0].item()!r}); classification needs at least 2"
                                  if len(found) else "y is empty")
             self.classes_ = found
         index = np.searchsorted(self.classes_, y)
