@@ -159,7 +159,7 @@ def test_damaged_cache_is_ignored_with_a_warning(cache_dir, content):
 def test_autotuner_times_once_then_reuses(cache_dir, monkeypatch):
     timed = []
 
-    def fake_time(cands, launch):
+    def fake_time(cands, launch, result=None):
         timed.append([c.label() for c in cands])
         return {c.label(): (0.1 if i == 2 else 1.0) for i, c in enumerate(cands)}
 
@@ -181,3 +181,74 @@ def test_tuning_off_uses_shape_class_default(cache_dir, monkeypatch):
     cfg = autotune.Autotuner().choose("gpu", np.float64, "NN", 64, 64, 64, 1, 90, 132, None)
     assert cfg == configs.untuned_config(np.float64, 64, 64, 1, 132, 90)
     assert not (cache_dir / "autotune.json").exists()
+
+
+class _FakeEvent:
+    """cupy.cuda.Event on the host clock."""
+
+    def record(self):
+        import time
+
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+def _fake_cupy(monkeypatch):
+    import sys
+    import types
+
+    cuda = types.SimpleNamespace(Event=_FakeEvent, get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+
+
+def test_time_candidates_drops_wrong_or_failing_candidates(monkeypatch):
+    """Each candidate's output is compared with the first one's; a wrong one, one
+    leaving an element unwritten, or one whose compile fails is dropped with a
+    warning instead of aborting the matmul."""
+    from tinygrad_dot.gemm.nvrtc import NvrtcError
+
+    _fake_cupy(monkeypatch)
+    cands = configs.all_configs(np.float32)[:5]
+    good = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+    c = np.empty_like(good)
+
+    def launch(cfg):
+        i = cands.index(cfg)
+        if i == 2:
+            raise NvrtcError("NVRTC could not compile")
+        c[...] = good
+        if i == 1:
+            c[0, 0] += 1.0          # wrong value
+        if i == 3:
+            c[2, 3] = np.nan        # left unwritten: stays poisoned (the NaN stands in for it)
+
+    with pytest.warns(RuntimeWarning, match="dropping candidate") as rec:
+        timings = autotune.time_candidates(cands, launch, repeats=2, result=lambda: c)
+    assert list(timings) == [cands[0].label(), cands[4].label()]
+    msgs = " ".join(str(w.message) for w in rec)
+    assert cands[1].label() in msgs and cands[2].label() in msgs and cands[3].label() in msgs
+    assert "NvrtcError" in msgs and "differs from" in msgs
+
+    # the first candidate failing: the next working one becomes the reference
+    with pytest.warns(RuntimeWarning, match="dropping candidate"):
+        timings = autotune.time_candidates([cands[2], cands[4], cands[0]], launch, repeats=1, result=lambda: c)
+    assert list(timings) == [cands[4].label(), cands[0].label()]
+
+
+def test_autotuner_falls_back_when_every_candidate_fails(cache_dir, monkeypatch):
+    _fake_cupy(monkeypatch)
+
+    def launch(cfg):
+        raise RuntimeError("cudaErrorLaunchFailure")
+
+    def precompile(cands):
+        raise RuntimeError("compile failed")
+
+    with pytest.warns(RuntimeWarning) as rec:
+        cfg = autotune.Autotuner().choose("gpu", np.float32, "NN", 64, 64, 64, 1, 90, 132, launch, precompile,
+                                          result=lambda: np.zeros((64, 64), np.float32))
+    assert any("no candidate ran correctly" in str(w.message) for w in rec)
+    assert cfg == configs.untuned_config(np.float32, 64, 64, 1, 132, 90)
+    assert not (cache_dir / "autotune.json").exists()  # a failure is not remembered

@@ -90,6 +90,26 @@ def test_untuned_configs(dtype):
             check(operand(rng, M, K, dtype, True, False), operand(rng, K, N, dtype, False, True), cfg)
 
 
+def _extra_configs():
+    """Every launchable config that test_rung_odd_shapes does not already cover
+    (autotune candidates and untuned choices beyond the rung defaults)."""
+    return [pytest.param(dtype, cfg, id=f"{np.dtype(dtype).name}-{cfg.label()}")
+            for dtype in (configs.F32, configs.F64)
+            for cfg in configs.all_configs(dtype) if cfg not in configs.DEFAULTS[dtype].values()]
+
+
+@pytest.mark.parametrize("dtype, cfg", _extra_configs())
+def test_every_candidate_config(dtype, cfg):
+    """Whatever the autotuner picks must be correct: each config, every layout, odd
+    shapes with partial tiles (natural and padded leading dimensions)."""
+    rng = np.random.default_rng(zlib.crc32(cfg.label().encode()))
+    for layout in configs.LAYOUTS:
+        for padded, (M, N, K) in ((False, (65, 130, 33)), (True, (130, 7, 65)), (False, (1, 33, 7))):
+            a = operand(rng, M, K, dtype, layout[0] == "T", padded)
+            b = operand(rng, K, N, dtype, layout[1] == "T", padded)
+            check(a, b, cfg)
+
+
 def test_poison_is_detected():
     """The harness itself: a result left NaN must fail the comparison."""
     cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]

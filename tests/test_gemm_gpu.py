@@ -106,6 +106,37 @@ def test_batched_broadcast_and_misaligned(cp, kernel, dtype):
     check(cp, mis, cp.asarray(rng.standard_normal((127, 129)).astype(dtype)), kernel)
 
 
+def _all_config_params():
+    return [pytest.param(dtype, cfg, id=f"{dtype.name}-{cfg.label()}")
+            for dtype in (configs.F32, configs.F64) for cfg in configs.all_configs(dtype)]
+
+
+@pytest.mark.parametrize("dtype, cfg", _all_config_params())
+def test_every_config_through_the_launch_path(cp, dtype, cfg):
+    """Every config the autotuner may pick (not only the rung defaults), each layout,
+    odd shapes, launched through gemm._launch into a NaN-poisoned output."""
+    from tinygrad_dot.gemm import plan as gemm_plan
+    from tinygrad_dot.gemm.compile import precompile
+
+    cc = gemm.device_info(cp.cuda.Device().id)["cc"]
+    if cc < configs.RUNGS[cfg.rung].min_sm:
+        pytest.skip(f"{cfg.rung} needs sm_{configs.RUNGS[cfg.rung].min_sm}")
+    precompile([(cfg, dtype, layout[0] == "T", layout[1] == "T") for layout in configs.LAYOUTS], cc)
+    rng = np.random.default_rng(5)
+    for layout in configs.LAYOUTS:
+        for M, N, K in ((33, 127, 129), (129, 7, 1000), (1, 33, 7)):
+            a = to_device(cp, host_operand(rng, M, K, dtype, layout[0] == "T"))
+            b = to_device(cp, host_operand(rng, K, N, dtype, layout[1] == "T"))
+            p = gemm_plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
+            assert not (p.a.copy or p.b.copy)  # (M = 1 may read as another layout: still in place)
+            c = cp.full(p.out_shape, np.nan, dtype)
+            gemm._launch(cfg, p, a, b, c, cc)
+            ref = cp.asnumpy(a).astype(np.float64) @ cp.asnumpy(b).astype(np.float64)
+            host = cp.asnumpy(c)
+            err = float(np.max(np.abs(host - ref)) / max(np.max(np.abs(ref)), 1e-30))
+            assert err < TOL[dtype], f"{cfg.label()} {layout} {M}x{N}x{K}: relative error {err:.3g}"
+
+
 def test_batch_past_the_grid_limit(cp):
     rng = np.random.default_rng(3)
     a = cp.asarray(rng.standard_normal((70000, 3, 5)).astype(np.float32))

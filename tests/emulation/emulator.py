@@ -30,10 +30,12 @@ ENTRY_ARGS = ("int M, int N, int K, const void* A, long long lda, long long bsa,
 
 
 def instantiations():
-    """(symbol, config, dtype, trans_a, trans_b) for every variant the emulation builds."""
+    """(symbol, config, dtype, trans_a, trans_b) for every variant the emulation builds:
+    every config the package can launch (rung defaults, autotune candidates and
+    untuned choices), so no candidate the autotuner may pick goes untested."""
     out = []
     for dtype in (configs.F32, configs.F64):
-        for cfg in dict.fromkeys([*configs.DEFAULTS[dtype].values(), *configs.UNTUNED[dtype]]):
+        for cfg in configs.all_configs(dtype):
             for layout in configs.LAYOUTS:
                 ta, tb = layout[0] == "T", layout[1] == "T"
                 out.append((f"td_emu_{len(out)}", cfg, dtype, ta, tb))

@@ -118,7 +118,8 @@ def matmul(a, b, *, kernel: str = "auto"):
             cfg = _autotuner.choose(
                 info["key"], a.dtype, p.layout, p.M, p.N, p.K, p.batch, info["cc"], info["sm_count"],
                 launch=lambda cand: _launch(cand, p, a, b, c, info["cc"]),
-                precompile=lambda cands: precompile([(x, a.dtype, p.a.trans, p.b.trans) for x in cands], info["cc"]))
+                precompile=lambda cands: precompile([(x, a.dtype, p.a.trans, p.b.trans) for x in cands], info["cc"]),
+                result=lambda: c)
         else:
             cfg = configs.DEFAULTS[a.dtype][kernel]
             if info["cc"] < configs.RUNGS[kernel].min_sm:

@@ -9,7 +9,9 @@ re-tunes. The file is written atomically (temp file + os.replace); a damaged fil
 is ignored with a warning. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
 configs.untuned_config picks by shape class.
 
-Everything here except time_candidates() is pure Python and tested on the CPU.
+Everything here except time_candidates() is pure Python and tested on the CPU
+(time_candidates against a stand-in CuPy). Each candidate's output is checked
+against the first one's while tuning; a wrong or failing candidate is dropped.
 """
 from __future__ import annotations
 
@@ -106,22 +108,63 @@ def pick_fastest(timings_ms: dict) -> str:
     return min(timings_ms, key=timings_ms.get)
 
 
-def time_candidates(cands: list, launch, repeats: int = 5) -> dict:
+# Largest max|C - C_first| / max|C_first| a candidate may show against the first
+# candidate's output: the kernels differ only in summation order.
+AGREE_TOL = {configs.F32: 1e-4, configs.F64: 1e-10}
+
+
+def _disagreement(out, ref) -> float:
+    """max|out - ref| / max|ref| (NaN when out holds a NaN that ref does not). Works
+    for cupy and numpy arrays alike."""
+    scale = float(abs(ref).max()) if ref.size else 0.0
+    return float(abs(out - ref).max()) / max(scale, 1e-300) if ref.size else 0.0
+
+
+def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
     """{label: median ms} of launch(cfg) per candidate, timed with CUDA events after
-    one warm-up launch (which also compiles). Needs CuPy and a GPU."""
+    one warm-up launch (which also compiles). Needs CuPy and a GPU.
+
+    result(), if given, returns the output array the launches write: it is poisoned
+    with NaN before each warm-up, and a candidate whose output disagrees with the
+    first working candidate's (relative error above AGREE_TOL), or whose compile or
+    launch raises, is dropped with a RuntimeWarning instead of failing the matmul.
+    (If the first output is not finite, e.g. NaN in the operands, no comparison is
+    made.)"""
     import cupy
 
-    out = {}
+    out, ref, ref_label, check = {}, None, None, result is not None
     for cfg in cands:
-        launch(cfg)  # compile + warm up
-        times = []
-        for _ in range(repeats):
-            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-            start.record()
-            launch(cfg)
-            stop.record()
-            stop.synchronize()
-            times.append(cupy.cuda.get_elapsed_time(start, stop))
+        try:
+            if check:
+                result().fill(np.nan)
+            launch(cfg)  # compile + warm up
+            if check:
+                c = result()
+                if ref is None:
+                    ref, ref_label = c.copy(), cfg.label()
+                    if ref.size and not float(abs(ref).max()) < float("inf"):
+                        # NaN/inf in the operands (or a skipped element): nothing to compare against
+                        check, ref = False, None
+                else:
+                    err = _disagreement(c, ref)
+                    tol = AGREE_TOL.get(np.dtype(c.dtype), 1e-4)
+                    if not err <= tol:
+                        raise ValueError(f"its output differs from {ref_label}'s by a relative {err:.3g} "
+                                         f"(> {tol:g})")
+            times = []
+            for _ in range(repeats):
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                launch(cfg)
+                stop.record()
+                stop.synchronize()
+                times.append(cupy.cuda.get_elapsed_time(start, stop))
+        except Exception as e:  # NvrtcError, CUDA launch/driver errors, wrong results
+            warnings.warn(f"autotune: dropping candidate {cfg.label()}: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=2)
+            if ref_label == cfg.label():
+                ref = ref_label = None  # the reference came from this failing candidate: take the next one's
+            continue
         out[cfg.label()] = statistics.median(times)
     return out
 
@@ -135,9 +178,11 @@ class Autotuner:
         self.memo = {}
 
     def choose(self, dev: str, dtype, layout: str, M: int, N: int, K: int, batch: int, cc: int, sm_count: int,
-               launch, precompile=None) -> configs.KernelConfig:
+               launch, precompile=None, result=None) -> configs.KernelConfig:
         """The config for this problem. launch(cfg) runs one candidate on the real
-        operands (for timing); precompile(cfgs), if given, compiles them up front."""
+        operands (for timing); precompile(cfgs), if given, compiles them up front;
+        result(), if given, returns the output array, so each candidate's result
+        is checked against the first one's (see time_candidates)."""
         if not tuning_enabled():
             return configs.untuned_config(dtype, M, N, batch, sm_count, cc)
         key = entry_key(dtype, layout, shape_bucket(M, N, K, batch))
@@ -147,8 +192,17 @@ class Autotuner:
         if cfg is None or cfg.problems(dtype) or cc < configs.RUNGS[cfg.rung].min_sm:
             cands = candidates(dtype, cc)
             if precompile is not None:
-                precompile(cands)
-            timings = time_candidates(cands, launch)
+                try:
+                    precompile(cands)
+                except Exception as e:  # the failing candidate fails again, alone, in time_candidates
+                    warnings.warn(f"autotune: precompiling candidates failed ({type(e).__name__}: {e})",
+                                  RuntimeWarning, stacklevel=2)
+            timings = time_candidates(cands, launch, result=result)
+            if not timings:
+                cfg = configs.untuned_config(dtype, M, N, batch, sm_count, cc)
+                warnings.warn(f"autotune: no candidate ran correctly; using the untuned {cfg.label()} "
+                              "(not cached)", RuntimeWarning, stacklevel=2)
+                return cfg
             best = pick_fastest(timings)
             cfg = next(c for c in cands if c.label() == best)
             self.cache.put(dev, key, cfg, timings)
