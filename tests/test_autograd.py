@@ -53,7 +53,17 @@ UNARY = {
     "tanh": (lambda x: x.tanh(), False),
     "abs": (lambda x: x.abs(), False),
     "T": (lambda x: x.T, False),
-    "transpose": (lambda x: x.transpose(1, 0, 2), False),
+    "permute": (lambda x: x.permute(1, 0, 2), False),
+    "transpose": (lambda x: x.transpose(0, 2), False),
+    "t": (lambda x: x[0].t(), False),
+    "squeeze_unsqueeze": (lambda x: x[:, :1].squeeze(1).unsqueeze(-1), False),
+    "flatten": (lambda x: x.flatten(1), False),
+    "clone": (lambda x: x.clone() * 2, False),
+    "sqrt": (lambda x: x.sqrt(), True),
+    "clamp": (lambda x: x.clamp(-0.5, 0.5), False),
+    "rpow": (lambda x: 2.0 ** x, False),
+    "min": (lambda x: x.min(dim=1), False),
+    "sum_dim_keepdim": (lambda x: x.sum(dim=(0, 2), keepdim=True), False),
     "reshape": (lambda x: x.reshape(-1, 2), False),
     "reshape_tuple": (lambda x: x.reshape((2, -1)), False),
     "getitem_slice": (lambda x: x[1:, ::2], False),
@@ -76,8 +86,10 @@ UNARY = {
 def test_unary_ops(name, rng):
     fn, positive = UNARY[name]
     x = _t(rng, 3, 4, 2, positive=positive)
-    if name == "relu":  # keep inputs away from the kink, where the derivative is undefined
-        x = td.tensor(np.where(np.abs(x.numpy()) < 0.1, 0.5, x.numpy()), requires_grad=True)
+    if name in ("relu", "clamp"):  # keep inputs away from the kinks, where the derivative is undefined
+        data = x.numpy()
+        data = np.where(np.abs(np.abs(data) - (0.5 if name == "clamp" else 0)) < 0.1, 0.25, data)
+        x = td.tensor(data, requires_grad=True)
     assert td.gradcheck(fn, [x])
 
 
@@ -254,3 +266,45 @@ def test_leaf_gradients_never_share_memory():
     c.backward(seed[:1])
     c.grad.array *= 3
     np.testing.assert_allclose(seed.numpy(), [1.0, 1.0])
+
+
+def test_where_cat_stack_gradients(rng):
+    a, b = _t(rng, 3, 4), _t(rng, 4)
+    cond = rng.standard_normal((3, 4)) > 0
+    assert td.gradcheck(lambda p, q: td.where(cond, p, q), [a, b])
+    c = _t(rng, 2, 4)
+    assert td.gradcheck(lambda p, q: td.cat([p, q], dim=0) * 1.5, [a, c])
+    d = _t(rng, 3, 4)
+    assert td.gradcheck(lambda p, q: td.stack([p, q], dim=1).sum(dim=2), [a, d])
+
+
+def test_in_place_updates_outside_the_tape():
+    w = td.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w -= 1.0
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w[0] = 1.0
+    with td.no_grad():
+        w -= td.tensor([1.0, 2.0, 3.0])
+        w[0] = 5.0
+    assert w.requires_grad and w.is_leaf
+    np.testing.assert_allclose(w.numpy(), [5.0, -2.0, -3.0])
+    a = td.tensor([1.0, 2.0])
+    alias = a
+    a += 1
+    a *= 2
+    a /= 4
+    assert alias is a
+    np.testing.assert_allclose(alias.numpy(), [1.0, 1.5])
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        a += td.ones(3)
+    with pytest.raises(TypeError, match="float.*int64"):
+        ints = td.tensor([1, 2])
+        ints += 0.5
+
+
+def test_mean_of_nothing_is_nan_and_max_of_nothing_is_an_error():
+    with np.errstate(all="ignore"):
+        assert np.isnan(td.tensor([]).mean().item())
+    with pytest.raises(ValueError, match="empty"):
+        td.tensor([]).max()

@@ -141,3 +141,45 @@ def test_comparisons_give_bool_tensors_and_none_is_not_equal():
     assert (t == td.tensor([1.0, 0.0, 3.0])).numpy().tolist() == [True, False, True]
     assert (t == None) is False  # noqa: E711  (PyTorch answers False too)
     assert t.argmax().item() == 2
+
+
+def test_tensor_copies_numpy_data_and_from_numpy_shares_it(rng):
+    a = rng.standard_normal(3).astype(np.float32)
+    t = td.tensor(a)
+    t += 1
+    assert not np.allclose(t.numpy(), a)
+    shared = td.from_numpy(a)
+    shared += 1
+    np.testing.assert_allclose(a, t.numpy())
+
+
+def test_creation_helpers():
+    assert td.arange(4).numpy().tolist() == [0, 1, 2, 3] and td.arange(4).dtype == np.int64
+    assert td.arange(0, 1, 0.25).dtype == np.float32 and td.arange(0, 1, 0.25).shape == (4,)
+    assert td.full(2, 2, fill_value=1.5).numpy().tolist() == [[1.5, 1.5], [1.5, 1.5]]
+    assert td.full((2,), fill_value=3).dtype == np.int64
+    np.testing.assert_array_equal(td.eye(3).numpy(), np.eye(3, dtype=np.float32))
+
+
+def test_manual_seed_makes_default_draws_reproducible():
+    td.manual_seed(123)
+    first = (td.randn(4).numpy(), td.nn.Linear(3, 2).weight.numpy())
+    td.manual_seed(123)
+    second = (td.randn(4).numpy(), td.nn.Linear(3, 2).weight.numpy())
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_pytorch_spellings():
+    x = td.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert x.transpose(0, 1).shape == (3, 2) and x.t().shape == (3, 2) and x.permute(1, 0).shape == (3, 2)
+    assert x.sum(dim=1, keepdim=True).shape == (2, 1)
+    assert x.view(3, 2).shape == (3, 2) and x.numel() == 6 and x.dim() == 2
+    assert float(x[1, 2]) == 6.0 and int(x[0, 0]) == 1
+    assert x.argmax(dim=1).numpy().tolist() == [2, 2]
+
+
+def test_module_functions_take_array_likes():
+    np.testing.assert_allclose(td.exp([0.0, 1.0]).numpy(), [1.0, np.e], rtol=1e-6)
+    assert td.dot([1.0, 2.0], [3.0, 4.0]).item() == 11.0
+    assert td.sum([[1, 2], [3, 4]], dim=0).numpy().tolist() == [4, 6]

@@ -11,12 +11,34 @@ from __future__ import annotations
 import numpy as _np
 
 from . import cuda
+from . import ops as _ops
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
-from .ops import (abs_ as abs, dot, exp, log, log_softmax, logsumexp, matmul, relu, sigmoid, softmax, tanh)
-from .tensor import Tensor, ones, ones_like, randn, tensor, zeros, zeros_like
+from .ops import cat, dot, matmul, stack, where
+from .random import manual_seed
+from .tensor import (Tensor, arange, eye, from_numpy, full, ones, ones_like, randn, tensor, zeros,
+                     zeros_like)
+
+
+def _function_of(op):
+    """``td.exp(x)`` and friends: the op, taking array-likes as well as tensors."""
+    def function(x, *args, **kwargs):
+        return op(x if isinstance(x, Tensor) else Tensor(x), *args, **kwargs)
+
+    function.__name__ = function.__qualname__ = op.__name__.rstrip("_")
+    function.__doc__ = op.__doc__
+    return function
+
+
+exp, log, sqrt, abs, relu, sigmoid, tanh, clamp = map(_function_of, (
+    _ops.exp, _ops.log, _ops.sqrt, _ops.abs_, _ops.relu, _ops.sigmoid, _ops.tanh, _ops.clamp))
+softmax, log_softmax, logsumexp = map(_function_of, (_ops.softmax, _ops.log_softmax, _ops.logsumexp))
+sum, mean, max, min = map(_function_of, (_ops.sum_, _ops.mean, _ops.max_, _ops.min_))  # noqa: A001
+reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function_of, (
+    _ops.reshape, _ops.permute, _ops.transpose, _ops.squeeze, _ops.unsqueeze, _ops.flatten))
+
 from . import data, io, models, nn, optim  # noqa: E402  (they build on the names above)
-from .io import load, save
+from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -28,8 +50,11 @@ int64 = _np.dtype(_np.int64)
 bool_ = _np.dtype(_np.bool_)
 
 __all__ = [
-    "Tensor", "tensor", "zeros", "ones", "zeros_like", "ones_like", "randn",
-    "dot", "matmul", "exp", "log", "relu", "sigmoid", "tanh", "abs", "softmax", "log_softmax", "logsumexp",
+    "Tensor", "tensor", "from_numpy", "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "eye", "randn",
+    "manual_seed",
+    "dot", "matmul", "cat", "stack", "where",
+    "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax", "logsumexp",
+    "sum", "mean", "max", "min", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
     "nn", "optim", "models", "data", "io", "save", "load",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck", "GradcheckError", "cuda",
     "float16", "float32", "float64", "int32", "int64", "bool_",

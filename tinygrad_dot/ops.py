@@ -5,9 +5,11 @@ backend (``x.xp`` is numpy or cupy), so every op runs on every device.
 """
 from __future__ import annotations
 
+import math
 import numbers
+import operator
 
-from .autograd import record, unbroadcast
+from .autograd import is_grad_enabled, record, unbroadcast
 from .tensor import Tensor
 
 # ----------------------------------------------------------------- helpers
@@ -29,14 +31,19 @@ def _as_tensor(x, like: Tensor) -> Tensor:
         return Tensor._wrap(like._backend.asarray(x, dtype=dtype), like._backend)
     if like._backend.is_array(x):
         return Tensor._wrap(x, like._backend)
+    if isinstance(x, (list, tuple)):
+        return Tensor(x, device=like._backend)
     raise TypeError(f"unsupported operand of type {type(x).__name__} for a tensor op; use a tensor or a number")
 
 
 def _operands(a, b):
-    """Two operands on one device, at least one of them a Tensor."""
+    """Two operands as tensors on one device (array-likes become tensors)."""
     if isinstance(a, Tensor):
         return a, _as_tensor(b, a)
-    return _as_tensor(a, b), b
+    if isinstance(b, Tensor):
+        return _as_tensor(a, b), b
+    a = Tensor(a)
+    return a, _as_tensor(b, a)
 
 
 def _broadcasting(op_name, fn, a, b):
@@ -56,6 +63,15 @@ def _expand_reduced(g, shape, axis, keepdims):
         for ax in sorted(a % len(shape) for a in axes):
             g = g.reshape(g.shape[:ax] + (1,) + g.shape[ax:])
     return g
+
+
+def _axis_keepdims(axis, keepdims, dim, keepdim):
+    """NumPy's axis/keepdims, or PyTorch's dim/keepdim spelling of them."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("pass axis= or dim=, not both")
+        axis = dim
+    return axis, bool(keepdims or keepdim)
 
 
 def _check_axis(x: Tensor, axis):
@@ -141,6 +157,27 @@ def tanh(x: Tensor):
     return record(Tensor, out, x._backend, (x, lambda g: g * (1 - out * out)))
 
 
+def sqrt(x: Tensor):
+    out = x.xp.sqrt(x.array)
+    return record(Tensor, out, x._backend, (x, lambda g: g * 0.5 / out))
+
+
+def clamp(x: Tensor, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp needs min, max or both")
+    out = x.xp.clip(x.array, min, max)
+    inside = out == x.array  # the gradient passes where the value was not clipped
+    return record(Tensor, out, x._backend, (x, lambda g: g * inside))
+
+
+def rpow(x: Tensor, base):
+    """base ** x for a Python number base."""
+    if not isinstance(base, numbers.Real) or isinstance(base, bool):
+        return NotImplemented
+    out = x.xp.power(x.xp.asarray(base, dtype=x.dtype if x.dtype.kind == "f" else None), x.array)
+    return record(Tensor, out, x._backend, (x, lambda g: g * out * math.log(base)))
+
+
 def abs_(x: Tensor):
     return record(Tensor, x.xp.abs(x.array), x._backend, (x, lambda g: g * x.xp.sign(x.array)))
 
@@ -164,15 +201,61 @@ def reshape(x: Tensor, *shape):
     return record(Tensor, out, x._backend, (x, lambda g: g.reshape(x.shape)))
 
 
-def transpose(x: Tensor, *axes):
-    """Permute axes (reverse them when none are given), as numpy.transpose."""
+def permute(x: Tensor, *axes):
+    """Reorder axes (reverse them when none are given), as numpy.transpose."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    axes = tuple(range(x.ndim))[::-1] if not axes else tuple(a % x.ndim for a in axes)
+    try:
+        axes = tuple(range(x.ndim))[::-1] if not axes else tuple(a % x.ndim for a in axes)
+    except (TypeError, ZeroDivisionError):
+        raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}") from None
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
     inverse = tuple(sorted(range(x.ndim), key=axes.__getitem__))
     return record(Tensor, x.array.transpose(axes), x._backend, (x, lambda g: g.transpose(inverse)))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int):
+    """Swap two axes, as torch.transpose (numpy.swapaxes)."""
+    axes = list(range(x.ndim))
+    try:
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    except IndexError:
+        raise ValueError(f"transpose({dim0}, {dim1}): axis out of range for shape {x.shape}") from None
+    return permute(x, axes)
+
+
+def t(x: Tensor):
+    """The transpose of a tensor of at most 2 dimensions, as torch.t."""
+    if x.ndim > 2:
+        raise ValueError(f"t() takes a tensor of at most 2 dimensions, got shape {x.shape}; use transpose or permute")
+    return permute(x)
+
+
+def squeeze(x: Tensor, dim=None):
+    dims = range(x.ndim) if dim is None else [dim % max(x.ndim, 1)] if isinstance(dim, int) else [d % x.ndim for d in dim]
+    shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
+    return reshape(x, shape)
+
+
+def unsqueeze(x: Tensor, dim: int):
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for shape {x.shape}")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def clone(x: Tensor):
+    return record(Tensor, x.array.copy(), x._backend, (x, lambda g: g))
 
 
 def getitem(x: Tensor, index):
@@ -203,36 +286,59 @@ def _spread(x: Tensor, g):
     return out
 
 
-def sum_(x: Tensor, axis=None, keepdims=False):
+def sum_(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
     out = x.array.sum(axis=axis, keepdims=keepdims)
     return record(Tensor, out, x._backend,
                   (x, lambda g: _spread(x, _expand_reduced(g, x.shape, axis, keepdims))))
 
 
-def mean(x: Tensor, axis=None, keepdims=False):
+def _reduced_count(x: Tensor, axis) -> int:
+    if axis is None:
+        return x.size
+    count = 1
+    for ax in (axis,) if isinstance(axis, numbers.Integral) else axis:
+        count *= x.shape[ax]
+    return count
+
+
+def mean(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
     total = x.array.sum(axis=axis, keepdims=keepdims)
-    count = x.size // max(total.size, 1) if x.size else 1
-    scale = 1.0 / count if count else float("nan")
+    count = _reduced_count(x, axis)
+    scale = 1.0 / count if count else float("nan")  # the mean of nothing is NaN, as in NumPy
     return record(Tensor, total * scale, x._backend,
                   (x, lambda g: _spread(x, _expand_reduced(g * scale, x.shape, axis, keepdims))))
 
 
-def max_(x: Tensor, axis=None, keepdims=False):
-    axis = _check_axis(x, axis)
-    out = x.array.max(axis=axis, keepdims=keepdims)
+def _extreme(reducer: str):
+    def extreme(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
+        axis = _check_axis(x, axis)
+        if _reduced_count(x, axis) == 0:
+            raise ValueError(f"{reducer}() of an empty selection: shape {x.shape}, axis {axis}")
+        out = getattr(x.array, reducer)(axis=axis, keepdims=keepdims)
 
-    def vjp(g):
-        # Ties share the gradient equally, so it sums to g.
-        hit = x.array == _expand_reduced(out, x.shape, axis, keepdims)
-        share = hit / hit.sum(axis=axis, keepdims=True)
-        return share * _expand_reduced(g, x.shape, axis, keepdims)
+        def vjp(g):
+            # Ties share the gradient equally, so it sums to g.
+            hit = x.array == _expand_reduced(out, x.shape, axis, keepdims)
+            share = hit / hit.sum(axis=axis, keepdims=True)
+            return share * _expand_reduced(g, x.shape, axis, keepdims)
 
-    return record(Tensor, out, x._backend, (x, vjp))
+        return record(Tensor, out, x._backend, (x, vjp))
+
+    extreme.__name__ = reducer
+    return extreme
 
 
-def logsumexp(x: Tensor, axis=None, keepdims=False):
+max_ = _extreme("max")
+min_ = _extreme("min")
+
+
+def logsumexp(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
     xp = x.xp
     peak = x.array.max(axis=axis, keepdims=True)
@@ -243,8 +349,8 @@ def logsumexp(x: Tensor, axis=None, keepdims=False):
                   (x, lambda g: _expand_reduced(g, x.shape, axis, keepdims) * xp.exp(x.array - lse)))
 
 
-def log_softmax(x: Tensor, axis=-1):
-    axis = _check_axis(x, axis)
+def log_softmax(x: Tensor, axis=-1, *, dim=None):
+    axis = _check_axis(x, axis if dim is None else dim)
     xp = x.xp
     shifted = x.array - x.array.max(axis=axis, keepdims=True)
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
@@ -252,8 +358,8 @@ def log_softmax(x: Tensor, axis=-1):
                   (x, lambda g: g - xp.exp(out) * g.sum(axis=axis, keepdims=True)))
 
 
-def softmax(x: Tensor, axis=-1):
-    axis = _check_axis(x, axis)
+def softmax(x: Tensor, axis=-1, *, dim=None):
+    axis = _check_axis(x, axis if dim is None else dim)
     shifted = x.array - x.array.max(axis=axis, keepdims=True)
     e = x.xp.exp(shifted)
     out = e / e.sum(axis=axis, keepdims=True)
@@ -272,13 +378,7 @@ def matmul(a, b, *, kernel: str = "auto"):
     """numpy.matmul semantics: 1-D operands are promoted and the added axis
     removed; leading (batch) axes broadcast. Gradients: dA = G B^T, dB = A^T G,
     each summed back over broadcast batch axes."""
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        if isinstance(a, Tensor) or isinstance(b, Tensor):
-            a, b = _operands(a, b)
-        else:
-            raise TypeError("matmul needs tensors")
-    else:
-        _as_tensor(b, a)
+    a, b = _operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
                          "use * to multiply by a scalar")
@@ -322,6 +422,97 @@ def dot(a, b):
     return matmul(a, b)
 
 
+# ----------------------------------------------------------------- selection and joining
+
+
+def where(condition, a, b):
+    """Elements of a where condition holds, else of b (broadcasting all three)."""
+    a, b = _operands(a, b)
+    cond = condition.array if isinstance(condition, Tensor) else a._backend.asarray(condition)
+    xp = a.xp
+    out = xp.where(cond, a.array, b.array)
+    return record(Tensor, out, a._backend,
+                  (a, lambda g: unbroadcast(xp.where(cond, g, 0), a.shape)),
+                  (b, lambda g: unbroadcast(xp.where(cond, 0, g), b.shape)))
+
+
+def _joined(tensors, name):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{name} needs at least one tensor")
+    first = tensors[0] if isinstance(tensors[0], Tensor) else Tensor(tensors[0])
+    return [first] + [_as_tensor(t, first) if isinstance(t, Tensor) else Tensor(t, device=first.device)
+                      for t in tensors[1:]]
+
+
+def cat(tensors, dim: int = 0):
+    """Join tensors along an existing axis (torch.cat / numpy.concatenate)."""
+    tensors = _joined(tensors, "cat")
+    try:
+        out = tensors[0].xp.concatenate([t.array for t in tensors], axis=dim)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"cat along dim {dim}: shapes {[t.shape for t in tensors]} do not fit ({exc})") from None
+    bounds = [0]
+    for t in tensors:
+        bounds.append(bounds[-1] + t.shape[dim])
+    axis = dim % out.ndim
+
+    def piece(i):
+        index = (slice(None),) * axis + (slice(bounds[i], bounds[i + 1]),)
+        return lambda g: g[index]
+
+    return record(Tensor, out, tensors[0]._backend, *[(t, piece(i)) for i, t in enumerate(tensors)])
+
+
+def stack(tensors, dim: int = 0):
+    """Join tensors along a new axis (torch.stack / numpy.stack)."""
+    tensors = _joined(tensors, "stack")
+    try:
+        out = tensors[0].xp.stack([t.array for t in tensors], axis=dim)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"stack along dim {dim}: shapes {[t.shape for t in tensors]} differ ({exc})") from None
+    axis = dim % out.ndim
+
+    def piece(i):
+        index = (slice(None),) * axis + (i,)
+        return lambda g: g[index]
+
+    return record(Tensor, out, tensors[0]._backend, *[(t, piece(i)) for i, t in enumerate(tensors)])
+
+
+# ----------------------------------------------------------------- in-place updates (outside the tape)
+
+
+def _in_place(name, update):
+    def method(self, other):
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"in-place {name} on a tensor that requires grad would corrupt the recorded graph; "
+                "run it under td.no_grad() (as optimizer steps do) or use the out-of-place form")
+        value = _as_tensor(other, self)
+        try:
+            self.array = update(self.array, value.array)
+        except ValueError:
+            raise ValueError(f"in-place {name}: shape {value.shape} cannot be broadcast to {self.shape}") from None
+        except TypeError:
+            raise TypeError(f"in-place {name}: a {value.dtype} result cannot be stored in a {self.dtype} tensor") from None
+        return self
+    return method
+
+
+def setitem(self, index, value):
+    if self.requires_grad and is_grad_enabled():
+        raise RuntimeError("assigning into a tensor that requires grad would corrupt the recorded graph; "
+                           "do it under td.no_grad()")
+    if isinstance(index, Tensor):
+        index = index.array
+    value = _as_tensor(value, self)
+    try:
+        self.array[index] = value.array
+    except (ValueError, IndexError, TypeError) as exc:
+        raise type(exc)(f"cannot assign shape {value.shape} to index {index!r} of a tensor of shape {self.shape}: {exc}") from None
+
+
 # ----------------------------------------------------------------- comparisons (no gradient)
 
 
@@ -356,12 +547,29 @@ Tensor.__ge__ = _compare(lambda x, y: x >= y)
 Tensor.__eq__ = _compare(lambda x, y: x == y)
 Tensor.__ne__ = _compare(lambda x, y: x != y)
 Tensor.__abs__ = abs_
-Tensor.T = property(transpose)
+Tensor.__rpow__ = rpow
+Tensor.__iadd__ = _in_place("+=", operator.iadd)
+Tensor.__isub__ = _in_place("-=", operator.isub)
+Tensor.__imul__ = _in_place("*=", operator.imul)
+Tensor.__itruediv__ = _in_place("/=", operator.itruediv)
+Tensor.__setitem__ = setitem
+Tensor.T = property(permute)
 Tensor.reshape = reshape
+Tensor.view = reshape
+Tensor.permute = permute
 Tensor.transpose = transpose
+Tensor.t = t
+Tensor.squeeze = squeeze
+Tensor.unsqueeze = unsqueeze
+Tensor.flatten = flatten
+Tensor.clone = clone
 Tensor.sum = sum_
 Tensor.mean = mean
 Tensor.max = max_
+Tensor.min = min_
+Tensor.sqrt = sqrt
+Tensor.clamp = clamp
+Tensor.clip = clamp
 Tensor.logsumexp = logsumexp
 Tensor.log_softmax = log_softmax
 Tensor.softmax = softmax
@@ -374,4 +582,7 @@ Tensor.abs = abs_
 Tensor.pow = power
 Tensor.matmul = matmul
 Tensor.dot = dot
-Tensor.argmax = lambda self, axis=None: Tensor._wrap(self.array.argmax(axis=axis), self._backend)
+Tensor.argmax = lambda self, axis=None, *, dim=None: Tensor._wrap(
+    self.array.argmax(axis=axis if dim is None else dim), self._backend)
+Tensor.argmin = lambda self, axis=None, *, dim=None: Tensor._wrap(
+    self.array.argmin(axis=axis if dim is None else dim), self._backend)

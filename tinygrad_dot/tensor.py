@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from . import autograd
+from . import autograd, random
 from .backends import Backend, canonical_device, get_backend
 
 _FLOAT_KINDS = "f"
@@ -16,7 +16,7 @@ def _host_array(data, dtype):
     """Python data or a NumPy array -> a NumPy array with tensor dtype rules:
     Python floats become float32 (as in PyTorch); arrays keep their dtype."""
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
-        array = np.asarray(data)
+        array = np.array(data, copy=True)  # a tensor never aliases the caller's array (td.from_numpy does)
         from_python = False
     else:
         try:
@@ -71,9 +71,10 @@ class Tensor:
         elif hasattr(data, "__cuda_array_interface__"):  # GPU data stays on the GPU unless told otherwise
             from .backends.cupy_backend import import_cupy
 
-            data = import_cupy().asarray(data)  # a zero-copy view of any CUDA array (CuPy, PyTorch, Numba)
+            data = import_cupy().asarray(data)  # a view of any CUDA array (CuPy, PyTorch, Numba)
             backend = get_backend(device if device is not None else f"cuda:{data.device.id}")
             array = backend.asarray(data, dtype=dtype)
+            array = array.copy() if array is data else array
         else:
             backend = get_backend(device)
             array = backend.asarray(_host_array(data, dtype))
@@ -127,6 +128,18 @@ class Tensor:
     def data(self) -> "Tensor":
         """The same storage as a tensor outside autograd (PyTorch's ``.data``)."""
         return Tensor._wrap(self.array, self._backend)
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -293,12 +306,41 @@ def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
     return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor that shares memory with a NumPy array (torch.from_numpy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy takes a numpy.ndarray, got {type(array).__name__}")
+    _check_dtype(array.dtype)
+    return Tensor._wrap(array, get_backend("cpu"))
+
+
+def full(*shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None and isinstance(fill_value, bool):
+        dtype = np.bool_
+    elif dtype is None and isinstance(fill_value, numbers.Integral):
+        dtype = np.int64
+    return _filled(shape, fill_value, dtype, device, requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        integral = all(isinstance(v, numbers.Integral) for v in (start, stop, step))
+        dtype = np.int64 if integral else np.float32
+    return Tensor(np.arange(start, stop, step, dtype=_check_dtype(dtype)), device=device,
+                  requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=_check_dtype(dtype) or np.float32), device=device, requires_grad=requires_grad)
+
+
 def randn(*shape, dtype=None, device=None, requires_grad=False, seed=None, generator=None) -> Tensor:
     """Standard normal samples, drawn on the host by a NumPy generator so that a
-    seed gives the same numbers on every device."""
-    if seed is not None and generator is not None:
-        raise ValueError("randn: pass seed or generator, not both")
-    rng = generator if generator is not None else np.random.default_rng(seed)
+    seed gives the same numbers on every device (default: td.manual_seed's generator)."""
+    rng = random.generator(generator, seed)
     dtype = _check_dtype(dtype) or np.dtype(np.float32)
     if dtype.kind != "f":
         raise TypeError(f"randn draws floats, got dtype {dtype}")

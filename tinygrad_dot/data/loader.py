@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from ..backends import get_backend
-from ..tensor import Tensor
+from ..tensor import Tensor, from_numpy
 
 
 class TensorDataset:
@@ -27,7 +27,7 @@ class TensorDataset:
             raise ValueError("TensorDataset needs at least one array")
         tensors = []
         for i, a in enumerate(arrays):
-            t = a if isinstance(a, Tensor) else Tensor(a)
+            t = a if isinstance(a, Tensor) else from_numpy(a) if isinstance(a, np.ndarray) else Tensor(a)
             if t.ndim == 0:
                 raise ValueError(f"TensorDataset: array {i} is a scalar; each array needs a first (sample) axis")
             if device is not None and t._backend is not get_backend(device):

@@ -43,7 +43,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     no transposed copy (and never takes the X^T G route, which PyTorch on the CPU
     runs several times slower).
     """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linear: input must be a td.Tensor, got {type(input).__name__}; wrap it with td.tensor(...)")
     x, w = input.array, weight.array  # checks on the raw arrays: this runs every step
+    if x.dtype != w.dtype:
+        raise TypeError(f"linear: input is {x.dtype} but the weight is {w.dtype}; convert one of them "
+                        f"(e.g. x.to(td.{w.dtype}) or module.to(dtype=...)) rather than mixing precisions")
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:

@@ -10,13 +10,8 @@ import math
 
 import numpy as np
 
+from .. import random
 from ..tensor import Tensor
-
-
-def _rng(generator, seed):
-    if generator is not None and seed is not None:
-        raise ValueError("pass generator or seed, not both")
-    return generator if generator is not None else np.random.default_rng(seed)
 
 
 def _fill(tensor: Tensor, host_values) -> Tensor:
@@ -61,11 +56,11 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None, seed=None) -> Tensor:
-    return _fill(tensor, _rng(generator, seed).uniform(a, b, size=tensor.shape))
+    return _fill(tensor, random.generator(generator, seed).uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None, seed=None) -> Tensor:
-    return _fill(tensor, _rng(generator, seed).normal(mean, std, size=tensor.shape))
+    return _fill(tensor, random.generator(generator, seed).normal(mean, std, size=tensor.shape))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None, seed=None) -> Tensor:

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import random
 from ..backends import get_backend
 from ..tensor import Tensor, _check_dtype
 from . import functional as F
@@ -198,7 +199,7 @@ class Linear(Module):
         if dtype.kind != "f":
             raise TypeError(f"Linear: dtype must be floating point, got {dtype}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = generator if generator is not None else np.random.default_rng()
+        rng = random.generator(generator)  # td.manual_seed makes it reproducible
         self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype), device=device)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
         if bias:
