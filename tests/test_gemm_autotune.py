@@ -252,3 +252,37 @@ def test_autotuner_falls_back_when_every_candidate_fails(cache_dir, monkeypatch)
     assert any("no candidate ran correctly" in str(w.message) for w in rec)
     assert cfg == configs.untuned_config(np.float32, 64, 64, 1, 132, 90)
     assert not (cache_dir / "autotune.json").exists()  # a failure is not remembered
+
+
+def test_cupy_fallback_compile_options_change_with_any_header(tmp_path, monkeypatch):
+    """Without our libnvrtc, CuPy compiles and caches by (source, options): the
+    options must carry the hash of every kernel file, headers included."""
+    import shutil
+    import sys
+    import types
+
+    from tinygrad_dot.gemm import compile as gemm_compile
+    from tinygrad_dot.gemm import nvrtc
+
+    seen = []
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            seen.append(options)
+
+        def get_function(self, name):
+            return name
+
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(RawModule=RawModule))
+    monkeypatch.setattr(nvrtc, "available", lambda: False)
+    kdir = tmp_path / "kernels"
+    shutil.copytree(sources.kernels_dir(), kdir)
+    monkeypatch.setattr(sources, "kernels_dir", lambda: kdir)
+    get = gemm_compile.get_kernel.__wrapped__  # bypass the in-process cache
+    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
+    get(cfg, "<f4", False, False, 90)
+    (kdir / "common.cuh").write_text((kdir / "common.cuh").read_text() + "\n// edited\n")
+    get(cfg, "<f4", False, False, 90)
+    first, second = seen
+    assert f"-DTD_KERNELS_SHA256={sources.kernels_sha256(kdir)[:16]}" in second
+    assert first != second and not any(o.startswith("--gpu-architecture") for o in first)

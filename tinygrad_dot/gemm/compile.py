@@ -22,13 +22,18 @@ from . import configs, nvrtc, sources
 
 
 def compile_options(cc: int) -> list:
-    """NVRTC options for compute capability cc (e.g. 80, 90)."""
+    """NVRTC options for compute capability cc (e.g. 80, 90).
+
+    -DTD_KERNELS_SHA256 carries a hash of every file under kernels/: CuPy's own
+    compile cache (the fallback path without our libnvrtc) keys on the main source
+    and the options only, so without it an edited header would not recompile."""
     return [
         "--std=c++17",
         f"--gpu-architecture=sm_{cc}",
         f"--include-path={sources.kernels_dir()}",
         "--ptxas-options=-v",  # register/spill report in the log (read by the CI checks)
         "-DNDEBUG",
+        f"-DTD_KERNELS_SHA256={sources.kernels_sha256()[:16]}",
     ]
 
 
