@@ -18,13 +18,11 @@ Also times forward+backward of ((x @ w + b) ** 2).mean() on 4x4 float32.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import timeit
 
@@ -32,9 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinygrad_dot as td  # noqa: E402
-import tinygrad_dot.data  # noqa: E402,F401  (explicit until the package __init__ imports them)
-import tinygrad_dot.nn  # noqa: E402,F401
-import tinygrad_dot.optim  # noqa: E402,F401
+from tinygrad_dot._files import atomic_write_json  # noqa: E402
 from tinygrad_dot.nn import functional as F  # noqa: E402
 
 N, D, K, BATCH, LR = 60000, 784, 10, 256, 0.1
@@ -242,19 +238,6 @@ def print_report(report):
         print(f"  {name}: {ratio:.3f}")
 
 
-def write_json(report, path):
-    """Write atomically: a reader never sees half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cpu-train.", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per implementation after the check")
@@ -265,7 +248,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     report = run(rounds=args.rounds, devices=args.device)
     print_report(report)
-    write_json(report, args.out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic_write_json(args.out, report)
     print(f"wrote {args.out}")
     failed = [name for name, c in report["check"].items()
               if abs(c["loss"] - REFERENCE_LOSS) > 1e-4 or abs(c["accuracy"] - REFERENCE_ACCURACY) > 1e-4]

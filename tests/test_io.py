@@ -171,3 +171,18 @@ def test_wrong_kind_is_refused(tmp_path):
     tio.save({"v": 1}, tmp_path / "f.npz")
     with pytest.raises(ValueError, match="not a 'model'"):
         tio.load(tmp_path / "f.npz", kind="model")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the result must be readable
+    by others as a plain open() would make it (0666 less the umask)."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "t.npz"
+        td.save(td.ones(2), path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(mask)

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import tempfile
 
 import numpy as np
+
+from ._files import atomic_writer
 
 from .tensor import Tensor
 
@@ -105,31 +106,8 @@ def save(obj, path, kind: str = "object") -> None:
     payload = encoder.encode(obj)
     header = json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "kind": kind, "payload": payload})
     members = {_HEADER: np.frombuffer(header.encode("utf-8"), dtype=np.uint8), **encoder.arrays}
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not every platform can open a directory
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    with atomic_writer(os.fspath(path)) as f:
+        np.savez(f, **members)
 
 
 def _read(path):

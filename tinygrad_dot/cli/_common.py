@@ -2,12 +2,8 @@
 writes and an optional progress bar."""
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 
 class CliError(Exception):
@@ -32,28 +28,6 @@ def available_devices() -> list:
     import tinygrad_dot as td
 
     return ["cpu"] + (["cuda"] if td.cuda.is_available() else [])
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename over ``path``:
-    a reader (or a crash) never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_json(path, obj) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 class EpochProgress:

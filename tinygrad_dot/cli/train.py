@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import CliError, EpochProgress, atomic_write_bytes, atomic_write_json, resolve_device
+from .._files import atomic_write, atomic_write_json
+from ._common import CliError, EpochProgress, resolve_device
 
 TRAIN_HELP = "train a linear or logistic regression model"
 TRAIN_EPILOG = """examples:
@@ -181,7 +182,7 @@ def run_train(args) -> int:
     try:
         _fold_standardization(model, split, model_path)
         if png is not None:
-            report["loss_plot"] = str(atomic_write_bytes(out / "loss_curve.png", png))
+            report["loss_plot"] = str(atomic_write(out / "loss_curve.png", png))
         atomic_write_json(out / "report.json", report)
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc}") from None
@@ -214,7 +215,7 @@ def run_predict(args) -> int:
         raise CliError(f"cannot predict on {args.data}: {exc}") from None
     lines = "prediction\n" + "".join(f"{p}\n" for p in np.asarray(predictions).tolist())
     if args.out:
-        atomic_write_bytes(args.out, lines.encode())
+        atomic_write(args.out, lines.encode())
         print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(lines)
