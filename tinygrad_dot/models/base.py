@@ -97,6 +97,13 @@ class LinearEstimatorBase:
     state lives in attributes with a trailing underscore."""
 
     _estimator_type: str = ""
+    # On a plateau (n_iter_no_change epochs without improving by tol) multiply the learning rate
+    # by this factor instead of stopping, until it falls below lr * _min_lr_ratio; None: stop at once.
+    _plateau_lr_factor: float | None = None
+    _min_lr_ratio: float = 1e-3
+    # Train on X - mean(X) (the first fit's mean) when there is an intercept: the bias is not
+    # penalised, so the minimiser is unchanged, but uncentred features (raw data) converge much faster.
+    _center_X: bool = False
 
     # ------------------------------------------------------------ scikit-learn protocol
     @classmethod
@@ -188,7 +195,7 @@ class LinearEstimatorBase:
 
     # ------------------------------------------------------------ fitting
     def _reset(self) -> None:
-        for name in ("_weight", "_bias", "_optimizer"):
+        for name in ("_weight", "_bias", "_optimizer", "_x_shift"):
             setattr(self, name, None)
 
     def fit(self, X, y):
@@ -210,6 +217,10 @@ class LinearEstimatorBase:
         check_lengths(X, y)
         targets = self._encode_targets(y, first_fit=reset, classes=classes)
         backend = get_backend(self.device)
+        if reset:
+            self._x_shift = X.mean(axis=0) if self._center_X and self.fit_intercept else None
+        if getattr(self, "_x_shift", None) is not None:
+            X = X - self._x_shift
         if reset:
             self.n_features_in_ = X.shape[1]
             k = self._n_outputs()
@@ -283,8 +294,16 @@ class LinearEstimatorBase:
                     stale = stale + 1 if epoch_loss > best - self.tol else 0
                     best = min(best, epoch_loss)
                     if stale >= self.n_iter_no_change:
-                        converged = True
-                        break
+                        factor = self._plateau_lr_factor
+                        group_lr = optimizer.param_groups[0]["lr"]
+                        if factor is None or group_lr * factor < self.lr * self._min_lr_ratio:
+                            converged = True
+                            break
+                        # scikit-learn's learning_rate="adaptive": on a plateau, divide the step by 5
+                        # and carry on, so that mini-batch noise settles instead of ending the fit.
+                        for group in optimizer.param_groups:
+                            group["lr"] = group["lr"] * factor
+                        stale = 0
         if early_stop and self.tol is not None and not converged:
             warnings.warn(f"{type(self).__name__}: max_epochs={self.max_epochs} reached before the loss stopped "
                           f"improving by tol={self.tol}; raise max_epochs or lr", ConvergenceWarning, stacklevel=3)
@@ -294,8 +313,12 @@ class LinearEstimatorBase:
         """X W^T + b on the model's device, returned on the host as (n, outputs)."""
         self._check_fitted()
         X = check_X(X, self._weight.dtype, self.n_features_in_)
+        bias = self._bias
+        if bias is not None and getattr(self, "_x_shift", None) is not None:
+            # The raw-input bias, as saved: a loaded model predicts bit for bit the same.
+            bias = Tensor(self._raw_bias(), device=self._weight._backend)
         with no_grad():
-            out = F.linear(Tensor(X, device=self._weight._backend), self._weight, self._bias)
+            out = F.linear(Tensor(X, device=self._weight._backend), self._weight, bias)
         return out.numpy()
 
     @property
@@ -306,11 +329,21 @@ class LinearEstimatorBase:
     @property
     def intercept_(self):
         self._check_fitted()
-        return self._bias.numpy() if self._bias is not None else np.zeros(self._weight.shape[0], self._weight.dtype)
+        if self._bias is None:
+            return np.zeros(self._weight.shape[0], self._weight.dtype)
+        return self._raw_bias()
+
+    def _raw_bias(self) -> np.ndarray:
+        """The bias for uncentred inputs: b - W mean(X) where training centred X."""
+        bias = self._bias.numpy()
+        shift = getattr(self, "_x_shift", None)
+        return bias if shift is None else (bias - self._weight.numpy() @ shift).astype(bias.dtype)
 
     # ------------------------------------------------------------ persistence
     def _fitted_state(self) -> dict:
-        return {"weight": self._weight, "bias": self._bias, "n_features_in": int(self.n_features_in_),
+        # Saved for raw (uncentred) inputs, so a file needs no centring of its own.
+        bias = None if self._bias is None else Tensor(self._raw_bias())
+        return {"weight": self._weight, "bias": bias, "n_features_in": int(self.n_features_in_),
                 "n_iter": int(self.n_iter_), "loss_curve": [float(v) for v in self.loss_curve_]}
 
     def _restore_fitted(self, state: dict) -> None:
@@ -323,6 +356,7 @@ class LinearEstimatorBase:
         self._weight = Parameter(weight.numpy().astype(dtype), device=backend)
         self._bias = None if bias is None else Parameter(bias.numpy().astype(dtype), device=backend)
         self.n_features_in_ = n_features
+        self._x_shift = None
         self.n_iter_ = int(state["n_iter"])
         self.loss_curve_ = list(state["loss_curve"])
         self._optimizer = OPTIMIZERS[self.optimizer]([p for p in (self._weight, self._bias) if p is not None],

@@ -21,16 +21,28 @@ class LinearRegression(LinearEstimatorBase):
     Lasso's objective; ``penalty="l2"`` equals Ridge with Ridge's alpha = n * alpha).
     ``y`` may be 1-D (coef_ of shape (n_features,)) or 2-D (n_samples, n_targets).
 
-    Training runs on the standardized target (y - mean) / std, with alpha adjusted
-    so that the minimiser is the same, so that the defaults converge on
-    standardized features whatever the scale of y. ``loss_curve_`` and ``tol``
-    are therefore in units of the standardized target.
+    This is an iterative fit, not an exact least-squares solver: the result
+    approaches the optimum (``numpy.linalg.lstsq``'s, for ``penalty=None``) as
+    training converges. Training runs on the standardized target (y - mean) / std,
+    with alpha adjusted so that the minimiser is the same, and on X centred by
+    its mean when ``fit_intercept`` (the unpenalised bias absorbs the shift), so
+    that the defaults converge whatever the scale of y and the offsets of X;
+    standardizing X still helps with features of very different scales.
+    ``loss_curve_`` and ``tol`` are in units of the standardized target.
+
+    Stopping follows scikit-learn's SGD with ``learning_rate="adaptive"``: when
+    the epoch loss has not improved on the best so far by more than ``tol`` for
+    ``n_iter_no_change`` consecutive epochs, the learning rate is divided by 5;
+    training stops once it falls below ``lr / 1000``, and a
+    ``ConvergenceWarning`` is emitted if ``max_epochs`` run out first.
     """
 
     _estimator_type = "regressor"
+    _plateau_lr_factor = 0.2
+    _center_X = True
 
-    def __init__(self, *, penalty=None, alpha=0.0001, fit_intercept=True, optimizer="adam", lr=0.01,
-                 batch_size=64, max_epochs=200, tol=1e-3, n_iter_no_change=5, device="cpu", dtype="float32",
+    def __init__(self, *, penalty=None, alpha=0.0001, fit_intercept=True, optimizer="adam", lr=0.05,
+                 batch_size=64, max_epochs=200, tol=1e-4, n_iter_no_change=10, device="cpu", dtype="float32",
                  random_state=None):
         self._store_params(locals())
 
