@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,11 +149,30 @@ def test_cuda_without_gpu_is_one_line(capsys, tmp_path):
                     "--device cuda:")
 
 
-def test_argument_errors_exit_2_without_traceback(capsys):
-    for argv in (["train", "--dataset", "iris", "--epochs", "0"], ["train"], ["frobnicate"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "--dataset", "iris", "--epochs", "0"], "tinygrad-dot train: error: argument --epochs: must be at least 1"),
+    (["train", "--dataset", "iris", "--batch-size", "0"], "tinygrad-dot train: error: argument --batch-size: "),
+    (["train", "--dataset", "iris", "--seed", "-1"], "tinygrad-dot train: error: argument --seed: must be a non-negative"),
+    (["train", "--dataset", "iris", "--test-size", "1.5"], "tinygrad-dot train: error: argument --test-size: "),
+    (["train", "--dataset", "iris", "--lr", "-0.1"], "tinygrad-dot train: error: argument --lr: must be a positive"),
+    (["demo", "--max-epochs", "0"], "tinygrad-dot demo: error: argument --max-epochs: must be at least 1"),
+    (["demo", "--seed", "-1"], "tinygrad-dot demo: error: argument --seed: must be a non-negative"),
+    (["train"], "tinygrad-dot train: error: the following arguments are required: --dataset"),
+    (["frobnicate"], "tinygrad-dot: error: argument COMMAND: invalid choice"),
+])
+def test_argument_errors_are_one_line_naming_the_option_exit_2(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith(expected), err
+    assert "usage:" not in err and "--help" in err
+
+
+def test_test_size_leaving_no_training_data_is_one_line_without_warnings(capsys, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's mean-of-empty RuntimeWarnings once came first
+        _one_line_error(capsys, ["train", "--dataset", "iris", "--test-size", "0.999", "--out", str(tmp_path)],
+                        "leaves no training samples")
 
 
 @pytest.mark.parametrize("command", ["train", "predict", "bench", "info", "demo"])

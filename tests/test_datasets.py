@@ -144,3 +144,5 @@ def test_bad_files(tmp_path):
         td.data.load_dataset(str(tmp_path / "x.npz"))
     with pytest.raises(ValueError, match="test_size"):
         td.data.load_dataset("iris", test_size=1.0)
+    with pytest.raises(ValueError, match="test_size=0.999 leaves no training samples"):
+        td.data.load_dataset("iris", test_size=0.999)

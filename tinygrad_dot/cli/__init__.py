@@ -31,10 +31,18 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line, ``tinygrad-dot <cmd>: error: ...``, exit status 2 (argparse's
+    status), instead of the whole usage block; subcommand parsers inherit the class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import tinygrad_dot as td
 
-    parser = argparse.ArgumentParser(prog="tinygrad-dot", description=__doc__, epilog=EPILOG,
+    parser = _Parser(prog="tinygrad-dot", description=__doc__, epilog=EPILOG,
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"tinygrad_dot {td.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

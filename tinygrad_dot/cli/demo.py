@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ._common import available_devices
+from ._common import available_devices, non_negative_int, positive_int
 
 HELP = "train softmax and linear regression on embedded datasets on every available device"
 EPILOG = """examples:
@@ -62,6 +62,6 @@ def run(args) -> int:
 
 def add_parser(sub, formatter) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP + ".", epilog=EPILOG, formatter_class=formatter)
-    p.add_argument("--seed", type=int, default=0, help="seeds the split and the shuffling")
-    p.add_argument("--max-epochs", type=int, default=200, help="upper bound per model (early stopping usually ends sooner)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the split and the shuffling")
+    p.add_argument("--max-epochs", type=positive_int, default=200, help="upper bound per model (early stopping usually ends sooner)")
     p.set_defaults(run=run)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write, atomic_write_json
-from ._common import CliError, EpochProgress, resolve_device
+from ._common import (CliError, EpochProgress, fraction, non_negative_int, positive_float, positive_int,
+                      resolve_device)
 
 TRAIN_HELP = "train a linear or logistic regression model"
 TRAIN_EPILOG = """examples:
@@ -225,15 +226,6 @@ def run_predict(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parser(sub, formatter) -> None:
     p = sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP + ".", epilog=TRAIN_EPILOG,
                        formatter_class=formatter)
@@ -245,14 +237,14 @@ def add_parser(sub, formatter) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when a GPU is usable)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"),
                    help="default: the estimator's")
-    p.add_argument("--lr", type=float, help="learning rate (default: the estimator's)")
-    p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the training split")
-    p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: the estimator's)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the estimator's)")
+    p.add_argument("--epochs", type=positive_int, default=100, help="passes over the training split")
+    p.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: the estimator's)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="parameter and compute dtype")
-    p.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing")
+    p.add_argument("--test-size", type=fraction, default=0.25, help="fraction held out for testing")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="train on the raw features")
-    p.add_argument("--seed", type=int, default=0, help="seeds the split, the shuffling and the initialization")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the split, the shuffling and the initialization")
     p.add_argument("--out", default="runs/latest", metavar="DIR", help="where model, report and plot go")
     p.add_argument("--no-plot", action="store_true", help="skip the loss-curve PNG (and the matplotlib import)")
     p.set_defaults(run=run_train)

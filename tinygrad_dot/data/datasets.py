@@ -107,6 +107,9 @@ def load_dataset(name, test_size: float = 0.25, standardize: bool = False, rando
                          "or give a path to a .csv or .npz file")
     X = X.astype(dtype)
     train, test = split_indices(len(y), test_size, random_state, y if task == "classification" else None)
+    if len(train) == 0:
+        raise ValueError(f"test_size={test_size} leaves no training samples ({name} has {len(y)} samples, "
+                         f"{len(test)} of them held out); use a smaller test_size")
     split = DatasetSplit(X[train], X[test], y[train], y[test], Path(name).stem, task,
                          feature_names, target_names)
     if standardize:
