@@ -134,6 +134,11 @@ def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris)
                     "--model logistic needs class labels")
     _one_line_error(capsys, ["train", "--dataset", "diabetes", "--model", "logistic", "--out", str(tmp_path)],
                     "diabetes is a regression dataset")
+    _one_line_error(capsys, ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run")],
+                    f"{tmp_path} is a directory, not a .csv or .npz file")
+    _one_line_error(capsys, ["predict", "--model", str(model_file), "--data", str(bad_csv),
+                             "--out", str(tmp_path / "missing" / "p.csv")], "the folder")
+    assert not (tmp_path / "missing").exists()  # refused, not created
     one_class = tmp_path / "one_class.csv"
     one_class.write_text("".join(f"{i},{i * i},7\n" for i in range(8)))
     _one_line_error(capsys, ["train", "--dataset", str(one_class), "--out", str(tmp_path)],
@@ -238,11 +243,18 @@ def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):
     (tmp_path / "gemm.py").write_text("print('GEMM RAN')\n")
     (tmp_path / "train.py").write_text("import sys; print('TRAIN TABLE', sys.argv[1:])\n")
     monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # results default to the current directory, never the checkout's benchmarks/results
     assert main(["bench"]) == 0
     out = capfd.readouterr().out
-    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out and "TRAIN TABLE []" in out
-    assert main(["bench", "--only", "train", "--", "--rounds", "2"]) == 0
-    assert "TRAIN TABLE ['--rounds', '2']" in capfd.readouterr().out
+    default = work / "tinygrad-dot-bench"
+    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out and f"results go to {default}" in out
+    assert f"TRAIN TABLE ['--out', '{default / 'cpu-train.json'}']" in out and default.is_dir()
+    assert main(["bench", "--only", "train", "--out", str(tmp_path / "mine"), "--", "--rounds", "2"]) == 0
+    assert f"TRAIN TABLE ['--rounds', '2', '--out', '{tmp_path / 'mine' / 'cpu-train.json'}']" in capfd.readouterr().out
+    assert main(["bench", "--only", "train", "--", "--out", "x.json"]) == 0
+    assert "TRAIN TABLE ['--out', 'x.json']" in capfd.readouterr().out  # the script's own --out wins
     assert main(["bench", "--", "--rounds", "2"]) == 1
     assert "need --only" in capfd.readouterr().err
     (tmp_path / "train.py").write_text("raise SystemExit(3)\n")

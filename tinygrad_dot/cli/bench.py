@@ -21,10 +21,21 @@ EPILOG = """examples:
   tinygrad-dot bench --only train -- --rounds 2   # arguments after -- go to that script
   docker run --gpus all IMAGE bench       # in the project's Docker image
 
-Results (JSON, Markdown, plots) are written where each script writes them,
-benchmarks/results/ by default.
+Results (JSON, Markdown, plots) go to --out (./tinygrad-dot-bench by default),
+never into the source checkout's tracked benchmarks/results/; an --out or
+--out-dir given to a script after -- takes precedence.
 """
 SCRIPTS = {"gemm": "gemm.py", "train": "train.py"}
+DEFAULT_OUT = "tinygrad-dot-bench"
+
+
+def _output_args(name: str, out: Path, script_args: list) -> list:
+    """Where the script writes its results, unless its own arguments already say."""
+    if name == "train":
+        given = any(a == "--out" or a.startswith("--out=") for a in script_args)
+        return [] if given else ["--out", str(out / "cpu-train.json")]
+    given = any(a == "--out-dir" or a.startswith("--out-dir=") for a in script_args)
+    return [] if given else ["--out-dir", str(out)]
 
 
 def benchmarks_dir() -> Path:
@@ -57,6 +68,13 @@ def run(args) -> int:
                        "different options)")
     folder = benchmarks_dir()
     gpu_reason = _gpu_reason()
+    out = Path(args.out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create --out {out}: {exc}") from None
+    out = out.resolve()
+    print(f"results go to {out}", flush=True)
     failed = []
     for name in [args.only] if args.only else list(SCRIPTS):
         script = folder / SCRIPTS[name]
@@ -66,9 +84,10 @@ def run(args) -> int:
         if not script.is_file():
             print(f"== {name}: skipped, {script} is not there", flush=True)
             continue
-        print(f"== {name}: {sys.executable} {script} {' '.join(args.script_args)}".rstrip(), flush=True)
+        script_args = [*args.script_args, *_output_args(name, out, args.script_args)]
+        print(f"== {name}: {sys.executable} {script} {' '.join(script_args)}".rstrip(), flush=True)
         # The scripts print their own tables; a failing one does not stop the other.
-        code = subprocess.run([sys.executable, str(script), *args.script_args]).returncode
+        code = subprocess.run([sys.executable, str(script), *script_args]).returncode
         if code != 0:
             failed.append(f"{name} (exit status {code})")
     if gpu_reason and args.only != "gemm":
@@ -81,5 +100,7 @@ def run(args) -> int:
 def add_parser(sub, formatter) -> None:
     p = sub.add_parser("bench", help=HELP, description=HELP + ".", epilog=EPILOG, formatter_class=formatter)
     p.add_argument("--only", choices=sorted(SCRIPTS), help="run one benchmark")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="folder for the results (JSON, Markdown, plots); created if missing")
     p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="passed to the benchmark script(s)")
     p.set_defaults(run=run)

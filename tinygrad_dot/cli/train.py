@@ -200,6 +200,12 @@ def run_predict(args) -> int:
     from tinygrad_dot import data, models
 
     device = resolve_device(args.device)
+    if args.out:  # before any work: refuse a missing folder rather than create it
+        folder = Path(args.out).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise CliError(f"cannot write --out {args.out}: the folder {folder} does not exist")
+        if Path(args.out).is_dir():
+            raise CliError(f"cannot write --out {args.out}: it is a directory; give a file path")
     try:
         model = models.load(args.model, device=device)
     except FileNotFoundError:
@@ -216,7 +222,10 @@ def run_predict(args) -> int:
         raise CliError(f"cannot predict on {args.data}: {exc}") from None
     lines = "prediction\n" + "".join(f"{p}\n" for p in np.asarray(predictions).tolist())
     if args.out:
-        atomic_write(args.out, lines.encode())
+        try:
+            atomic_write(args.out, lines.encode())
+        except OSError as exc:
+            raise CliError(f"cannot write --out {args.out}: {exc}") from None
         print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(lines)

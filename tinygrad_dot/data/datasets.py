@@ -169,6 +169,8 @@ def load_file(path, n_features: int | None = None):
     and ``y`` is None. Errors name the file, and for CSV the line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a .csv or .npz file")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if path.suffix.lower() == ".npz":
