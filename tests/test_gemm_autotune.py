@@ -66,6 +66,23 @@ def test_bad_shapes_name_both():
         plan.plan_matmul((4,), (4,), (4, 2), (8, 4), 4)
 
 
+def test_row_chunks_respect_the_grid_limit():
+    """An M past 65535 row tiles is split on the host; each launch's grid fits."""
+    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]  # 16-row tiles
+    M = 16 * 65535 * 2 + 5
+    chunks = list(plan.row_chunks(M, cfg.block_tile[0]))
+    assert chunks == [(0, 16 * 65535), (16 * 65535, 16 * 65535), (2 * 16 * 65535, 5)]
+    assert all(cfg.grid(rows, 7, 1)[1] <= configs.MAX_GRID_Y for _, rows in chunks)
+    assert list(plan.row_chunks(100, 16)) == [(0, 100)]
+    with pytest.raises(ValueError, match="row_chunks"):
+        cfg.grid(M, 7, 1)
+    a = np.zeros((5, 8), np.float32)
+    p = plan_of(a, np.zeros((8, 3), np.float32))
+    assert plan.row_offset(p.a, 2) == 16
+    p = plan_of(np.zeros((8, 5), np.float32).T, np.zeros((8, 3), np.float32))
+    assert p.a.trans and plan.row_offset(p.a, 2) == 2
+
+
 def test_batch_chunks_respect_the_grid_limit():
     assert list(plan.batch_chunks(5)) == [(0, 5)]
     assert list(plan.batch_chunks(70000)) == [(0, 65535), (65535, 4465)]

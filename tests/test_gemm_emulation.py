@@ -76,6 +76,11 @@ def test_rung_misaligned_and_batched(rung, dtype):
     check(np.swapaxes(a, 1, 2), rng.standard_normal((33, 7)).astype(dtype), cfg)  # batched A^T B
     # a batch larger than the grid's z limit (lowered to 2 here): split launches
     check(a, rng.standard_normal((3, 65, 7)).astype(dtype), cfg, max_grid_z=2)
+    # M past the grid's y limit (lowered to 1 row tile here): rows split over launches,
+    # A's pointer offset by rows (row-major) or by elements (A^T), with the batch split too
+    tall = rng.standard_normal((2, 140, 33)).astype(dtype)
+    check(tall, b[:33], cfg, max_grid_y=1, max_grid_z=1)
+    check(np.swapaxes(rng.standard_normal((2, 33, 140)).astype(dtype), 1, 2), b[:33].T.copy().T, cfg, max_grid_y=1)
     # broadcast batch dims on both sides that need materializing
     check(rng.standard_normal((2, 1, 7, 33)).astype(dtype), rng.standard_normal((3, 33, 65)).astype(dtype), cfg)
 
@@ -162,6 +167,8 @@ def test_matmul_dispatch_end_to_end(monkeypatch):
     monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
     monkeypatch.setattr(gemm_compile, "get_kernel", lambda cfg, dt, ta, tb, cc, dev: emulated_raw_kernel(cfg, dt, ta, tb))
     monkeypatch.setattr(plan, "batch_chunks", lambda batch: ((z, 1) for z in range(batch)))  # split every entry
+    rows = plan.row_chunks
+    monkeypatch.setattr(plan, "row_chunks", lambda M, bm: rows(M, bm, max_grid_y=1))  # one row tile per launch
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
     rng = np.random.default_rng(11)
     dev = lambda x: x.view(_FakeDeviceArray)  # noqa: E731
@@ -171,6 +178,13 @@ def test_matmul_dispatch_end_to_end(monkeypatch):
         for kernel in ["auto", *gemm.kernel_names()]:
             c = gemm.matmul(dev(np.swapaxes(a, 1, 2)), dev(b.T), kernel=kernel)  # batched TT, broadcast b
             ref = np.matmul(np.swapaxes(a, 1, 2).astype(np.float64), b.T.astype(np.float64))
+            assert rel_err(np.asarray(c), ref) < TOL[np.dtype(dtype)], kernel
+        tall = rng.standard_normal((2, 17, 140)).astype(dtype)
+        x = np.swapaxes(tall, 1, 2)  # A^T in f32, row-major A in f64
+        x = x if dtype == np.float32 else np.ascontiguousarray(x)
+        for kernel in gemm.kernel_names():  # M = 140: several row tiles, each its own launch
+            c = gemm.matmul(dev(x), dev(b[:, :17].T), kernel=kernel)
+            ref = np.matmul(x.astype(np.float64), b[:, :17].T.astype(np.float64))
             assert rel_err(np.asarray(c), ref) < TOL[np.dtype(dtype)], kernel
         c = gemm.matmul(dev(rng.standard_normal((2, 1, 7, 33)).astype(dtype)),
                         dev(rng.standard_normal((3, 33, 5)).astype(dtype)), kernel="auto")  # materialized

@@ -94,10 +94,12 @@ _SYMBOLS = {(cfg, dtype, ta, tb): sym for sym, cfg, dtype, ta, tb in instantiati
 
 
 def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, workers: int | None = None,
-                    poison: bool = True, max_grid_z: int = configs.MAX_GRID_Z) -> np.ndarray:
+                    poison: bool = True, max_grid_z: int = configs.MAX_GRID_Z,
+                    max_grid_y: int = configs.MAX_GRID_Y) -> np.ndarray:
     """numpy.matmul(a, b) computed by the emulated kernel `cfg`, reading a and b in
-    place through their strides as the CUDA path does. max_grid_z lowers the grid's
-    z limit so a test can exercise the batch split over several launches."""
+    place through their strides as the CUDA path does. max_grid_z / max_grid_y
+    lower the grid's limits so a test can exercise the batch and row splits over
+    several launches."""
     if a.dtype != b.dtype or a.dtype not in (configs.F32, configs.F64):
         raise TypeError(f"emulated_matmul needs two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
     p = plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
@@ -114,12 +116,15 @@ def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, 
     fn.restype = ctypes.c_int
     ll, ptr, item = ctypes.c_longlong, ctypes.c_void_p, a.itemsize
     err = ctypes.create_string_buffer(512)
-    for z0, count in plan.batch_chunks(p.batch, max_grid_z):
-        gx, gy, gz = cfg.grid(p.M, p.N, count)
-        rc = fn(ctypes.c_int(p.M), ctypes.c_int(p.N), ctypes.c_int(p.K),
-                ptr(a.ctypes.data + z0 * p.a.batch_stride * item), ll(p.a.ld), ll(p.a.batch_stride),
+    launches = [(m0, rows, z0, count) for m0, rows in plan.row_chunks(p.M, cfg.block_tile[0], max_grid_y)
+                for z0, count in plan.batch_chunks(p.batch, max_grid_z)]
+    for m0, rows, z0, count in launches:
+        gx, gy, gz = cfg.grid(rows, p.N, count)
+        a_off, c_off = plan.row_offset(p.a, m0) + z0 * p.a.batch_stride, m0 * p.N + z0 * p.M * p.N
+        rc = fn(ctypes.c_int(rows), ctypes.c_int(p.N), ctypes.c_int(p.K),
+                ptr(a.ctypes.data + a_off * item), ll(p.a.ld), ll(p.a.batch_stride),
                 ptr(b.ctypes.data + z0 * p.b.batch_stride * item), ll(p.b.ld), ll(p.b.batch_stride),
-                ptr(c.ctypes.data + z0 * p.M * p.N * item), ll(p.N), ll(p.M * p.N), ctypes.c_int(count),
+                ptr(c.ctypes.data + c_off * item), ll(p.N), ll(p.M * p.N), ctypes.c_int(count),
                 ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(gz), ctypes.c_uint(cfg.threads),
                 ctypes.c_int(workers or os.cpu_count() or 1), err, ctypes.c_size_t(len(err)))
         if rc:

@@ -6,7 +6,7 @@
 
 CuPy is imported lazily: this package imports without it. Operands are read in
 place through their strides (A^T, B^T views need no copy); a batch is one launch
-(split only past the grid's 65535 limit); kernel="cublas" returns cupy.matmul,
+(split only past the grid's 65535 limit, as is an M past 65535 row tiles); kernel="cublas" returns cupy.matmul,
 the reference for tests and benchmarks.
 """
 from __future__ import annotations
@@ -72,13 +72,16 @@ def _launch(cfg, p, a, b, c, cc: int):
 
     kernel = get_kernel(cfg, c.dtype.str, p.a.trans, p.b.trans, cc, c.device.id)
     item = c.dtype.itemsize
-    for z0, count in _plan.batch_chunks(p.batch):
-        args = (np.int32(p.M), np.int32(p.N), np.int32(p.K),
-                np.uint64(a.data.ptr + z0 * p.a.batch_stride * item), np.int64(p.a.ld), np.int64(p.a.batch_stride),
-                np.uint64(b.data.ptr + z0 * p.b.batch_stride * item), np.int64(p.b.ld), np.int64(p.b.batch_stride),
-                np.uint64(c.data.ptr + z0 * p.M * p.N * item), np.int64(p.N), np.int64(p.M * p.N),
-                np.int32(count))
-        kernel(cfg.grid(p.M, p.N, count), (cfg.threads,), args)
+    for m0, rows in _plan.row_chunks(p.M, cfg.block_tile[0]):
+        a_row, c_row = _plan.row_offset(p.a, m0), m0 * p.N
+        for z0, count in _plan.batch_chunks(p.batch):
+            args = (np.int32(rows), np.int32(p.N), np.int32(p.K),
+                    np.uint64(a.data.ptr + (a_row + z0 * p.a.batch_stride) * item), np.int64(p.a.ld),
+                    np.int64(p.a.batch_stride),
+                    np.uint64(b.data.ptr + z0 * p.b.batch_stride * item), np.int64(p.b.ld), np.int64(p.b.batch_stride),
+                    np.uint64(c.data.ptr + (c_row + z0 * p.M * p.N) * item), np.int64(p.N), np.int64(p.M * p.N),
+                    np.int32(count))
+            kernel(cfg.grid(rows, p.N, count), (cfg.threads,), args)
 
 
 def matmul(a, b, *, kernel: str = "auto"):

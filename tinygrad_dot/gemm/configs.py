@@ -11,7 +11,8 @@ Every kernel has the signature
         const T* B, long long ldb, long long batch_stride_b,
         T* C, long long ldc, long long batch_stride_c, int batch)
 and is launched with 1-D blocks and grid (ceil(N/BN), ceil(M/BM), batch); a batch
-over the 65535 grid limit is split over launches (plan.batch_chunks).
+over the 65535 grid limit is split over launches (plan.batch_chunks), and so is
+an M over 65535 row tiles (plan.row_chunks).
 """
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ class KernelConfig:
         bm, bn = self.block_tile
         gy = -(-M // bm)
         if gy > MAX_GRID_Y:
-            raise ValueError(f"M={M} needs {gy} row blocks of {bm}; the grid allows {MAX_GRID_Y}")
+            raise ValueError(f"M={M} needs {gy} row blocks of {bm}; the grid allows {MAX_GRID_Y} "
+                             "(split the rows with plan.row_chunks)")
         return (-(-N // bn), gy, max(1, min(batch, MAX_GRID_Z)))
 
     def problems(self, dtype) -> list:

@@ -116,3 +116,17 @@ def batch_chunks(batch: int, max_grid_z: int = 65535):
     grid's z limit, in which case the host offsets the pointers per chunk."""
     for z0 in range(0, batch, max_grid_z):
         yield z0, min(max_grid_z, batch - z0)
+
+
+def row_chunks(M: int, block_m: int, max_grid_y: int = 65535):
+    """(first row, rows) of each launch: the grid's y dimension counts row tiles of
+    block_m and is limited to 65535, so an M past block_m * 65535 rows is split on
+    the host (A's and C's pointers offset by the first row), like the batch."""
+    step = block_m * max_grid_y
+    for m0 in range(0, M, step):
+        yield m0, min(step, M - m0)
+
+
+def row_offset(op: OperandPlan, m0: int) -> int:
+    """Elements from an operand's start to its row m0."""
+    return m0 if op.trans else m0 * op.ld
