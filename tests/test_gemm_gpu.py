@@ -143,6 +143,16 @@ def test_batch_past_the_grid_limit(cp):
     check(cp, a, cp.asarray(rng.standard_normal((5, 2)).astype(np.float32)), "cp_async")
 
 
+@pytest.mark.parametrize("kernel", ["smem_tiled", "cp_async"])
+def test_rows_past_the_grid_limit(cp, kernel):
+    """M over 65535 row tiles: the rows are split over launches on the host."""
+    bm = configs.DEFAULTS[configs.F32][kernel].block_tile[0]
+    rng = np.random.default_rng(6)
+    a = cp.asarray(rng.standard_normal((bm * 65535 + 37, 3)).astype(np.float32))
+    check(cp, a, cp.asarray(rng.standard_normal((3, 2)).astype(np.float32)), kernel)
+    check(cp, a[:, :2], cp.asarray(rng.standard_normal((2, 5)).astype(np.float32)).T.copy().T, kernel)
+
+
 def test_autotuner_end_to_end(cp, tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(gemm, "_autotuner", None)
