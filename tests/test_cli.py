@@ -124,6 +124,9 @@ def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris)
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(model_file.read_bytes()[:200])
     _one_line_error(capsys, ["predict", "--model", str(corrupt), "--data", str(bad_csv)], "cannot load model")
+    captured = _one_line_error(capsys, ["predict", "--model", str(bad_csv), "--data", str(bad_csv)],
+                               "is not a tinygrad_dot file (it is a text file")
+    assert "pickle" not in captured.err
     two_features = tmp_path / "two.csv"
     two_features.write_text("1,2\n3,4\n")
     _one_line_error(capsys, ["predict", "--model", str(model_file), "--data", str(two_features)],

@@ -129,8 +129,21 @@ def test_wrong_version_or_foreign_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="no __header__"):
         tio.load(tmp_path / "plain.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not a tinygrad_dot file .it is a text file"):
         tio.load(tmp_path / "text.npz")
+    (tmp_path / "data.csv").write_text("a,b,y\n1,2,0\n")  # once leaked NumPy's "allow_pickle" advice
+    with pytest.raises(ValueError, match=r"^'.*data.csv' is not a tinygrad_dot file \(it is a text file") as info:
+        tio.load(tmp_path / "data.csv")
+    assert "pickle" not in str(info.value)
+    np.save(tmp_path / "one.npy", np.ones(2))
+    with pytest.raises(ValueError, match="not a tinygrad_dot file .it is a single-array .npy file"):
+        tio.load(tmp_path / "one.npy")
+    np.savez(tmp_path / "objects.npz", x=np.array([{}], dtype=object))
+    with pytest.raises(ValueError, match="not a tinygrad_dot file .it holds pickled Python objects") as info:
+        tio.load(tmp_path / "objects.npz")
+    assert "allow_pickle" not in str(info.value)
+    with pytest.raises(ValueError, match="is a directory"):
+        tio.load(tmp_path)
     with pytest.raises(FileNotFoundError):
         tio.load(tmp_path / "missing.npz")
 
@@ -169,8 +182,11 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(rng, tmp_path
 
 def test_wrong_kind_is_refused(tmp_path):
     tio.save({"v": 1}, tmp_path / "f.npz")
-    with pytest.raises(ValueError, match="not a 'model'"):
+    with pytest.raises(ValueError, match="holds a saved state dict .written by td.save., not a model; read it with td.load"):
         tio.load(tmp_path / "f.npz", kind="model")
+    tio.save(td.zeros(2), tmp_path / "t.npz")
+    with pytest.raises(ValueError, match="holds a saved tensor .written by td.save., not a model"):
+        tio.load(tmp_path / "t.npz", kind="model")
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):

@@ -328,8 +328,11 @@ def test_loading_damaged_or_foreign_model_files(tmp_path, iris):
     with pytest.raises(ValueError, match="unknown model type 'os.system'"):
         models.load(tmp_path / "odd.npz")
     tio.save({"w": 1}, tmp_path / "state.npz")
-    with pytest.raises(ValueError, match="not a 'model'"):
+    with pytest.raises(ValueError, match="holds a saved state dict .*not a model; read it with td.load"):
         models.load(tmp_path / "state.npz")
+    (tmp_path / "data.csv").write_text("1,2,0\n3,4,1\n")
+    with pytest.raises(ValueError, match="not a tinygrad_dot file .it is a text file"):
+        models.load(tmp_path / "data.csv")
 
 
 # ----------------------------------------------------------------- GPU

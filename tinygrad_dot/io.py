@@ -110,15 +110,46 @@ def save(obj, path, kind: str = "object") -> None:
         np.savez(f, **members)
 
 
+def _foreign_format(path) -> str | None:
+    """Why the file is evidently not a zip archive (what td.save writes), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None  # let np.load report it
+    if head.startswith(b"PK"):
+        return None
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single-array .npy file; read it with numpy.load"
+    if head.startswith(b"\x80"):
+        return "it is a Python pickle, which td.load never reads"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not a .npz archive"
+    first = text.splitlines()[0][:40] if text.strip() else ""
+    return f"it is a text file, e.g. a CSV, starting {first!r}; td.save writes .npz archives"
+
+
 def _read(path):
     """(header dict, {name: array}) with every member read and CRC-checked."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a tinygrad_dot file")
+    not_ours = _foreign_format(path)
+    if not_ours:
+        raise ValueError(f"{path!r} is not a tinygrad_dot file ({not_ours})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except Exception as exc:  # zipfile and numpy raise many types on damaged input; all mean the same here
+        if "allow_pickle" in str(exc):  # NumPy's advice to unpickle does not apply: td files hold no objects
+            raise ValueError(f"{path!r} is not a tinygrad_dot file (it holds pickled Python objects, which "
+                             "tinygrad_dot files never contain and td.load never reads)") from None
         raise ValueError(f"{path!r} is not a readable tinygrad_dot file: it is truncated, corrupted or "
                          f"of another format ({type(exc).__name__}: {exc})") from None
     if _HEADER not in arrays:
@@ -143,7 +174,14 @@ def load(path, device=None, kind: str | None = None):
     default); arrays as NumPy arrays. ``kind`` (optional) must match the saved kind."""
     header, arrays = _read(path)
     if kind is not None and header.get("kind") != kind:
-        raise ValueError(f"{os.fspath(path)!r} holds a {header.get('kind')!r}, not a {kind!r}")
+        saved = header.get("kind")
+        if saved == "object":
+            payload = header.get("payload")
+            what = ("tensor" if isinstance(payload, dict) and "tensor" in payload else
+                    "state dict" if isinstance(payload, dict) and "dict" in payload else "object")
+            raise ValueError(f"{os.fspath(path)!r} holds a saved {what} (written by td.save), not a {kind}; "
+                             "read it with td.load")
+        raise ValueError(f"{os.fspath(path)!r} holds a {saved!r}, not a {kind!r}")
     try:
         return _decode(header["payload"], arrays, device)
     except (KeyError, TypeError, ValueError) as exc:
