@@ -340,3 +340,70 @@ def test_timing_groups_launches_between_one_event_pair(monkeypatch):
     seconds = bench.time_gpu(types.SimpleNamespace(cuda=cuda), [lambda: done.append(0), lambda: done.append(1)], 20)
     assert len(records) == 2 * (1 + 5) and len(done) == 2 + 1 + 5 * 100 and done[:4] == [0, 1, 0, 1]
     assert seconds > 0 and timings
+
+
+@pytest.fixture
+def fresh_nvrtc():
+    from tinygrad_dot.gemm import nvrtc
+
+    nvrtc.library.cache_clear()
+    yield nvrtc
+    nvrtc.library.cache_clear()
+
+
+def test_nvrtc_no_newer_than_the_driver_is_preferred(fresh_nvrtc, monkeypatch):
+    import types
+
+    nvrtc = fresh_nvrtc
+    paths = ["/w/nvidia/cu13/lib/libnvrtc.so.13", "/w/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"]
+    monkeypatch.delenv("TINYGRAD_DOT_NVRTC", raising=False)
+    monkeypatch.setattr(nvrtc, "_candidates", lambda: iter(paths))
+    monkeypatch.setattr(nvrtc, "_load", lambda p: types.SimpleNamespace(_td_path=p))
+    monkeypatch.setattr(nvrtc, "_lib_major", lambda lib: int(lib._td_path.rsplit(".", 1)[1]))
+    for driver, expected in ((12, paths[1]), (13, paths[0]), (None, paths[0]), (11, paths[0])):
+        monkeypatch.setattr(nvrtc, "_driver_major", lambda d=driver: d)
+        nvrtc.library.cache_clear()
+        assert nvrtc.library_path() == expected, driver
+    monkeypatch.setenv("TINYGRAD_DOT_NVRTC", paths[0])  # an explicit choice wins
+    monkeypatch.setattr(nvrtc, "_candidates", lambda: iter([paths[0], *paths]))
+    monkeypatch.setattr(nvrtc, "_driver_major", lambda: 12)
+    nvrtc.library.cache_clear()
+    assert nvrtc.library_path() == paths[0]
+
+
+def test_unloadable_cubin_falls_back_to_cupy_compile_once(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    from tinygrad_dot.gemm import compile as gemm_compile
+    from tinygrad_dot.gemm import nvrtc
+
+    class CUDADriverError(RuntimeError):
+        pass
+
+    made = []
+
+    class RawModule:
+        def __init__(self, path=None, code=None, options=(), name_expressions=()):
+            made.append("path" if path else "code")
+            self.path = path
+
+        def get_function(self, name):
+            if self.path:
+                raise CUDADriverError("CUDA_ERROR_UNSUPPORTED_PTX_VERSION")
+            return name
+
+    cuda = types.SimpleNamespace(driver=types.SimpleNamespace(CUDADriverError=CUDADriverError))
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(RawModule=RawModule, cuda=cuda))
+    monkeypatch.setattr(nvrtc, "available", lambda: True)
+    monkeypatch.setattr(nvrtc, "version", lambda: (13, 0))
+    monkeypatch.setattr(gemm_compile, "cached_cubin", lambda *a: (tmp_path / "x.cubin", "_Z4gemm"))
+    monkeypatch.setattr(gemm_compile, "_own_cubins_load", True)
+    get = gemm_compile.get_kernel.__wrapped__
+    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
+    with pytest.warns(RuntimeWarning, match="compiling through CuPy"):
+        assert get(cfg, "<f4", False, True, 90) == cfg.name_expression(np.float32, False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert get(cfg, "<f8", True, False, 90) == cfg.name_expression(np.float64, True, False)
+    assert made == ["path", "code", "code"]  # the driver refused once; no further cubin tried

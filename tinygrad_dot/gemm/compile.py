@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,17 +76,30 @@ def cached_cubin(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool,
     return cubin, result.lowered[expr]
 
 
+_own_cubins_load = True  # False after the driver refused a cubin from our NVRTC
+
+
 @lru_cache(maxsize=None)
 def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b: bool, cc: int, device_id: int = 0):
     """A launchable cupy.RawKernel for this instantiation on the current device
     (cached per process and device: a loaded module belongs to one context)."""
     import cupy
 
+    global _own_cubins_load
     dtype = np.dtype(dtype_str)
-    if nvrtc.available():
+    if nvrtc.available() and _own_cubins_load:
         path, lowered = cached_cubin(cfg, dtype, trans_a, trans_b, cc)
-        return cupy.RawModule(path=str(path)).get_function(lowered)
-    # No libnvrtc of our own: let CuPy compile (it adds -arch itself, and caches on disk).
+        try:
+            return cupy.RawModule(path=str(path)).get_function(lowered)
+        except cupy.cuda.driver.CUDADriverError as e:
+            # e.g. a cubin from an NVRTC newer than the driver supports: stop using
+            # our NVRTC for this process and let CuPy compile instead (once, warned).
+            _own_cubins_load = False
+            warnings.warn(f"the driver could not load {path.name} built by NVRTC {nvrtc.version()} from "
+                          f"{nvrtc.library_path()} ({e}); compiling through CuPy from now on", RuntimeWarning,
+                          stacklevel=2)
+    # No libnvrtc of our own (or its cubins do not load): let CuPy compile (it adds
+    # -arch itself, and caches on disk).
     expr = cfg.name_expression(dtype, trans_a, trans_b)
     opts = tuple(o for o in compile_options(cc) if not o.startswith("--gpu-architecture"))
     module = cupy.RawModule(code=sources.read_source(configs.RUNGS[cfg.rung].source), options=opts,
@@ -95,8 +109,9 @@ def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b
 
 def precompile(variants, cc: int, workers: int | None = None):
     """Fill the disk cache for [(config, dtype, trans_a, trans_b), ...] in parallel
-    (NVRTC runs outside the GIL). A no-op without a libnvrtc of our own."""
-    if not nvrtc.available():
+    (NVRTC runs outside the GIL). A no-op without a libnvrtc of our own, or once
+    the driver has refused its cubins."""
+    if not nvrtc.available() or not _own_cubins_load:
         return
     from concurrent.futures import ThreadPoolExecutor
 

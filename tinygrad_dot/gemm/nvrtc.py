@@ -3,7 +3,8 @@
 Used at run time (the cubin is cached on disk and loaded by CuPy) and by the
 static checks in CI. libnvrtc is looked up in $TINYGRAD_DOT_NVRTC, then the pip
 wheels (nvidia-cuda-nvrtc-cu12: nvidia/cuda_nvrtc/lib; CUDA 13 wheels:
-nvidia/cu13/lib), then $CUDA_PATH and the system library path.
+nvidia/cu13/lib), then $CUDA_PATH and the system library path; with a driver
+present, one no newer than the driver's CUDA major version is preferred.
 """
 from __future__ import annotations
 
@@ -38,21 +39,64 @@ def _candidates():
     yield from ("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so")
 
 
+def _load(path: str):
+    """The libnvrtc at path, with the prototypes we use set, or None."""
+    if "builtins" in os.path.basename(path) or ".alt." in os.path.basename(path):
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    lib.nvrtcGetErrorString.restype = ctypes.c_char_p
+    lib.nvrtcGetLoweredName.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
+    lib._td_path = path
+    return lib
+
+
+def _lib_major(lib) -> int | None:
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    try:
+        return major.value if lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)) == 0 else None
+    except (AttributeError, OSError):
+        return None
+
+
+def _driver_major() -> int | None:
+    """The CUDA major version the installed driver supports (12 for 12.x), or None
+    without CuPy or a driver (CI's static checks: then any NVRTC will do)."""
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.driverGetVersion()) // 1000 or None
+    except Exception:
+        return None
+
+
 @lru_cache(maxsize=None)
 def library():
-    """The loaded libnvrtc, or None when none can be found."""
+    """The loaded libnvrtc, or None when none can be found.
+
+    $TINYGRAD_DOT_NVRTC wins when set. Otherwise, when a CUDA driver is present,
+    the first NVRTC whose major version is at most the driver's CUDA major is
+    preferred: a cubin from a newer toolkit may not load on an older driver (and
+    if a cached cubin still fails to load, compile.get_kernel falls back to
+    CuPy's own compiler). Without a driver the first one found is used."""
+    env = os.environ.get("TINYGRAD_DOT_NVRTC")
+    first, driver = None, None
     for path in _candidates():
-        if "builtins" in os.path.basename(path) or ".alt." in os.path.basename(path):
+        lib = _load(path)
+        if lib is None:
             continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        lib.nvrtcGetErrorString.restype = ctypes.c_char_p
-        lib.nvrtcGetLoweredName.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
-        lib._td_path = path
-        return lib
-    return None
+        if env and path == env:
+            return lib
+        if first is None:
+            first, driver = lib, _driver_major()
+            if driver is None:
+                return lib
+        major = _lib_major(lib)
+        if major is not None and major <= driver:
+            return lib
+    return first
 
 
 def available() -> bool:
