@@ -231,8 +231,8 @@ def test_loss_plot_with_matplotlib(tmp_path, capsys):
 
 
 def test_folding_standardization_into_weights_is_exact(tmp_path):
-    split = data.load_dataset("diabetes", standardize=True)
-    raw = data.load_dataset("diabetes")
+    split = data.load_dataset("diabetes", standardize=True, dtype=np.float64)
+    raw = data.load_dataset("diabetes", dtype=np.float64)
     model = models.LinearRegression(dtype="float64", max_epochs=5, tol=None, random_state=0).fit(split.X_train, split.y_train)
     train_cli._fold_standardization(model, split, tmp_path / "m.npz")
     folded = models.load(tmp_path / "m.npz")

@@ -37,7 +37,7 @@ def test_embedded_dataset_shapes_and_class_counts(name, no_network):
     assert np.all(np.isfinite(split.X_train))
     assert len(split.feature_names) == d
     if counts is None:
-        assert split.task == "regression" and split.y_train.dtype == np.float64
+        assert split.task == "regression" and split.y_train.dtype == np.float32
         assert split.y_train.min() == 25 and split.y_train.max() == 346  # Efron et al.'s target range
     else:
         assert split.task == "classification"
@@ -46,8 +46,9 @@ def test_embedded_dataset_shapes_and_class_counts(name, no_network):
 
 
 def test_known_values_survived_the_conversion():
-    X, _, y, _ = td.data.load_dataset("iris", test_size=0.0)
+    X, _, y, _ = td.data.load_dataset("iris", test_size=0.0, dtype=np.float64)
     np.testing.assert_array_equal(X[0], [5.1, 3.5, 1.4, 0.2])  # Fisher's first flower
+    assert td.data.load_dataset("iris", test_size=0.0).X_train[0].tolist() == np.float32([5.1, 3.5, 1.4, 0.2]).tolist()
     digits = td.data.load_dataset("digits", test_size=0.0)
     assert digits.X_train.min() == 0 and digits.X_train.max() == 16  # 4x4-block counts on an 8x8 grid
 
@@ -73,8 +74,10 @@ def test_split_is_seeded_stratified_and_disjoint():
 
 
 def test_standardize_uses_train_statistics_only():
-    raw = td.data.load_dataset("diabetes", random_state=1)
-    std = td.data.load_dataset("diabetes", random_state=1, standardize=True)
+    raw = td.data.load_dataset("diabetes", random_state=1, dtype=np.float64)
+    std = td.data.load_dataset("diabetes", random_state=1, standardize=True, dtype=np.float64)
+    single = td.data.load_dataset("diabetes", random_state=1, standardize=True)  # float32: the cast comes last
+    np.testing.assert_allclose(single.X_train, std.X_train, atol=1e-6)
     np.testing.assert_allclose(std.X_train.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(std.X_train.std(axis=0), 1, rtol=1e-12)
     np.testing.assert_allclose(std.mean, raw.X_train.mean(axis=0))
@@ -146,3 +149,14 @@ def test_bad_files(tmp_path):
         td.data.load_dataset("iris", test_size=1.0)
     with pytest.raises(ValueError, match="test_size=0.999 leaves no training samples"):
         td.data.load_dataset("iris", test_size=0.999)
+
+
+def test_default_dtype_is_float32_and_dtype_overrides():
+    split = td.data.load_dataset("digits", standardize=True)
+    assert split.X_train.dtype == split.X_test.dtype == split.scale.dtype == np.float32
+    assert split.y_train.dtype.kind == "i"  # class labels stay integers
+    out = td.nn.Linear(64, 10)(td.tensor(split.X_train))  # no float64 input against float32 weights
+    assert out.dtype == np.float32 and out.shape == (len(split.X_train), 10)
+    double = td.data.load_dataset("diabetes", dtype=np.float64)
+    assert double.X_train.dtype == double.y_train.dtype == np.float64
+    assert td.data.load_dataset("diabetes").y_train.dtype == np.float32

@@ -49,7 +49,7 @@ def _load_split(args):
 
     try:
         return data.load_dataset(args.dataset, test_size=args.test_size, standardize=args.standardize,
-                                    random_state=args.seed)
+                                 random_state=args.seed, dtype=args.dtype)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
 

@@ -83,7 +83,7 @@ class DatasetSplit:
 
 
 def load_dataset(name, test_size: float = 0.25, standardize: bool = False, random_state: int = 0,
-                 dtype=np.float64) -> DatasetSplit:
+                 dtype=np.float32) -> DatasetSplit:
     """An embedded dataset by name, or a ``.csv``/``.npz`` file by path, split into train and test.
 
     The split is seeded by ``random_state`` and stratified by class for
@@ -92,6 +92,11 @@ def load_dataset(name, test_size: float = 0.25, standardize: bool = False, rando
     standard deviation of the *train* split only, so no test information leaks
     into training. Raises ValueError for an unknown name or a malformed file and
     FileNotFoundError for a missing file.
+
+    Features, and a real-valued (regression) target, come as ``dtype``: float32
+    by default, the framework's default dtype (as PyTorch's), so
+    ``td.nn.Linear(d, k)(td.tensor(split.X_train))`` needs no cast; pass
+    ``dtype=np.float64`` for double precision. Class labels stay integers (or text).
     """
     if not 0.0 <= float(test_size) < 1.0:
         raise ValueError(f"test_size must be in [0, 1), got {test_size}")
@@ -105,7 +110,9 @@ def load_dataset(name, test_size: float = 0.25, standardize: bool = False, rando
     else:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(list_datasets())} "
                          "or give a path to a .csv or .npz file")
-    X = X.astype(dtype)
+    X = X.astype(np.float64)  # statistics in double precision; cast to dtype at the end
+    if y.dtype.kind == "f":
+        y = y.astype(dtype)
     train, test = split_indices(len(y), test_size, random_state, y if task == "classification" else None)
     if len(train) == 0:
         raise ValueError(f"test_size={test_size} leaves no training samples ({name} has {len(y)} samples, "
@@ -116,9 +123,11 @@ def load_dataset(name, test_size: float = 0.25, standardize: bool = False, rando
         split.mean = split.X_train.mean(axis=0)
         std = split.X_train.std(axis=0)
         # A constant feature (e.g. a digits corner pixel) has std 0: leave it centred, unscaled.
-        split.scale = np.where(std > 0, std, 1.0).astype(dtype)
-        split.X_train = (split.X_train - split.mean) / split.scale
-        split.X_test = (split.X_test - split.mean) / split.scale
+        scale = np.where(std > 0, std, 1.0)
+        split.X_train = (split.X_train - split.mean) / scale
+        split.X_test = (split.X_test - split.mean) / scale
+        split.mean, split.scale = split.mean.astype(dtype), scale.astype(dtype)
+    split.X_train, split.X_test = split.X_train.astype(dtype), split.X_test.astype(dtype)
     return split
 
 
