@@ -83,6 +83,15 @@ def test_row_chunks_respect_the_grid_limit():
     assert p.a.trans and plan.row_offset(p.a, 2) == 2
 
 
+def test_dimensions_past_int32_are_a_clear_error():
+    big = 2**31
+    for a, b in (((big, 4), (4, 2)), ((3, 4), (4, big)), ((3, big), (big, 2))):
+        with pytest.raises(ValueError, match=r"2\*\*31") as e:
+            plan.plan_matmul(a, (4 * a[1], 4), b, (4 * b[1], 4), 4)
+        assert str(a) in str(e.value) and str(b) in str(e.value)
+    assert plan.plan_matmul((2**31 - 1, 1), (4, 4), (1, 1), (4, 4), 4).M == 2**31 - 1
+
+
 def test_batch_chunks_respect_the_grid_limit():
     assert list(plan.batch_chunks(5)) == [(0, 5)]
     assert list(plan.batch_chunks(70000)) == [(0, 65535), (65535, 4465)]
@@ -144,8 +153,9 @@ def test_shape_buckets():
 
 
 def test_device_key_composition():
-    key = autotune.device_key("NVIDIA H100 80GB HBM3 ", 90, "13.6.0", (12, 9))
-    assert key == "NVIDIA H100 80GB HBM3|sm_90|cupy-13.6.0|nvrtc-12.9"
+    key = autotune.device_key("NVIDIA H100 80GB HBM3 ", 90, "13.6.0", (12, 9), "0123456789abcdef" * 4)
+    assert key == "NVIDIA H100 80GB HBM3|sm_90|cupy-13.6.0|nvrtc-12.9|kernels-0123456789abcdef"
+    assert key != autotune.device_key("NVIDIA H100 80GB HBM3", 90, "13.6.0", (12, 9), "f" * 64)  # edited kernels
     assert autotune.entry_key(np.float64, "TN", "m16_n16_k16_b1") == "float64|TN|m16_n16_k16_b1"
 
 
@@ -407,3 +417,33 @@ def test_unloadable_cubin_falls_back_to_cupy_compile_once(monkeypatch, tmp_path)
         warnings.simplefilter("error")
         assert get(cfg, "<f8", True, False, 90) == cfg.name_expression(np.float64, True, False)
     assert made == ["path", "code", "code"]  # the driver refused once; no further cubin tried
+
+
+def test_cublas_runs_on_the_operands_device(monkeypatch):
+    """kernel="cublas" enters the operands' device like the project's kernels do."""
+    import sys
+    import types
+
+    current = []
+
+    class Device:
+        id = 1
+
+        def __enter__(self):
+            current.append(1)
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    class Array(np.ndarray):
+        device = Device()
+
+    def matmul(a, b):
+        assert current == [1], "cupy.matmul ran outside `with a.device:`"
+        return np.matmul(a, b)
+
+    fake = types.SimpleNamespace(ndarray=Array, matmul=matmul, ascontiguousarray=np.ascontiguousarray)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    a = np.ones((3, 4), np.float32).view(Array)
+    assert gemm.matmul(a, np.ones((4, 2), np.float32).view(Array), kernel="cublas").shape == (3, 2)
+    assert current == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import configs, plan as _plan
+from . import configs, plan as _plan, sources
 
 __all__ = ["matmul", "kernel_names", "available", "device_info"]
 
@@ -50,7 +50,7 @@ def device_info(device_id: int) -> dict:
         from .autotune import device_key
 
         _device_info[device_id] = dict(name=name, cc=cc, sm_count=props["multiProcessorCount"],
-                                       key=device_key(name, cc, cupy.__version__, nv))
+                                       key=device_key(name, cc, cupy.__version__, nv, sources.kernels_sha256()))
     return _device_info[device_id]
 
 
@@ -94,7 +94,8 @@ def matmul(a, b, *, kernel: str = "auto"):
     _check_operands(cupy, a, b)
     if kernel == "cublas":
         _plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)  # same shape errors
-        return cupy.ascontiguousarray(cupy.matmul(a, b))
+        with a.device:  # the operands' GPU, not whichever is current
+            return cupy.ascontiguousarray(cupy.matmul(a, b))
     with a.device:
         c, run = _prepare(cupy, a, b, kernel)
         if run is not None:

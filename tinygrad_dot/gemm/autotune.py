@@ -4,9 +4,9 @@ The first matmul for a (device, dtype, layout, shape bucket) times every candida
 config (configs.CANDIDATES) with CUDA events and keeps the fastest. Choices are
 stored as JSON in <cache dir>/autotune.json (~/.cache/tinygrad_dot, or
 $TINYGRAD_DOT_CACHE_DIR), grouped under a device key made of the GPU name,
-compute capability, CuPy version and NVRTC version, so a driver/toolkit/GPU change
-re-tunes. The file is written atomically (temp file + os.replace); a damaged file
-is ignored with a warning. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
+compute capability, CuPy version, NVRTC version and the kernels' sha256, so a
+toolkit/GPU change or an edit of the kernels re-tunes. The file is written
+atomically (temp file + os.replace); a damaged file is ignored with a warning. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
 configs.untuned_config picks by shape class.
 
 Everything here except time_candidates() is pure Python and tested on the CPU
@@ -47,9 +47,10 @@ def shape_bucket(M: int, N: int, K: int, batch: int = 1) -> str:
     return f"m{_pow2_bucket(M)}_n{_pow2_bucket(N)}_k{_pow2_bucket(K)}_b{b}"
 
 
-def device_key(gpu_name: str, cc: int, cupy_version: str, nvrtc_version) -> str:
+def device_key(gpu_name: str, cc: int, cupy_version: str, nvrtc_version, kernels_sha256: str) -> str:
+    """GPU, toolchain and kernel sources: a choice tuned for other kernels is not reused."""
     nv = ".".join(map(str, nvrtc_version)) if isinstance(nvrtc_version, (tuple, list)) else str(nvrtc_version)
-    return f"{gpu_name.strip()}|sm_{cc}|cupy-{cupy_version}|nvrtc-{nv}"
+    return f"{gpu_name.strip()}|sm_{cc}|cupy-{cupy_version}|nvrtc-{nv}|kernels-{kernels_sha256[:16]}"
 
 
 def entry_key(dtype, layout: str, bucket: str) -> str:

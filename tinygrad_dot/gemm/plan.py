@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+INT32_MAX = 2**31 - 1  # the kernels' M, N, K are ints
+
+
 @dataclass(frozen=True)
 class OperandPlan:
     trans: bool        # stored column-major: element (r, c) at r + c * ld
@@ -100,6 +103,10 @@ def plan_matmul(a_shape, a_strides, b_shape, b_strides, itemsize: int) -> Matmul
         out_batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
     except ValueError:
         raise ValueError(f"matmul batch dimensions do not broadcast: {a_shape} @ {b_shape}") from None
+    M, N, K = a_shape[-2], b_shape[-1], a_shape[-1]
+    if max(M, N, K) > INT32_MAX:
+        raise ValueError(f"matmul {a_shape} @ {b_shape}: M={M}, N={N}, K={K}; the kernels take each "
+                         f"below 2**31 ({INT32_MAX + 1})")
     return MatmulPlan(a_shape[-2], b_shape[-1], a_shape[-1], out_batch,
                       _operand(a_shape, a_strides, itemsize, out_batch),
                       _operand(b_shape, b_strides, itemsize, out_batch))
