@@ -7,6 +7,7 @@ dimensions (scalar fallback: none are multiples of the vector width) and once wi
 padded ones (128-bit path), plus misaligned pointers and batched/broadcast cases.
 Output buffers are poisoned with NaN, so an element the kernel skips fails.
 """
+import warnings
 import zlib
 
 import numpy as np
@@ -193,3 +194,46 @@ def test_matmul_dispatch_end_to_end(monkeypatch):
         gemm.matmul(dev(np.zeros((3, 4), np.float32)), dev(np.zeros((5, 2), np.float32)))
     with pytest.raises(TypeError, match="float32 and float64"):
         gemm.matmul(dev(np.zeros((3, 4), np.float32)), dev(np.zeros((4, 2), np.float64)))
+
+
+def test_autotuned_dispatch_end_to_end(monkeypatch, tmp_path):
+    """kernel="auto" with tuning on, through the stand-in CuPy: every candidate runs
+    (emulated) on the real operands, its output is checked against the first's,
+    and the choice is cached."""
+    import json
+    import sys
+    import time
+    import types
+
+    from tests.emulation.emulator import emulated_raw_kernel
+    from tinygrad_dot import gemm
+    from tinygrad_dot.gemm import compile as gemm_compile
+
+    class Event:
+        def record(self):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+    cuda = types.SimpleNamespace(Event=Event, get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
+    fake = types.SimpleNamespace(
+        ndarray=_FakeDeviceArray, cuda=cuda,
+        empty=lambda shape, dtype: np.full(shape, np.nan, dtype).view(_FakeDeviceArray))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
+    monkeypatch.setattr(gemm_compile, "get_kernel",
+                        lambda cfg, dt, ta, tb, cc, dev: emulated_raw_kernel(cfg, dt, ta, tb))
+    monkeypatch.setattr(gemm_compile, "precompile", lambda variants, cc: None)
+    monkeypatch.setattr(gemm, "_autotuner", None)
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "1")
+    monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((40, 33)).astype(np.float32)
+    b = rng.standard_normal((33, 20)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no candidate dropped
+        c = gemm.matmul(a.view(_FakeDeviceArray), b.T.copy().T.view(_FakeDeviceArray), kernel="auto")
+    assert rel_err(np.asarray(c), a.astype(np.float64) @ b) < TOL[configs.F32]
+    (entry,) = json.loads((tmp_path / "autotune.json").read_text())["devices"]["emu"].values()
+    assert len(entry["timings_ms"]) == len(configs.CANDIDATES[configs.F32])  # none dropped
