@@ -49,7 +49,9 @@ def atomic_writer(path):
             os.close(dir_fd)
 
 
-def atomic_write(path, data: bytes) -> Path:
+def atomic_write(path, data: bytes, make_parents: bool = False) -> Path:
+    if make_parents:  # caches create their folders; user-facing writes refuse a missing one
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as f:
         f.write(data)
     return Path(path)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from .. import _files
 from . import configs, nvrtc, sources
 
 
@@ -38,17 +38,9 @@ def compile_options(cc: int) -> list:
     ]
 
 
-def atomic_write(path: Path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Cache files: written atomically, their folders created on demand."""
+    return _files.atomic_write(path, data, make_parents=True)
 
 
 def cubin_key(name_expression: str, cc: int) -> str:
