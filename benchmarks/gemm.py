@@ -100,7 +100,7 @@ def time_gpu(cp, runs_per_set, runs):
     over the sets between ONE pair of CUDA events and divides by the count; the
     median group is reported. Host overhead per call thus overlaps GPU work
     instead of being added to every short launch."""
-    from tinygrad_dot.gemm.autotune import launches_per_group
+    from tinygrad_dot.gemm.autotune import events_ms, launches_per_group
 
     for fn in runs_per_set[:2]:
         fn()
@@ -112,13 +112,7 @@ def time_gpu(cp, runs_per_set, runs):
         state["i"] += 1
 
     def group_ms(n):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        for _ in range(n):
-            one()
-        stop.record()
-        stop.synchronize()
-        return cp.cuda.get_elapsed_time(start, stop) / n
+        return events_ms(cp, one, n)
 
     n = launches_per_group(group_ms(1), at_least=-(-runs // 5))
     return statistics.median(group_ms(n) for _ in range(5)) / 1e3

@@ -436,48 +436,41 @@ def where(condition, a, b):
                   (b, lambda g: unbroadcast(xp.where(cond, 0, g), b.shape)))
 
 
-def _joined(tensors, name):
+def _join(tensors, dim, join: str, part):
+    """cat and stack: ``xp.<join>`` (concatenate or stack) the arrays along
+    ``dim``; input i's gradient is the slice ``part(i, tensors)`` of g on that axis."""
     tensors = list(tensors)
     if not tensors:
-        raise ValueError(f"{name} needs at least one tensor")
+        raise ValueError(f"{join} needs at least one tensor")
     first = tensors[0] if isinstance(tensors[0], Tensor) else Tensor(tensors[0])
-    return [first] + [_as_tensor(t, first) if isinstance(t, Tensor) else Tensor(t, device=first.device)
-                      for t in tensors[1:]]
+    tensors = [first] + [t if isinstance(t, Tensor) else Tensor(t, device=first.device) for t in tensors[1:]]
+    for t in tensors[1:]:
+        _as_tensor(t, first)  # one device
+    try:
+        out = getattr(first.xp, join)([t.array for t in tensors], axis=dim)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{join} along dim {dim}: shapes {[t.shape for t in tensors]} do not fit ({exc})") from None
+    lead = (slice(None),) * (dim % out.ndim)
+
+    def vjp(i):
+        index = lead + (part(i, tensors),)
+        return lambda g: g[index]
+
+    return record(Tensor, out, first._backend, *[(t, vjp(i)) for i, t in enumerate(tensors)])
 
 
 def cat(tensors, dim: int = 0):
     """Join tensors along an existing axis (torch.cat / numpy.concatenate)."""
-    tensors = _joined(tensors, "cat")
-    try:
-        out = tensors[0].xp.concatenate([t.array for t in tensors], axis=dim)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"cat along dim {dim}: shapes {[t.shape for t in tensors]} do not fit ({exc})") from None
-    bounds = [0]
-    for t in tensors:
-        bounds.append(bounds[-1] + t.shape[dim])
-    axis = dim % out.ndim
+    def part(i, tensors):
+        start = sum(t.shape[dim] for t in tensors[:i])
+        return slice(start, start + tensors[i].shape[dim])
 
-    def piece(i):
-        index = (slice(None),) * axis + (slice(bounds[i], bounds[i + 1]),)
-        return lambda g: g[index]
-
-    return record(Tensor, out, tensors[0]._backend, *[(t, piece(i)) for i, t in enumerate(tensors)])
+    return _join(tensors, dim, "concatenate", part)
 
 
 def stack(tensors, dim: int = 0):
     """Join tensors along a new axis (torch.stack / numpy.stack)."""
-    tensors = _joined(tensors, "stack")
-    try:
-        out = tensors[0].xp.stack([t.array for t in tensors], axis=dim)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"stack along dim {dim}: shapes {[t.shape for t in tensors]} differ ({exc})") from None
-    axis = dim % out.ndim
-
-    def piece(i):
-        index = (slice(None),) * axis + (i,)
-        return lambda g: g[index]
-
-    return record(Tensor, out, tensors[0]._backend, *[(t, piece(i)) for i, t in enumerate(tensors)])
+    return _join(tensors, dim, "stack", lambda i, tensors: i)
 
 
 # ----------------------------------------------------------------- in-place updates (outside the tape)

@@ -102,11 +102,7 @@ def emulated_matmul(a: np.ndarray, b: np.ndarray, cfg: configs.KernelConfig, *, 
     several launches."""
     if a.dtype != b.dtype or a.dtype not in (configs.F32, configs.F64):
         raise TypeError(f"emulated_matmul needs two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
-    p = plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
-    if p.a.copy:
-        a = plan.materialize(np, a, p.batch_shape)
-    if p.b.copy:
-        b = plan.materialize(np, b, p.batch_shape)
+    p, a, b = plan.plan_operands(np, a, b)
     c = np.empty(p.out_shape, a.dtype)
     if poison:
         c.fill(np.nan)  # an element the kernel does not write fails the comparison

@@ -10,59 +10,29 @@ class CliError(Exception):
     """A user mistake or an unusable environment: printed as one line, exit status 1."""
 
 
-# argparse ``type=`` validators: argparse prefixes their message with "argument --option: ".
-def _integer(text: str) -> int:
-    import argparse
-
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def positive_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
+def _checked_number(parse, accept, requirement: str):
+    """An argparse ``type=``: parse the text, then check it. argparse prefixes the
+    message with "argument --option: ", so a mistake names its option."""
     import argparse
     import math
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            kind = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return value
+
+    return check
 
 
-def fraction(text: str) -> float:
-    """A number in [0, 1)."""
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+positive_int = _checked_number(int, lambda v: v >= 1, "must be at least 1")
+non_negative_int = _checked_number(int, lambda v: v >= 0, "must be a non-negative integer")
+positive_float = _checked_number(float, lambda v: v > 0, "must be a positive number")
+fraction = _checked_number(float, lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")  # a number in [0, 1)
 
 
 def resolve_device(name: str) -> str:

@@ -110,11 +110,7 @@ def _prepare(cupy, a, b, kernel: str):
     Call it (and run) inside `with a.device:`."""
     if kernel != "auto" and kernel not in configs.RUNGS:
         raise ValueError(f"unknown GEMM kernel {kernel!r}; choose 'auto', 'cublas' or one of {kernel_names()}")
-    p = _plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
-    if p.a.copy:
-        a = _plan.materialize(cupy, a, p.batch_shape)
-    if p.b.copy:
-        b = _plan.materialize(cupy, b, p.batch_shape)
+    p, a, b = _plan.plan_operands(cupy, a, b)
     c = cupy.empty(p.out_shape, a.dtype)
     if c.size == 0:
         return c, None

@@ -121,7 +121,7 @@ def _disagreement(out, ref) -> float:
     return float(abs(out - ref).max()) / max(scale, 1e-300) if ref.size else 0.0
 
 
-def _events_ms(cupy, fn, n: int) -> float:
+def events_ms(cupy, fn, n: int) -> float:
     """ms per call of n back-to-back calls of fn between ONE pair of CUDA events."""
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
@@ -142,8 +142,8 @@ def launches_per_group(one_ms: float, at_least: int = 1, target_ms: float = 1.0,
 
 def _time_launches(cupy, fn, repeats: int) -> list:
     """repeats figures of ms per launch, each over a group of back-to-back launches."""
-    n = launches_per_group(_events_ms(cupy, fn, 1))
-    return [_events_ms(cupy, fn, n) for _ in range(repeats)]
+    n = launches_per_group(events_ms(cupy, fn, 1))
+    return [events_ms(cupy, fn, n) for _ in range(repeats)]
 
 
 def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
