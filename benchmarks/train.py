@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinygrad_dot as td  # noqa: E402
 from tinygrad_dot._files import atomic_write_json  # noqa: E402
+from tinygrad_dot.gemm.sources import kernels_sha256  # noqa: E402
 from tinygrad_dot.nn import functional as F  # noqa: E402
 
 N, D, K, BATCH, LR = 60000, 784, 10, 256, 0.1
@@ -217,7 +218,10 @@ def _machine(torch):
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
             "python": platform.python_version(), "numpy": np.__version__,
             "torch": getattr(torch, "__version__", None), "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+            "cpus": os.cpu_count(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            # every results file names the kernel sources of its code (CPU runs use none, but
+            # a figure must still be traceable to one state of the repository)
+            "kernels_sha256": kernels_sha256()}
 
 
 def print_report(report):
