@@ -37,10 +37,20 @@ sum, mean, max, min = map(_function_of, (_ops.sum_, _ops.mean, _ops.max_, _ops.m
 reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function_of, (
     _ops.reshape, _ops.permute, _ops.transpose, _ops.squeeze, _ops.unsqueeze, _ops.flatten))
 
-from . import data, io, models, nn, optim  # noqa: E402  (they build on the names above)
+from . import data, io, nn, optim  # noqa: E402  (they build on the names above)
 from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # td.models needs scikit-learn (the "models" extra): imported on first use, so that
+    # `import tinygrad_dot` needs only NumPy.
+    if name == "models":
+        import importlib
+
+        return importlib.import_module(".models", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 float16 = _np.dtype(_np.float16)
 float32 = _np.dtype(_np.float32)
