@@ -144,6 +144,38 @@ def test_rejects_non_flat_or_integer_x0():
         minimize_lbfgs(rosenbrock, np.zeros(2, dtype=np.int64))
 
 
+def test_at_the_rounding_floor_it_stops_without_wasting_evaluations(rng):
+    """Asked for more than float64 values of f can show (ftol=0, tiny tol), it follows the slopes
+    while f is flat to rounding, then stops unconverged, saying why, without a burst of evaluations."""
+    a, b, fun = random_quadratic(rng, 30, condition=10.0)
+    res = minimize_lbfgs(fun, np.zeros(30), tol=1e-13, ftol=0.0, max_iter=1000)
+    assert not res.converged and "rounding" in res.message
+    assert res.nfev <= 1.5 * res.nit + 5, (res.nit, res.nfev)
+    np.testing.assert_allclose(res.x, np.linalg.solve(a, b), atol=1e-7)
+
+
+def test_two_loop_recursion_is_the_bfgs_inverse_hessian(rng):
+    """-H g from the two-loop recursion equals the explicit BFGS update of H0 = gamma I (N&W eq. 6.17)."""
+    from tinygrad_dot.optim.lbfgs import _History
+
+    n, m = 6, 4
+    a, _, _ = random_quadratic(rng, n)
+    hist = _History(m)
+    pairs = []
+    for _ in range(m + 2):  # more pairs than the memory holds: the oldest are dropped
+        s = rng.standard_normal(n)
+        y = a @ s
+        hist.push(s, y, float(s @ y), float(y @ y))
+        pairs = (pairs + [(s, y)])[-m:]
+    h = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) * np.eye(n)
+    for s, y in pairs:
+        rho = 1.0 / (s @ y)
+        v = np.eye(n) - rho * np.outer(y, s)
+        h = v.T @ h @ v + rho * np.outer(s, s)
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(hist.direction(g), -h @ g, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("t0", [1e-3, 1.0, 50.0])
 def test_line_search_returns_a_strong_wolfe_point(t0):
     # phi(t) = f(x + t d) along a 1-D slice of a smooth non-quadratic function, minimum near t = 2.
@@ -250,8 +282,8 @@ def test_lbfgs_handles_several_shaped_params(rng):
 
 def test_lbfgs_step_returns_the_loss_before_the_step(rng):
     x, y, _ = logistic_problem(rng, n=200, d=4)
-    w = td.zeros(4, requires_grad=True)
-    b = td.zeros(1, requires_grad=True)
+    w = td.zeros(4, dtype=td.float64, requires_grad=True)
+    b = td.zeros(1, dtype=td.float64, requires_grad=True)
     opt = optim.LBFGS([w, b])
     closure = logistic_closure_td(x, y, opt, w, b, 0.0)
     first = float(opt.step(closure))
@@ -261,8 +293,8 @@ def test_lbfgs_step_returns_the_loss_before_the_step(rng):
 
 def test_lbfgs_max_eval_bounds_closure_calls(rng):
     x, y, _ = logistic_problem(rng, n=200, d=4)
-    w = td.zeros(4, requires_grad=True)
-    b = td.zeros(1, requires_grad=True)
+    w = td.zeros(4, dtype=td.float64, requires_grad=True)
+    b = td.zeros(1, dtype=td.float64, requires_grad=True)
     opt = optim.LBFGS([w, b], max_iter=50, max_eval=7, line_search_fn="strong_wolfe", tolerance_grad=0.0,
                       tolerance_change=0.0)
     inner = logistic_closure_td(x, y, opt, w, b, 0.0)

@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..autograd import enable_grad
 from .optimizer import Optimizer
 
 __all__ = ["minimize_lbfgs", "LBFGSResult", "LBFGS"]
@@ -142,15 +143,25 @@ def _cubic_min(a: _Trial, b: _Trial, lo: float, hi: float) -> float:
 
 def strong_wolfe(phi: Callable[[float], _Trial], f0: float, gtd0: float, t: float, *,
                  c1: float = 1e-4, c2: float = 0.9, max_ls: int = 25,
-                 min_width: float = 0.0) -> tuple[_Trial | None, int]:
+                 min_width: float = 0.0, f_noise: float = 0.0) -> tuple[_Trial | None, int]:
     """Find t with f(t) <= f0 + c1 t gtd0 and |f'(t)| <= c2 |gtd0| (N&W Alg. 3.5/3.6).
 
     ``phi(t)`` evaluates the objective at step t and returns a ``_Trial``. Returns
     (accepted trial, evaluations). When the strong-Wolfe point is not found
     within ``max_ls`` evaluations, the accepted trial is the lowest one that
     satisfies sufficient decrease; None when there is none (no progress possible).
+
+    ``f_noise`` (absolute) is how far rounding can move f. Within it, a difference
+    of f values says nothing, so sufficient decrease is judged from the slopes
+    instead, by the trapezoid estimate ``f(t) - f0 ~ t (gtd0 + gtd(t)) / 2`` (the
+    approximate Wolfe condition of Hager & Zhang, SIAM J. Optim. 16, 2005). This
+    lets the search finish close to the optimum, where f is flat to rounding.
     """
-    armijo = lambda tr: tr.f <= f0 + c1 * tr.t * gtd0 and math.isfinite(tr.f)  # noqa: E731
+    def armijo(tr):
+        if tr.f <= f0 + c1 * tr.t * gtd0:
+            return True
+        return tr.f <= f0 + f_noise and tr.gtd <= (2 * c1 - 1) * gtd0  # False for NaN f
+
     curvature = lambda tr: abs(tr.gtd) <= -c2 * gtd0  # noqa: E731
     prev = _Trial(0.0, f0, gtd0)
     nfev = 0
@@ -158,11 +169,12 @@ def strong_wolfe(phi: Callable[[float], _Trial], f0: float, gtd0: float, t: floa
     while True:
         cur = phi(t)
         nfev += 1
-        if not armijo(cur) or (nfev > 1 and cur.f >= prev.f):
+        decrease = armijo(cur)
+        if decrease and curvature(cur):  # a strong-Wolfe point, whatever its f against prev's
+            return cur, nfev
+        if not decrease or (nfev > 1 and cur.f >= prev.f):
             lo, hi = prev, cur
             break
-        if curvature(cur):
-            return cur, nfev
         if cur.gtd >= 0:  # past a minimiser along the line
             lo, hi = cur, prev
             break
@@ -181,11 +193,12 @@ def strong_wolfe(phi: Callable[[float], _Trial], f0: float, gtd0: float, t: floa
         # Keep the trial off the ends so that every step shrinks the interval by >= 10%.
         cur = phi(_cubic_min(lo, hi, left + 0.1 * width, right - 0.1 * width))
         nfev += 1
-        if not armijo(cur) or cur.f >= lo.f:
+        decrease = armijo(cur)
+        if decrease and curvature(cur):
+            return cur, nfev
+        if not decrease or cur.f >= lo.f:
             hi = cur
         else:
-            if curvature(cur):
-                return cur, nfev
             if cur.gtd * (hi.t - lo.t) >= 0:
                 hi = lo
             lo = cur
@@ -213,7 +226,7 @@ _FTOL = 64 * float(np.finfo(np.float64).eps)  # scikit-learn's ftol for SciPy's 
 
 def minimize_lbfgs(fun: Callable, x0, *, max_iter: int = 100, tol: float = 1e-4, ftol: float = _FTOL,
                    history_size: int = 10, max_ls: int = 20, c1: float = 1e-4, c2: float = 0.9,
-                   xp=None, callback: Callable | None = None) -> LBFGSResult:
+                   f_noise: float | None = None, xp=None, callback: Callable | None = None) -> LBFGSResult:
     """Minimise ``fun`` from ``x0`` by L-BFGS with a strong-Wolfe line search.
 
     ``fun(x)`` returns ``(f, g)``: the objective as a Python float and its gradient,
@@ -224,26 +237,32 @@ def minimize_lbfgs(fun: Callable, x0, *, max_iter: int = 100, tol: float = 1e-4,
     when ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol`` (default ``64 * eps``
     of float64, scikit-learn's), or after ``max_iter`` iterations. A failed line
     search restarts once from the steepest descent direction (the memory may be
-    stale); a second failure stops, unconverged. The line search compares values
-    of f, so f should be accurate to well below ``ftol``: with float32 data, sum
-    the objective in float64.
+    stale); a second failure stops, unconverged. ``f_noise`` is the relative
+    rounding error of f (default 16 eps of x's dtype): below it the line search
+    judges decrease by the slopes. Still, sum the objective in float64 when
+    the data are float32: a precise f is what makes the line search cheap.
     ``callback(x)``, if given, runs after each iteration.
     """
     xp = _array_module(x0) if xp is None else xp
     if x0.ndim != 1 or x0.dtype.kind != "f":
         raise ValueError(f"x0 must be a flat float array, got shape {tuple(x0.shape)} and dtype {x0.dtype}")
+    if f_noise is None:
+        f_noise = 16 * float(np.finfo(x0.dtype).eps)
     x = x0.copy()
     f, g = fun(x)
     f, nfev = float(f), 1
     if not math.isfinite(f):
         raise ValueError(f"the objective is {f} at x0")
-    gmax, g_l1 = _host(xp, xp.abs(g).max(), xp.abs(g).sum())
+    gmax, = _host(xp, xp.abs(g).max())
 
-    def evaluate(point, d, t):  # one objective evaluation at point + t d, for the line search
-        xt = point + t * d
+    def evaluate(t, x, d, g):
+        """f at x + t d, with what the line search and the memory update read: the
+        slope g'd, max|g| and y'y (y = g_new - g), in one transfer."""
+        xt = x + t * d
         ft, gt = fun(xt)
-        gtd, gtmax = _host(xp, gt @ d, xp.abs(gt).max())
-        return _Trial(t, float(ft), gtd, (xt, gt, gtmax))
+        yt = gt - g
+        gtd, gtmax, yy = _host(xp, gt @ d, xp.abs(gt).max(), yt @ yt)
+        return _Trial(t, float(ft), gtd, (xt, gt, yt, gtmax, yy))
 
     hist = _History(history_size)
     nit, converged, message = 0, True, "max|g| <= tol"
@@ -251,16 +270,16 @@ def minimize_lbfgs(fun: Callable, x0, *, max_iter: int = 100, tol: float = 1e-4,
         if nit >= max_iter:
             converged, message = False, f"reached max_iter={max_iter}"
             break
-        if len(hist):
-            d = hist.direction(g)
-            gtd, = _host(xp, g @ d)
-            t = 1.0
-        if not len(hist) or not gtd < 0:  # empty memory, or H lost positive definiteness to rounding
+        d = hist.direction(g) if len(hist) else None
+        gtd, = _host(xp, g @ d) if d is not None else (0.0,)
+        t = 1.0
+        if not gtd < 0:  # empty memory, or H lost positive definiteness to rounding: steepest descent
             hist.clear()
             d = -g
             gtd, g_l1 = _host(xp, -(g @ g), xp.abs(g).sum())
-            t = min(1.0, 1.0 / g_l1) if g_l1 > 0 else 1.0
-        trial, evals = strong_wolfe(lambda t: evaluate(x, d, t), f, gtd, t, c1=c1, c2=c2, max_ls=max_ls)
+            t = min(1.0, 1.0 / g_l1) if g_l1 > 0 else 1.0  # the raw gradient's length says nothing of the step
+        trial, evals = strong_wolfe(lambda t, x=x, d=d, g=g: evaluate(t, x, d, g), f, gtd, t, c1=c1, c2=c2,
+                                    max_ls=max_ls, f_noise=f_noise * abs(f))
         nfev += evals
         if trial is None:
             if len(hist):  # retry along -g before giving up
@@ -268,16 +287,20 @@ def minimize_lbfgs(fun: Callable, x0, *, max_iter: int = 100, tol: float = 1e-4,
                 continue
             converged, message = False, "the line search found no decrease (f is flat to rounding along -g)"
             break
-        x_new, g_new, gmax = trial.data
-        s, y = x_new - x, g_new - g
-        sy, yy = _host(xp, s @ y, y @ y)
+        x_new, g_new, y, gmax, yy = trial.data
+        # s = t d, so s'y = t (g_new'd - g'd) comes from host scalars already read; the curvature
+        # condition keeps this difference >= (1 - c2)|g'd|, far from cancellation.
+        sy = trial.t * (trial.gtd - gtd)
         if sy > float(np.finfo(x0.dtype).eps) * yy:  # positive curvature: keeps H positive definite
-            hist.push(s, y, sy, yy)
+            hist.push(trial.t * d, y, sy, yy)
         nit += 1
         f_old, x, f, g = f, x_new, trial.f, g_new
         if callback is not None:
             callback(x)
         if gmax <= tol:
+            break
+        if f > f_old:  # accepted on the slopes alone, f within rounding of f_old: f can't guide us further
+            converged, message = False, "f is flat to rounding (within f_noise) before max|g| <= tol"
             break
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             message = "relative reduction of f <= ftol"
@@ -312,30 +335,32 @@ class LBFGS(Optimizer):
                                       line_search_fn=line_search_fn))
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
-        self._params = self.param_groups[0]["params"]
-        devices = {p.device for p in self._params}
+        self._flat_params = self.param_groups[0]["params"]
+        devices = {p.device for p in self._flat_params}
         if len(devices) != 1:
             raise ValueError(f"LBFGS needs all parameters on one device, got {sorted(devices)}")
 
     # The parameters as one flat vector (a copy), and back.
     def _gather_flat(self):
-        xp = self._params[0].xp
-        return xp.concatenate([p.array.ravel() for p in self._params])
+        xp = self._flat_params[0].xp
+        return xp.concatenate([p.array.ravel() for p in self._flat_params])
 
     def _gather_flat_grad(self):
-        xp = self._params[0].xp
+        xp = self._flat_params[0].xp
         return xp.concatenate([xp.zeros(p.size, p.dtype) if p.grad is None else p.grad.array.ravel()
-                               for p in self._params])
+                               for p in self._flat_params])
 
     def _set_flat(self, flat) -> None:
         offset = 0
-        for p in self._params:
+        for p in self._flat_params:
             p.array[...] = flat[offset:offset + p.size].reshape(p.shape)
             offset += p.size
+            bump = getattr(p, "_bump", None)  # tell autograd's version counter (where it exists) of the change
+            if bump is not None:
+                bump()
 
     def _evaluate(self, closure) -> float:
-        from ..autograd import enable_grad
-        with enable_grad():
+        with enable_grad():  # step() may run under no_grad; the closure needs the tape
             return float(closure())
 
     def step(self, closure=None):
@@ -345,10 +370,9 @@ class LBFGS(Optimizer):
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tol_grad, tol_change = group["tolerance_grad"], group["tolerance_change"]
-        xp = self._params[0].xp
-        state = self.state.setdefault(id(self._params[0]), {"func_evals": 0, "n_iter": 0})
+        xp = self._flat_params[0].xp
+        state = self.state.setdefault(id(self._flat_params[0]), {"func_evals": 0, "n_iter": 0})
 
-        from ..autograd import enable_grad
         with enable_grad():
             orig_loss = closure()
         loss = float(orig_loss)
