@@ -239,6 +239,32 @@ def test_lbfgs_matches_torch(rng, line_search_fn):
     assert opt.state[id(w)]["n_iter"] <= topt.state[tw]["n_iter"] + 5
 
 
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_follows_torch_step_by_step_on_rosenbrock(line_search_fn):
+    """Same iterates and the same number of closure calls after every step(), memory overflow
+    included (history_size=5): the line search brackets and zooms here, not just takes t = 1."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: no torch.optim.LBFGS to compare with")
+    start = np.array([-1.2, 1.0, -1.2, 1.0, 0.5])
+    kwargs = dict(line_search_fn=line_search_fn, max_iter=10, history_size=5, lr=1.0 if line_search_fn else 0.1)
+    x = td.tensor(start, requires_grad=True)
+    tx = torch.tensor(start, requires_grad=True)
+    opt, topt = optim.LBFGS([x], **kwargs), torch.optim.LBFGS([tx], **kwargs)
+
+    def closure_for(v, o):
+        def closure():
+            o.zero_grad()
+            a, b = v[:-1], v[1:]
+            loss = (100.0 * (b - a * a) ** 2 + (1.0 - a) ** 2).sum()
+            loss.backward()
+            return loss
+        return closure
+    closure, tclosure = closure_for(x, opt), closure_for(tx, topt)
+    for _ in range(6):
+        assert float(opt.step(closure)) == pytest.approx(float(topt.step(tclosure).detach()), rel=1e-9, abs=1e-12)
+        assert opt.state[id(x)]["func_evals"] == topt.state[tx]["func_evals"]
+        np.testing.assert_allclose(x.numpy(), tx.detach().numpy(), rtol=0, atol=1e-9)
+
+
 def test_lbfgs_reaches_the_logistic_optimum(rng):
     """With a line search and a tight tolerance the class lands on the functional core's optimum."""
     x, y, _ = logistic_problem(rng, n=400, d=6)
@@ -289,6 +315,14 @@ def test_lbfgs_step_returns_the_loss_before_the_step(rng):
     first = float(opt.step(closure))
     assert first == pytest.approx(math.log(2.0))
     assert float(closure()) < first
+
+
+def test_lbfgs_step_under_no_grad_still_records_the_closure(rng):
+    x, y, _ = logistic_problem(rng, n=200, d=4)
+    loss, opt, w, b, closure = run_td_lbfgs(x, y, "strong_wolfe", steps=1, max_iter=3)
+    with td.no_grad():
+        opt.step(closure)
+    assert float(closure()) < loss
 
 
 def test_lbfgs_max_eval_bounds_closure_calls(rng):
