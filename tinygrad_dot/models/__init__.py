@@ -12,9 +12,11 @@ from __future__ import annotations
 from .base import ConvergenceWarning, DivergenceError, NotFittedError, load
 from .linear import LinearRegression, Ridge
 from .logistic import LogisticRegression
+from .sgd import SGDClassifier, SGDRegressor
 from .solvers import IllConditionedWarning
 
-ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, Ridge, LogisticRegression)}
+ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, Ridge, LogisticRegression, SGDClassifier,
+                                                    SGDRegressor)}
 
-__all__ = ["LinearRegression", "Ridge", "LogisticRegression", "load", "NotFittedError", "ConvergenceWarning",
+__all__ = ["LinearRegression", "Ridge", "LogisticRegression", "SGDClassifier", "SGDRegressor", "load", "NotFittedError", "ConvergenceWarning",
            "DivergenceError", "IllConditionedWarning"]

@@ -18,7 +18,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .base import LinearModel, host_numpy as _numpy
-from .solvers import gram_least_squares, weighted_mean
+from .solvers import column_moments, gram_least_squares
 
 SOLVERS = ("auto", "cholesky", "svd")
 
@@ -43,13 +43,13 @@ class _LeastSquares(RegressorMixin, LinearModel):
         y_mean = share @ Y if self.fit_intercept else np.zeros(Y.shape[1])
         y_scale = np.sqrt(share @ (Y - y_mean) ** 2)
         y_scale = np.where(y_scale > 0, y_scale, 1.0)
-        x_mean = weighted_mean(backend, X, share) if self.fit_intercept else None
+        x_mean, x_std = column_moments(backend, X, share) if self.fit_intercept else (None, None)
         with backend.scope():
             T = backend.asarray((Y - y_mean) / y_scale, dtype=X.dtype)
             sqrt_w = None if np.all(weights == 1) else backend.asarray(np.sqrt(weights))
             # Dividing the objective by y_scale^2 leaves alpha as it is.
             coef, self.solver_ = gram_least_squares(backend, X, T, sqrt_w, self._alpha(Y.shape[1]), x_mean,
-                                                    solver="svd" if self.solver == "svd" else "auto")
+                                                    x_std, solver="svd" if self.solver == "svd" else "auto")
         coef *= y_scale[:, None]
         intercept = y_mean - (coef @ x_mean if x_mean is not None else 0.0)
         single = y.ndim == 1

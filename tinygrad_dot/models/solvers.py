@@ -44,15 +44,22 @@ def weighted_mean(backend, X, share):
     return backend.to_numpy(backend.matmul(w, X)[0]).astype(np.float64)
 
 
+_SCALE_SAMPLE_ROWS = 1 << 14
+
+
 def column_moments(backend, X, share):
-    """Weighted column means and standard deviations (host float64), the variance
-    accumulated in float64 over row chunks whatever X's dtype."""
-    xp = backend.xp
+    """Weighted column means (exact) and standard deviations (host float64).
+
+    The deviations only precondition the solvers (any positive scale gives the same
+    optimum), so past 16,384 rows they come from an evenly strided subset: a pass
+    over all of X would cost as much as a third of a logistic fit."""
+    xp, mm = backend.xp, backend.matmul
     mean = weighted_mean(backend, X, share)
-    var = np.zeros(X.shape[1])
-    for rows in _row_chunks(X.shape[0]):
-        centred = X[rows].astype(np.float64) - xp.asarray(mean)
-        var += backend.to_numpy(xp.asarray(share[rows])[None, :] @ (centred * centred))[0]
+    rows = slice(None, None, max(1, X.shape[0] // _SCALE_SAMPLE_ROWS))
+    sample_share = share[rows] / share[rows].sum() if share[rows].sum() > 0 else share[rows]
+    centred = X[rows] - xp.asarray(mean, dtype=X.dtype)
+    centred *= centred
+    var = backend.to_numpy(mm(xp.asarray(sample_share, dtype=X.dtype)[None, :], centred)[0]).astype(np.float64)
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -63,85 +70,102 @@ class IllConditionedWarning(UserWarning):
     """The Gram matrix was too ill-conditioned for the normal equations; an SVD solve was used."""
 
 
-def gram_least_squares(backend, X, T, sqrt_w, alpha, x_mean=None, solver="auto"):
+def gram_least_squares(backend, X, T, sqrt_w, alpha, x_mean=None, x_std=None, solver="auto"):
     """Minimise sum_i w_i ||t_i - coef (x_i - x_mean)||^2 + alpha ||coef||^2.
 
     ``X`` (n, d) and ``T`` (n, k) are backend arrays of the working dtype, T
     already centred by its weighted mean where there is an intercept (which is
     then ``y_mean - coef x_mean``, unpenalised); ``sqrt_w`` (n,) the square
-    roots of the sample weights, or None; ``x_mean`` the features' weighted
-    mean (float64, host) or None for no intercept. ``alpha`` is a scalar or
-    one value per target. Returns (coef (k, d) float64 on the host, solver used).
+    roots of the sample weights, or None; ``x_mean``, ``x_std`` the features'
+    weighted moments (host float64), or None for no intercept. ``alpha`` is a
+    scalar or one value per target. Returns (coef (k, d) float64 on the host,
+    the solver used).
     """
     xp, mm = backend.xp, backend.matmul
     dtype = X.dtype
-    # Centre in the working dtype (a copy of X): centring the Gram matrix afterwards instead,
-    # G - n m m^T, cancels catastrophically for features whose mean dwarfs their spread.
-    A = X - xp.asarray(x_mean, dtype=dtype) if x_mean is not None else X
-    if sqrt_w is not None:
-        A = A * sqrt_w.astype(dtype)[:, None]
-        T = T * sqrt_w.astype(dtype)[:, None]
+    shift = None  # the mean still to subtract from the rows of A, where A is not centred
+    if x_mean is not None and sqrt_w is None and np.all(x_mean ** 2 <= 16 * x_std ** 2):
+        # Offsets within a few deviations: centre the Gram matrix afterwards (G - n m m^T)
+        # and spare the copy of X; it would lose float32's digits where the mean dwarfs the spread.
+        A, shift = X, x_mean
+    else:
+        A = X - xp.asarray(x_mean, dtype=dtype) if x_mean is not None else X
+        if sqrt_w is not None:
+            A = A * sqrt_w.astype(dtype)[:, None]
+            T = T * sqrt_w.astype(dtype)[:, None]
     d = A.shape[1]
     alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (T.shape[1],))
     if solver == "svd":
-        return _svd_solve(backend, A, T, alpha), "svd"
+        return _svd_solve(backend, A, T, alpha, shift), "svd"
 
     G = backend.to_numpy(mm(A.T, A)).astype(np.float64)
     B = backend.to_numpy(mm(A.T, T)).astype(np.float64)
+    if shift is not None:
+        G -= A.shape[0] * np.outer(shift, shift)
+        B -= np.outer(shift, backend.to_numpy(T.sum(axis=0)).astype(np.float64))
     # Equilibrate: Gs = D G D has a unit diagonal, so the condition estimate below measures
     # collinearity, not the units of the features.
     diag = np.diag(G)
     D = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
     Gs = G * D[:, None] * D[None, :]
-    factors = {}  # one Cholesky factorisation per distinct penalty (usually one)
+    eps = float(np.finfo(dtype).eps)
+    factors, worst = {}, 1.0  # one Cholesky factorisation per distinct penalty (usually one)
     for a in np.unique(alpha):
-        system = Gs + np.diag(a * D * D)
-        factors[a] = _cholesky_or_none(system, np.finfo(dtype).eps)
+        factors[a], cond = _cholesky_or_none(Gs + np.diag(a * D * D), eps)
+        worst = max(worst, cond)
         if factors[a] is None:
             warnings.warn(
                 f"the Gram matrix X^T X ({d} x {d}) is singular or too ill-conditioned for the normal "
                 f"equations in {np.dtype(dtype).name} (collinear or constant features?); solving by SVD "
                 "least squares instead (minimum-norm solution where X is rank-deficient)",
                 IllConditionedWarning, stacklevel=4)
-            return _svd_solve(backend, A, T, alpha), "svd"
+            return _svd_solve(backend, A, T, alpha, shift), "svd"
 
     def solve(rhs, j):  # (G + alpha_j I)^-1 rhs through the equilibrated factors
         return _cho_solve(factors[alpha[j]], rhs * D) * D
 
     coef = np.stack([solve(B[:, j], j) for j in range(len(alpha))])
-    if np.dtype(dtype) != np.float64:
-        coef = _refine(backend, A, T, coef, alpha, solve)
+    if worst * eps > 1e-5:  # the working-precision solve may be off by more than ~1e-5: refine it
+        coef = _refine(backend, A, T, coef, alpha, solve, shift)
     return coef, "cholesky"
 
 
 def _cholesky_or_none(system, eps):
-    """The Cholesky factor, or None where the system is numerically singular: the squared
-    ratio of the largest to the smallest pivot bounds cond(system) from below, and past
-    1 / (10 eps) the normal equations have lost the digits that the data carries."""
+    """(Cholesky factor, condition estimate), the factor None where the system is numerically
+    singular: past cond = 1 / (10 eps) the normal equations have lost the digits that the data
+    carries. The estimate is exact (eigenvalues) up to d = 2048 and beyond that the squared
+    ratio of the largest to the smallest pivot, a lower bound."""
     try:
         L = np.linalg.cholesky(system)
     except np.linalg.LinAlgError:
-        return None
+        return None, np.inf
     pivots = np.diag(L)
-    if pivots.min() <= 0 or (pivots.max() / pivots.min()) ** 2 * eps > 0.1:
-        return None
-    return L
+    if pivots.min() <= 0:
+        return None, np.inf
+    if len(system) <= 2048:
+        eigenvalues = np.linalg.eigvalsh(system)
+        cond = eigenvalues[-1] / eigenvalues[0] if eigenvalues[0] > 0 else np.inf
+    else:
+        cond = (pivots.max() / pivots.min()) ** 2
+    return (L if cond * eps <= 0.1 else None), cond
 
 
 def _cho_solve(L, rhs):
     return solve_triangular(L, solve_triangular(L, rhs, lower=True), lower=True, trans="T")
 
 
-def _refine(backend, A, T, coef, alpha, solve, steps: int = 2):
-    """Mixed-precision iterative refinement: the Gram matrix was formed in float32,
-    so its solution carries cond * eps32 of error; residuals of the normal equations
-    computed in float64 (row chunks, converted on the fly) and solved with the same
-    factors shrink that error by cond * eps32 per step."""
+def _refine(backend, A, T, coef, alpha, solve, shift, steps: int = 2):
+    """Mixed-precision iterative refinement: a Gram matrix formed in float32 gives a
+    solution off by about cond * eps32; residuals of the normal equations computed in
+    float64 (row chunks, converted on the fly; ``shift`` is subtracted from A's rows)
+    and solved with the same factors shrink that error by cond * eps32 per step."""
     xp = backend.xp
     for _ in range(steps):
         residual = -alpha[:, None] * coef  # (k, d): B - (G + alpha) coef, accumulated below
         for rows in _row_chunks(A.shape[0]):
             a64 = A[rows].astype(np.float64)
+            if shift is not None:
+                a64 -= xp.asarray(shift)
             fitted = a64 @ xp.asarray(coef.T)
             residual += backend.to_numpy(a64.T @ (T[rows].astype(np.float64) - fitted)).T
         step = np.stack([solve(r, j) for j, r in enumerate(residual)])
@@ -151,10 +175,12 @@ def _refine(backend, A, T, coef, alpha, solve, steps: int = 2):
     return coef
 
 
-def _svd_solve(backend, A, T, alpha):
+def _svd_solve(backend, A, T, alpha, shift=None):
     """Minimum-norm (ridge-regularised) least squares by SVD of the float64 data."""
     xp = backend.xp
     A64, T64 = A.astype(np.float64), T.astype(np.float64)
+    if shift is not None:
+        A64 -= xp.asarray(shift)
     U, s, Vt = xp.linalg.svd(A64, full_matrices=False)
     s, UtT, Vt = backend.to_numpy(s), backend.to_numpy(U.T @ T64), backend.to_numpy(Vt)
     cutoff = s.max(initial=0.0) * max(A.shape) * np.finfo(np.float64).eps
