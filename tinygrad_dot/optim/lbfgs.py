@@ -24,9 +24,11 @@ The algorithm (Nocedal & Wright, *Numerical Optimization*, 2nd ed.):
   definite;
 * step length by the strong-Wolfe line search (Alg. 3.5, bracketing, and 3.6,
   zoom) with safeguarded cubic interpolation (eq. 3.59), c1 = 1e-4, c2 = 0.9.
-  The first trial is the unit step (``t = min(1, 1/|g|_1)`` while the memory is
-  empty and the direction is the raw gradient), which is accepted in most
-  iterations: one gradient evaluation per iteration.
+  The first trial is the unit step, which is accepted in most iterations: one
+  gradient evaluation per iteration. While the memory is empty the direction
+  is the raw gradient, whose length says nothing about the step: the first
+  trial moves x by a unit distance (SciPy's L-BFGS-B rule; the class keeps
+  PyTorch's ``min(1, 1/|g|_1)``).
 
 Host traffic: the dot products the line search branches on (``g'd``, ``max|g|``,
 ``s'y``, ``y'y``) are read back as Python floats, batched into one transfer
@@ -276,8 +278,10 @@ def minimize_lbfgs(fun: Callable, x0, *, max_iter: int = 100, tol: float = 1e-4,
         if not gtd < 0:  # empty memory, or H lost positive definiteness to rounding: steepest descent
             hist.clear()
             d = -g
-            gtd, g_l1 = _host(xp, -(g @ g), xp.abs(g).sum())
-            t = min(1.0, 1.0 / g_l1) if g_l1 > 0 else 1.0  # the raw gradient's length says nothing of the step
+            gtd, = _host(xp, -(g @ g))
+            # A unit move: on logistic fits this takes one evaluation where PyTorch's
+            # min(1, 1/|g|_1) often takes two (a step too short for the curvature condition).
+            t = 1.0 / math.sqrt(-gtd) if gtd < 0 else 1.0
         trial, evals = strong_wolfe(lambda t, x=x, d=d, g=g: evaluate(t, x, d, g), f, gtd, t, c1=c1, c2=c2,
                                     max_ls=max_ls, f_noise=f_noise * abs(f))
         nfev += evals
