@@ -118,7 +118,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
                 targets[backend.xp.arange(n), backend.asarray(index)] = 1
             objective = LogisticObjective(backend, X, targets, backend.asarray(share, dtype=X.dtype), l2, l1,
                                           mean, scale, self.fit_intercept)
-            start = self._start(objective, classes, k)
+            start = self._start(objective, classes, np.bincount(index, weights=share, minlength=len(classes)))
             if solver == "lbfgs":
                 result = minimize_lbfgs(objective.value_and_grad, start, max_iter=self.max_iter, tol=self.tol)
                 params, n_iter, converged = result.x, result.nit, result.converged
@@ -139,14 +139,19 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         self.n_iter_ = np.array([n_iter], dtype=np.int32)
         return self
 
-    def _start(self, objective, classes, k):
-        """Zeros, or the previous solution when warm_start and it fits this problem."""
-        xp = objective.xp
+    def _start(self, objective, classes, priors):
+        """The previous solution when warm_start and it fits this problem; else zero
+        coefficients and the intercept of the class priors (the optimum of the
+        intercept-only model, where the first iterations would otherwise go)."""
+        k = objective.k
         previous = getattr(self, "coef_", None)
         if self.warm_start and previous is not None and previous.shape == (k, objective.d) and \
                 np.array_equal(getattr(self, "classes_", None), classes):
             return objective.pack(previous, self.intercept_)
-        return xp.zeros(objective.size)
+        intercept = np.zeros(k)
+        if self.fit_intercept and np.all(priors > 0):
+            intercept = np.log(priors[1] / priors[0])[None] if k == 1 else np.log(priors)
+        return objective.pack(np.zeros((k, objective.d)), intercept)
 
     # ------------------------------------------------------------ prediction
     def decision_function(self, X):
