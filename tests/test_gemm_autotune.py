@@ -92,6 +92,40 @@ def test_dimensions_past_int32_are_a_clear_error():
     assert plan.plan_matmul((2**31 - 1, 1), (4, 4), (1, 1), (4, 4), 4).M == 2**31 - 1
 
 
+def _int32(x: int) -> int:
+    """x as a CUDA int holds it (two's complement wrap-around)."""
+    return int(np.array(x, np.int64).astype(np.int32))
+
+
+def test_k_and_n_within_a_tile_of_int32_are_refused_at_the_exact_limit():
+    """The kernels step K by BK in 32-bit ints (k_tiles = (K + BK - 1) / BK, k0 += BK)
+    and index columns up to the end of a BN-wide tile: within a tile of 2**31 that
+    overflows and the kernel writes garbage, so the planner refuses such shapes."""
+    def plan_k(K):
+        return plan.plan_matmul((3, K), (4 * K, 4), (K, 2), (8, 4), 4)
+
+    def plan_n(N):
+        return plan.plan_matmul((3, 4), (16, 4), (4, N), (4 * N, 4), 4)
+
+    assert plan_k(plan.K_LIMIT).K == plan.K_LIMIT and plan_n(plan.N_LIMIT).N == plan.N_LIMIT
+    with pytest.raises(ValueError, match=rf"K={plan.K_LIMIT + 1} is over the kernels' limit of {plan.K_LIMIT} "
+                                         rf"for K \(2\*\*31 - {plan.TILE_K_MAX}: the K loop"):
+        plan_k(plan.K_LIMIT + 1)
+    with pytest.raises(ValueError, match=rf"N={plan.N_LIMIT + 1} is over the kernels' limit of {plan.N_LIMIT}"):
+        plan_n(plan.N_LIMIT + 1)
+    for dtype in (configs.F32, configs.F64):
+        for cfg in configs.all_configs(dtype):  # whichever config runs, its arithmetic stays in range
+            bk, bn = cfg.tile_k, cfg.block_tile[1]
+            assert _int32(plan.K_LIMIT + bk - 1) == plan.K_LIMIT + bk - 1  # k_tiles' numerator
+            k_tiles = (plan.K_LIMIT + bk - 1) // bk
+            assert _int32(k_tiles * bk) == k_tiles * bk                    # k0 after the last step
+            n_end = -(-plan.N_LIMIT // bn) * bn
+            assert _int32(n_end) == n_end                                   # end of the last column tile
+    # the limit is tight: one more would overflow for the config with the largest tile
+    assert _int32(plan.K_LIMIT + 1 + plan.TILE_K_MAX - 1) < 0
+    assert _int32(-(-(plan.N_LIMIT + 1) // plan.TILE_N_MAX) * plan.TILE_N_MAX) < 0
+
+
 def test_batch_chunks_respect_the_grid_limit():
     assert list(plan.batch_chunks(5)) == [(0, 5)]
     assert list(plan.batch_chunks(70000)) == [(0, 65535), (65535, 4465)]
@@ -168,7 +202,8 @@ def test_cache_round_trip_is_atomic(cache_dir):
     assert autotune.TuningCache().get("devA", "float32|NN|b") == cfg
     assert autotune.TuningCache().get("devB", "float32|NN|b") == configs.UNTUNED[configs.F32][0]
     assert autotune.TuningCache().get("devC", "float32|NN|b") is None
-    assert [p.name for p in cache_dir.iterdir()] == ["autotune.json"]  # no temp files left
+    # no temp files left; the lock file stays (deleting it would let two writers lock different files)
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["autotune.json", "autotune.json.lock"]
     assert json.loads((cache_dir / "autotune.json").read_text())["version"] == autotune.CACHE_VERSION
 
 
@@ -278,7 +313,11 @@ def test_autotuner_falls_back_when_every_candidate_fails(cache_dir, monkeypatch)
                                           result=lambda: np.zeros((64, 64), np.float32))
     assert any("no candidate ran correctly" in str(w.message) for w in rec)
     assert cfg == configs.untuned_config(np.float32, 64, 64, 1, 132, 90)
-    assert not (cache_dir / "autotune.json").exists()  # a failure is not remembered
+    # the fallback is cached like a tuned choice: a new process does not tune again
+    (entry,) = json.loads((cache_dir / "autotune.json").read_text())["devices"]["gpu"].values()
+    assert entry["fallback"] is True and entry["timings_ms"] == {}
+    assert autotune.Autotuner().choose("gpu", np.float32, "NN", 64, 64, 64, 1, 90, 132,
+                                       lambda cfg: pytest.fail("tuned again")) == cfg
 
 
 def test_cupy_fallback_compile_options_change_with_any_header(tmp_path, monkeypatch):

@@ -125,54 +125,21 @@ def test_poison_is_detected():
     assert not rel_err(c, np.full((4, 5), 3.0)) < 1.0
 
 
-class _FakeDevice:
-    id = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _FakeDeviceArray(np.ndarray):
-    """A host array that looks like a cupy.ndarray to tinygrad_dot.gemm."""
-
-    @property
-    def data(self):
-        return type("Ptr", (), {"ptr": self.ctypes.data})()
-
-    @property
-    def device(self):
-        return _FakeDevice()
-
-
 def test_matmul_dispatch_end_to_end(monkeypatch):
     """tinygrad_dot.gemm.matmul with a stand-in CuPy whose kernels are the emulated
     ones: checks the launch arguments, pointer offsets and batch splitting of the
     real dispatch code."""
-    import sys
-    import types
-
-    from tests.emulation.emulator import emulated_raw_kernel
+    from tests.emulation import fake_cupy
     from tinygrad_dot import gemm
-    from tinygrad_dot.gemm import compile as gemm_compile
     from tinygrad_dot.gemm import plan
 
-    fake = types.SimpleNamespace(
-        ndarray=_FakeDeviceArray,
-        empty=lambda shape, dtype: np.full(shape, np.nan, dtype).view(_FakeDeviceArray),
-        ascontiguousarray=lambda x: np.ascontiguousarray(x).view(_FakeDeviceArray),
-        broadcast_to=np.broadcast_to)
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
-    monkeypatch.setattr(gemm_compile, "get_kernel", lambda cfg, dt, ta, tb, cc, dev: emulated_raw_kernel(cfg, dt, ta, tb))
+    fake_cupy.install(monkeypatch)
     monkeypatch.setattr(plan, "batch_chunks", lambda batch: ((z, 1) for z in range(batch)))  # split every entry
     rows = plan.row_chunks
     monkeypatch.setattr(plan, "row_chunks", lambda M, bm: rows(M, bm, max_grid_y=1))  # one row tile per launch
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
     rng = np.random.default_rng(11)
-    dev = lambda x: x.view(_FakeDeviceArray)  # noqa: E731
+    dev = fake_cupy.on_device
     for dtype in (np.float32, np.float64):
         a = rng.standard_normal((3, 65, 33)).astype(dtype)
         b = rng.standard_normal((7, 65)).astype(dtype)
@@ -201,31 +168,11 @@ def test_autotuned_dispatch_end_to_end(monkeypatch, tmp_path):
     (emulated) on the real operands, its output is checked against the first's,
     and the choice is cached."""
     import json
-    import sys
-    import time
-    import types
 
-    from tests.emulation.emulator import emulated_raw_kernel
+    from tests.emulation import fake_cupy
     from tinygrad_dot import gemm
-    from tinygrad_dot.gemm import compile as gemm_compile
 
-    class Event:
-        def record(self):
-            self.t = time.perf_counter()
-
-        def synchronize(self):
-            pass
-
-    cuda = types.SimpleNamespace(Event=Event, get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
-    fake = types.SimpleNamespace(
-        ndarray=_FakeDeviceArray, cuda=cuda,
-        empty=lambda shape, dtype: np.full(shape, np.nan, dtype).view(_FakeDeviceArray))
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(gemm, "device_info", lambda i: dict(name="emulated", cc=90, sm_count=2, key="emu"))
-    monkeypatch.setattr(gemm_compile, "get_kernel",
-                        lambda cfg, dt, ta, tb, cc, dev: emulated_raw_kernel(cfg, dt, ta, tb))
-    monkeypatch.setattr(gemm_compile, "precompile", lambda variants, cc: None)
-    monkeypatch.setattr(gemm, "_autotuner", None)
+    fake_cupy.install(monkeypatch)
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "1")
     monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
     rng = np.random.default_rng(12)
@@ -233,7 +180,7 @@ def test_autotuned_dispatch_end_to_end(monkeypatch, tmp_path):
     b = rng.standard_normal((33, 20)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no candidate dropped
-        c = gemm.matmul(a.view(_FakeDeviceArray), b.T.copy().T.view(_FakeDeviceArray), kernel="auto")
+        c = gemm.matmul(fake_cupy.on_device(a), fake_cupy.on_device(b.T.copy().T), kernel="auto")
     assert rel_err(np.asarray(c), a.astype(np.float64) @ b) < TOL[configs.F32]
     (entry,) = json.loads((tmp_path / "autotune.json").read_text())["devices"]["emu"].values()
     assert len(entry["timings_ms"]) == len(configs.CANDIDATES[configs.F32])  # none dropped

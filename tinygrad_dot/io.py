@@ -14,18 +14,24 @@ str or int), ``{"tuple": [TREE, ...]}``, ``{"array": "a3"}``,
 and null stand for themselves (non-finite floats as JSON's NaN/Infinity
 extension, as Python's json module writes them).
 
-Writing goes to a temporary file in the target directory, is flushed and
-fsync'ed, then renamed over the target (``os.replace``), so a crash leaves
-either the old file or the new one, never half of one. Reading uses
-``allow_pickle=False``: a file can hold data only, and loading never runs code.
-A truncated or corrupted file, or one from a newer format version, raises a
-ValueError that says so.
+Writing goes through ``_files.atomic_writer`` (temporary file, fsync, rename),
+so a crash leaves either the old file or the new one, never half of one.
+Containers may nest at most MAX_DEPTH deep and may not contain themselves.
+
+Reading never runs code (no pickles) and bounds what it inflates: before any
+array is allocated, every member's size as the zip directory declares it must
+match what its ``.npy`` header declares, and their total must fit in
+``max_bytes`` (by default 16 GiB or the memory available, whichever is less).
+A truncated, corrupted, oversized or too deeply nested file, or one from a newer
+format version, raises a ValueError that says so.
 """
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
+import zipfile
 
 import numpy as np
 
@@ -36,6 +42,11 @@ from .tensor import Tensor
 FORMAT_NAME = "tinygrad_dot"
 FORMAT_VERSION = 1
 _HEADER = "__header__"
+# Containers (dicts, lists, tuples) nested deeper than this are refused on saving
+# and on loading. It keeps the recursive coders and the header's JSON (up to
+# 3 JSON levels per container) far below Python's recursion limit.
+MAX_DEPTH = 100
+DEFAULT_MAX_BYTES = 16 * 2**30  # td.load's default bound on the arrays' total size
 
 
 # ----------------------------------------------------------------- encoding
@@ -44,6 +55,7 @@ _HEADER = "__header__"
 class _Encoder:
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
+        self.open_containers: set = set()  # ids of the containers being encoded: a cycle's members
 
     def _store(self, array) -> str:
         array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)
@@ -53,7 +65,19 @@ class _Encoder:
         self.arrays[name] = array
         return name
 
-    def encode(self, obj, where: str = "obj"):
+    def encode(self, obj, where: str = "obj", depth: int = 0):
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in self.open_containers:
+                raise ValueError(f"td.save: {where} is a {type(obj).__name__} that contains itself; "
+                                 "the format holds trees only, not self-referencing objects")
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"td.save: {where[:60]}... nests containers more than {MAX_DEPTH} deep "
+                                 f"(the format's limit, io.MAX_DEPTH)")
+            self.open_containers.add(id(obj))
+            try:
+                return self._encode_container(obj, where, depth + 1)
+            finally:
+                self.open_containers.discard(id(obj))
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, Tensor):
@@ -65,6 +89,10 @@ class _Encoder:
             if isinstance(value, complex) or not isinstance(value, (int, float, bool)):
                 raise TypeError(f"td.save: {where} is a {type(obj).__name__}, which the format cannot hold")
             return value
+        raise TypeError(f"td.save: {where} is a {type(obj).__name__}; the format holds tensors, arrays, "
+                        "numbers, strings, None and dicts/lists/tuples of them (no arbitrary objects)")
+
+    def _encode_container(self, obj, where: str, depth: int):
         if isinstance(obj, dict):
             items = []
             for key, value in obj.items():
@@ -72,24 +100,24 @@ class _Encoder:
                     key = int(key)
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
                     raise TypeError(f"td.save: dict keys must be str or int, {where} has key {key!r}")
-                items.append([key, self.encode(value, f"{where}[{key!r}]")])
+                items.append([key, self.encode(value, f"{where}[{key!r}]", depth)])
             return {"dict": items}
-        if isinstance(obj, (list, tuple)):
-            values = [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-            return values if isinstance(obj, list) else {"tuple": values}
-        raise TypeError(f"td.save: {where} is a {type(obj).__name__}; the format holds tensors, arrays, "
-                        "numbers, strings, None and dicts/lists/tuples of them (no arbitrary objects)")
+        values = [self.encode(v, f"{where}[{i}]", depth) for i, v in enumerate(obj)]
+        return values if isinstance(obj, list) else {"tuple": values}
 
 
-def _decode(node, arrays, device):
+def _decode(node, arrays, device, depth: int = 0):
+    container = isinstance(node, list) or isinstance(node, dict) and ("dict" in node or "tuple" in node)
+    if container and depth >= MAX_DEPTH:  # the same limit as saving: whatever td.save wrote loads
+        raise ValueError(f"the header nests containers more than {MAX_DEPTH} deep (the format's limit)")
     if isinstance(node, list):
-        return [_decode(v, arrays, device) for v in node]
+        return [_decode(v, arrays, device, depth + 1) for v in node]
     if not isinstance(node, dict):
         return node
     if "dict" in node:
-        return {key: _decode(value, arrays, device) for key, value in node["dict"]}
+        return {key: _decode(value, arrays, device, depth + 1) for key, value in node["dict"]}
     if "tuple" in node:
-        return tuple(_decode(v, arrays, device) for v in node["tuple"])
+        return tuple(_decode(v, arrays, device, depth + 1) for v in node["tuple"])
     if "array" in node:
         return arrays[node["array"]]
     if "tensor" in node:
@@ -133,7 +161,105 @@ def _foreign_format(path) -> str | None:
     return f"it is a text file, e.g. a CSV, starting {first!r}; td.save writes .npz archives"
 
 
-def _read(path):
+class _Refused(ValueError):
+    """A reason to refuse the file, already worded for the user."""
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now, or None if unknown: Linux's
+    MemAvailable, less where a cgroup (v2) limit leaves less (containers see the
+    host's MemAvailable but are killed at their own limit)."""
+    free = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit:
+            cap = limit.read().strip()
+        if cap != "max":
+            # anonymous memory only: the page cache counted in memory.current is reclaimable
+            with open("/sys/fs/cgroup/memory.stat") as stat:
+                anon = next(int(line.split()[1]) for line in stat if line.startswith("anon "))
+            free = min(free, max(0, int(cap) - anon))
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return free
+
+
+def _load_limit(max_bytes) -> tuple:
+    """(bytes, what sets them) that td.load may inflate."""
+    if max_bytes is not None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral) or max_bytes < 0:
+            raise ValueError(f"td.load: max_bytes must be a non-negative int, got {max_bytes!r}")
+        return int(max_bytes), "max_bytes"
+    free = _available_memory()
+    if free is not None and free < DEFAULT_MAX_BYTES:
+        return free, "the memory available now"
+    return DEFAULT_MAX_BYTES, "the default limit"
+
+
+def _npy_header(f, name: str):
+    """(shape, fortran_order, dtype, data offset) from a member's .npy header; f stays past it."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:  # 3.0 only adds UTF-8 field names of structured dtypes, which the format never holds
+        raise ValueError(f"member {name!r} has .npy format version {version}")
+    return shape, fortran, dtype, f.tell()
+
+
+def _read_members(path: str, max_bytes) -> dict:
+    """{name: array} of the archive, refusing before any allocation a member whose
+    size in the zip directory differs from what its .npy header declares (a zip
+    bomb declares a small array and inflates to gigabytes, or the reverse), and a
+    total over the load limit. zipfile itself never inflates a member past its
+    declared size and checks each one's CRC-32."""
+    limit, limit_from = _load_limit(max_bytes)
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        total = sum(info.file_size for info in infos)
+        if total > limit:
+            raise _Refused(f"{path!r}: its arrays take {_size(total)} ({total} bytes) uncompressed, more than "
+                           f"td.load allows ({_size(limit)}, {limit_from}); pass max_bytes= to load it")
+        arrays = {}
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with archive.open(info) as f:
+                shape, fortran, dtype, offset = _npy_header(f, name)
+            if dtype.hasobject:
+                raise _Refused(f"{path!r} is not a tinygrad_dot file (it holds pickled Python objects, which "
+                               "tinygrad_dot files never contain and td.load never reads)")
+            if dtype.kind not in "biuf":
+                raise ValueError(f"member {name!r} has dtype {dtype}; tinygrad_dot files hold numeric arrays only")
+            declared = offset + math.prod(shape) * dtype.itemsize
+            if declared != info.file_size:
+                raise _Refused(f"{path!r} is corrupted: member {name!r} inflates to {info.file_size} bytes but "
+                               f"its header declares {declared} (refused before inflating it)")
+            with archive.open(info) as f:
+                arrays[name] = np.lib.format.read_array(f, allow_pickle=False)
+    return arrays
+
+
+def _read(path, max_bytes=None):
     """(header dict, {name: array}) with every member read and CRC-checked."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -144,12 +270,10 @@ def _read(path):
     if not_ours:
         raise ValueError(f"{path!r} is not a tinygrad_dot file ({not_ours})")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        arrays = _read_members(path, max_bytes)
+    except _Refused as exc:
+        raise ValueError(str(exc)) from None
     except Exception as exc:  # zipfile and numpy raise many types on damaged input; all mean the same here
-        if "allow_pickle" in str(exc):  # NumPy's advice to unpickle does not apply: td files hold no objects
-            raise ValueError(f"{path!r} is not a tinygrad_dot file (it holds pickled Python objects, which "
-                             "tinygrad_dot files never contain and td.load never reads)") from None
         raise ValueError(f"{path!r} is not a readable tinygrad_dot file: it is truncated, corrupted or "
                          f"of another format ({type(exc).__name__}: {exc})") from None
     if _HEADER not in arrays:
@@ -158,6 +282,9 @@ def _read(path):
         header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path!r}: the header of this tinygrad_dot file is corrupted ({exc})") from None
+    except RecursionError:  # nested past what json can parse: far past MAX_DEPTH, so never written by td.save
+        raise ValueError(f"{path!r}: the header of this tinygrad_dot file nests containers more than "
+                         f"{MAX_DEPTH} deep (the format's limit)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or "payload" not in header:
         raise ValueError(f"{path!r} is not a tinygrad_dot file (its header names no tinygrad_dot format)")
     version = header.get("version")
@@ -169,10 +296,13 @@ def _read(path):
     return header, arrays
 
 
-def load(path, device=None, kind: str | None = None):
+def load(path, device=None, kind: str | None = None, *, max_bytes: int | None = None):
     """Read what ``save`` wrote. Tensors come back on ``device`` (the CPU by
-    default); arrays as NumPy arrays. ``kind`` (optional) must match the saved kind."""
-    header, arrays = _read(path)
+    default); arrays as NumPy arrays. ``kind`` (optional) must match the saved kind.
+    ``max_bytes`` bounds the arrays' total uncompressed size (default: 16 GiB or
+    the memory available, whichever is less); a larger file is refused before
+    anything is allocated."""
+    header, arrays = _read(path, max_bytes)
     if kind is not None and header.get("kind") != kind:
         saved = header.get("kind")
         if saved == "object":
@@ -189,4 +319,4 @@ def load(path, device=None, kind: str | None = None):
             from None
 
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "FORMAT_VERSION", "MAX_DEPTH", "DEFAULT_MAX_BYTES"]

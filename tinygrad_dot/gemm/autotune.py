@@ -5,8 +5,14 @@ config (configs.CANDIDATES) with CUDA events and keeps the fastest. Choices are
 stored as JSON in <cache dir>/autotune.json (~/.cache/tinygrad_dot, or
 $TINYGRAD_DOT_CACHE_DIR), grouped under a device key made of the GPU name,
 compute capability, CuPy version, NVRTC version and the kernels' sha256, so a
-toolkit/GPU change or an edit of the kernels re-tunes. The file is written
-atomically (temp file + os.replace); a damaged file is ignored with a warning. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
+toolkit/GPU change or an edit of the kernels re-tunes. Writers hold a lock
+file (autotune.json.lock) while they read, merge and atomically replace the file,
+so processes tuning at once keep each other's entries. The cache never fails a
+matmul: a damaged file, or parts of it in an unknown layout, are ignored, and a
+cache that cannot be read or written (unwritable folder, a file where the folder
+should be) leaves the choices in memory; either gives one warning per process.
+When every candidate fails, the untuned fallback is cached like a tuned choice,
+so later calls do not tune again. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
 configs.untuned_config picks by shape class.
 
 Everything here except time_candidates() is pure Python and tested on the CPU
@@ -15,6 +21,7 @@ against the first one's while tuning; a wrong or failing candidate is dropped.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -27,8 +34,13 @@ import numpy as np
 from . import configs, sources
 from .compile import atomic_write
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: writers still merge, without the inter-process lock
+    fcntl = None
+
 CACHE_VERSION = 1
-_lock = threading.Lock()
+_lock = threading.Lock()  # threads of one process; the lock file orders processes
 
 
 def tuning_enabled() -> bool:
@@ -61,39 +73,91 @@ def cache_path() -> Path:
     return sources.cache_root() / "autotune.json"
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock across processes on the file `path` (created if missing, and
+    kept: deleting a lock file lets two writers lock different files)."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _parse_choice(choice) -> configs.KernelConfig | None:
+    """The config an entry names, or None when it is not one this version wrote."""
+    if not isinstance(choice, dict) or not isinstance(choice.get("rung"), str) or \
+            not isinstance(choice.get("values"), list) or \
+            not all(type(v) is int for v in choice["values"]):  # no floats, bools or strings
+        return None
+    try:
+        return configs.KernelConfig(choice["rung"], tuple(choice["values"]))
+    except ValueError:
+        return None
+
+
 class TuningCache:
     """The JSON file of tuned choices: {"version", "devices": {device: {entry: choice}}}."""
 
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path is not None else cache_path()
+        self._warned = False
+
+    def _warn(self, message: str):
+        """One warning per cache object (the process's autotuner has one): a broken
+        cache must not flood a training loop."""
+        if not self._warned:
+            self._warned = True
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def load(self) -> dict:
+        """The file's contents, with every part not in the expected layout dropped."""
+        empty = {"version": CACHE_VERSION, "devices": {}}
         try:
             data = json.loads(self.path.read_text())
-            if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or \
-                    not isinstance(data.get("devices"), dict):
-                raise ValueError("unexpected layout or version")
-            return data
         except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as e:
-            warnings.warn(f"ignoring unreadable autotune cache {self.path}: {e}", RuntimeWarning, stacklevel=2)
-        return {"version": CACHE_VERSION, "devices": {}}
+            return empty
+        except (OSError, ValueError) as e:  # unreadable, not a file, not UTF-8, not JSON
+            self._warn(f"ignoring unreadable autotune cache {self.path}: {e}")
+            return empty
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or \
+                not isinstance(data.get("devices"), dict):
+            self._warn(f"ignoring unreadable autotune cache {self.path}: unexpected layout or version")
+            return empty
+        devices = {dev: entries for dev, entries in data["devices"].items() if isinstance(entries, dict)}
+        devices = {dev: {k: v for k, v in entries.items() if isinstance(v, dict)} for dev, entries in devices.items()}
+        if devices != data["devices"]:
+            self._warn(f"ignoring entries of unexpected layout in the autotune cache {self.path}")
+        return {"version": CACHE_VERSION, "devices": devices}
 
     def get(self, dev: str, key: str) -> configs.KernelConfig | None:
-        choice = self.load()["devices"].get(dev, {}).get(key)
-        try:
-            return configs.KernelConfig(choice["rung"], tuple(int(v) for v in choice["values"]))
-        except (TypeError, KeyError, ValueError):
-            return None  # absent, or written by an incompatible version
+        return _parse_choice(self.load()["devices"].get(dev, {}).get(key))
 
-    def put(self, dev: str, key: str, cfg: configs.KernelConfig, timings_ms: dict | None = None):
-        with _lock:
-            data = self.load()  # merge with what other processes wrote meanwhile
-            data["devices"].setdefault(dev, {})[key] = {
-                "rung": cfg.rung, "values": list(cfg.values),
-                "timings_ms": {k: round(v, 5) for k, v in (timings_ms or {}).items()}}
-            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+    def put(self, dev: str, key: str, cfg: configs.KernelConfig, timings_ms: dict | None = None,
+            fallback: bool = False) -> bool:
+        """Record a choice (fallback: the untuned config, taken because every
+        candidate failed). Other processes' entries written meanwhile are kept. False,
+        with a warning, when the file cannot be written."""
+        entry = {"rung": cfg.rung, "values": list(cfg.values),
+                 "timings_ms": {k: round(v, 5) for k, v in (timings_ms or {}).items()}}
+        if fallback:
+            entry["fallback"] = True
+        try:
+            with _lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with _locked(self.path.with_name(self.path.name + ".lock")):
+                    data = self.load()  # read-merge-replace under the lock: no writer's entries are lost
+                    data["devices"].setdefault(dev, {})[key] = entry
+                    atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        except OSError as e:
+            self._warn(f"autotune: cannot write the cache {self.path} ({type(e).__name__}: {e}); "
+                       "keeping tuned choices in memory only")
+            return False
+        return True
 
 
 def candidates(dtype, cc: int) -> list:
@@ -210,7 +274,9 @@ class Autotuner:
         if (dev, key) in self.memo:
             return self.memo[(dev, key)]
         cfg = self.cache.get(dev, key)
-        if cfg is None or cfg.problems(dtype) or cc < configs.RUNGS[cfg.rung].min_sm:
+        # a cached choice counts only if it is a config this version launches (and
+        # the emulation tests): the file may be older, edited or damaged
+        if cfg not in configs.all_configs(dtype) or cc < configs.RUNGS[cfg.rung].min_sm:
             cands = candidates(dtype, cc)
             if precompile is not None:
                 try:
@@ -222,10 +288,11 @@ class Autotuner:
             if not timings:
                 cfg = configs.untuned_config(dtype, M, N, batch, sm_count, cc)
                 warnings.warn(f"autotune: no candidate ran correctly; using the untuned {cfg.label()} "
-                              "(not cached)", RuntimeWarning, stacklevel=2)
-                return cfg
-            best = pick_fastest(timings)
-            cfg = next(c for c in cands if c.label() == best)
-            self.cache.put(dev, key, cfg, timings)
+                              "(cached: later calls do not tune again)", RuntimeWarning, stacklevel=2)
+                self.cache.put(dev, key, cfg, fallback=True)
+            else:
+                best = pick_fastest(timings)
+                cfg = next(c for c in cands if c.label() == best)
+                self.cache.put(dev, key, cfg, timings)
         self.memo[(dev, key)] = cfg
         return cfg

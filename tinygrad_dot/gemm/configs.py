@@ -84,6 +84,12 @@ class KernelConfig:
         return (p["TILE"], p["TILE"]) if "TILE" in p else (p["BM"], p["BN"])
 
     @property
+    def tile_k(self) -> int:
+        """How far along K one step of the kernel's K loop goes (BK; TILE for smem_tiled)."""
+        p = self.p
+        return p.get("BK", p.get("TILE"))
+
+    @property
     def threads(self) -> int:
         p = self.p
         if self.rung == "smem_tiled":

@@ -12,8 +12,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import configs
 
 INT32_MAX = 2**31 - 1  # the kernels' M, N, K are ints
+
+
+def _largest_tile(extent) -> int:
+    return max(extent(cfg) for dtype in (configs.F32, configs.F64) for cfg in configs.all_configs(dtype))
+
+
+# The kernels index N and K with 32-bit ints a whole tile at a time: the K loop's
+# k0 += BK and its tile count (K + BK - 1) / BK, and a block's column indices
+# n0 + (offset < BN), run up to the next multiple of the tile past N or K. Within
+# a tile of 2**31 they overflow and the kernel silently writes garbage, so N and K
+# stop a tile short of 2**31, for the largest tile of any config the package
+# launches (the autotuner may pick any of them). M needs no such margin: launches
+# split the rows (row_chunks) and each takes at most MAX_GRID_Y row tiles.
+TILE_N_MAX = _largest_tile(lambda cfg: cfg.block_tile[1])
+TILE_K_MAX = _largest_tile(lambda cfg: cfg.tile_k)
+N_LIMIT = INT32_MAX + 1 - TILE_N_MAX
+K_LIMIT = INT32_MAX + 1 - TILE_K_MAX
 
 
 @dataclass(frozen=True)
@@ -104,9 +122,13 @@ def plan_matmul(a_shape, a_strides, b_shape, b_strides, itemsize: int) -> Matmul
     except ValueError:
         raise ValueError(f"matmul batch dimensions do not broadcast: {a_shape} @ {b_shape}") from None
     M, N, K = a_shape[-2], b_shape[-1], a_shape[-1]
-    if max(M, N, K) > INT32_MAX:
-        raise ValueError(f"matmul {a_shape} @ {b_shape}: M={M}, N={N}, K={K}; the kernels take each "
-                         f"below 2**31 ({INT32_MAX + 1})")
+    for name, value, limit, why in (
+            ("M", M, INT32_MAX, "2**31 - 1: a 32-bit int"),
+            ("N", N, N_LIMIT, f"2**31 - {TILE_N_MAX}: 32-bit column indices run to the end of a {TILE_N_MAX}-wide tile"),
+            ("K", K, K_LIMIT, f"2**31 - {TILE_K_MAX}: the K loop steps {TILE_K_MAX} at a time in 32-bit ints")):
+        if value > limit:
+            raise ValueError(f"matmul {a_shape} @ {b_shape}: {name}={value} is over the kernels' limit of "
+                             f"{limit} for {name} ({why})")
     return MatmulPlan(a_shape[-2], b_shape[-1], a_shape[-1], out_batch,
                       _operand(a_shape, a_strides, itemsize, out_batch),
                       _operand(b_shape, b_strides, itemsize, out_batch))
