@@ -209,7 +209,7 @@ def test_l1_and_elastic_net_give_exact_zeros_on_the_saga_support(rng):
 def test_lbfgs_refuses_l1_and_max_iter_warns(cancer):
     with pytest.raises(ValueError, match="solver='lbfgs' supports penalty 'l2' or None"):
         LogisticRegression(penalty="l1", solver="lbfgs").fit(cancer.X_train, cancer.y_train)
-    with pytest.warns(models.ConvergenceWarning, match="max_iter=2"):
+    with pytest.warns(models.ConvergenceWarning, match="reached max_iter=2"):
         model = LogisticRegression(max_iter=2).fit(cancer.X_train, cancer.y_train)
     assert model.n_iter_[0] == 2
 

@@ -121,15 +121,16 @@ class LogisticRegression(ClassifierMixin, LinearModel):
             start = self._start(objective, classes, np.bincount(index, weights=share, minlength=len(classes)))
             if solver == "lbfgs":
                 result = minimize_lbfgs(objective.value_and_grad, start, max_iter=self.max_iter, tol=self.tol)
-                params, n_iter, converged = result.x, result.nit, result.converged
+                params, n_iter, converged, why = result.x, result.nit, result.converged, result.message
             else:
                 params, n_iter, converged = fista(objective, start, self.max_iter, self.tol)
+                why = f"reached max_iter={self.max_iter}"
             coef, intercept = (backend.to_numpy(a) for a in objective.unpack(params))
         if not np.all(np.isfinite(coef)) or not np.all(np.isfinite(intercept)):
             raise FloatingPointError(f"{type(self).__name__}: the solver produced non-finite coefficients")
         if not converged:
-            warnings.warn(f"{solver} did not converge within max_iter={self.max_iter} iterations (tol={self.tol}); "
-                          "raise max_iter or scale the data", ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"{solver} stopped before max|gradient| <= tol={self.tol}: {why}; raise max_iter, or "
+                          "standardize X if it is badly scaled", ConvergenceWarning, stacklevel=2)
         if self.verbose:
             print(f"{type(self).__name__}: {solver}, {n_iter} iterations, "
                   f"{objective.n_evaluations} loss evaluations, converged={converged}")
