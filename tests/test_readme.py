@@ -23,7 +23,7 @@ def test_quick_start_is_exactly_the_two_make_targets():
 
 
 def test_library_example_runs_and_recovers_the_weights(capsys):
-    (code,) = _blocks("python")
+    code = _blocks("python")[0]
     assert len(code.strip().splitlines()) <= 14
     import tinygrad_dot.optim  # noqa: F401 - td.optim without relying on tinygrad_dot/__init__ importing it
 
@@ -32,6 +32,15 @@ def test_library_example_runs_and_recovers_the_weights(capsys):
     np.testing.assert_allclose(namespace["w"].numpy().ravel(), [2.0, -1.0, 0.5], atol=1e-3)
     assert abs(namespace["b"].item() - 0.3) < 1e-3
     assert capsys.readouterr().out.startswith("loss ")
+
+
+def test_models_example_runs(capsys):
+    code = _blocks("python")[1]
+    assert "models.LogisticRegression" in code
+    namespace = {}
+    exec(compile(code, "README.md (td.models block)", "exec"), namespace)  # noqa: S102 - our own documentation
+    accuracy = float(capsys.readouterr().out.split()[0])
+    assert accuracy > 0.95 and namespace["reg"].get_params()["device"] == "cuda"
 
 
 def test_cli_examples_parse():
