@@ -159,15 +159,15 @@ def _refine(backend, A, T, coef, alpha, solve, shift, steps: int = 2):
     solution off by about cond * eps32; residuals of the normal equations computed in
     float64 (row chunks, converted on the fly; ``shift`` is subtracted from A's rows)
     and solved with the same factors shrink that error by cond * eps32 per step."""
-    xp = backend.xp
+    xp, mm = backend.xp, backend.matmul
     for _ in range(steps):
         residual = -alpha[:, None] * coef  # (k, d): B - (G + alpha) coef, accumulated below
         for rows in _row_chunks(A.shape[0]):
             a64 = A[rows].astype(np.float64)
             if shift is not None:
                 a64 -= xp.asarray(shift)
-            fitted = a64 @ xp.asarray(coef.T)
-            residual += backend.to_numpy(a64.T @ (T[rows].astype(np.float64) - fitted)).T
+            fitted = mm(a64, xp.asarray(coef.T))
+            residual += backend.to_numpy(mm(a64.T, T[rows].astype(np.float64) - fitted)).T
         step = np.stack([solve(r, j) for j, r in enumerate(residual)])
         coef = coef + step
         if np.abs(step).max() <= 1e-12 * max(np.abs(coef).max(), 1e-300):
