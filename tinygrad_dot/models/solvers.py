@@ -6,20 +6,22 @@ remains is O(d^2) or O(n) vector work and a handful of scalars read back per
 iteration.
 
 * ``gram_least_squares``: linear and ridge regression, exact. One pass over X
-  forms ``X^T X`` and ``X^T y``; the d x d system is solved in float64 by
-  Cholesky after equilibration, refined once against float64 residuals when X
-  is float32, and handed to an SVD least-squares solve (with a warning) when it
-  is too ill-conditioned for the Gram route.
+  forms ``X^T X`` and ``X^T y``; the d x d system is equilibrated (unit
+  diagonal) and solved in float64 by Cholesky, refined against float64
+  residuals when X is float32 and the system ill-conditioned enough to need
+  it, and handed to an SVD least-squares solve (with a warning) when it is too
+  ill-conditioned for the Gram route.
 * ``LogisticObjective``: the mean (sample-weighted) log-loss plus penalties and
   its gradient, fused: one product forward (``X coef^T``), one backward
   (``R^T X``), no tape. Minimised by L-BFGS (l2 / no penalty) or FISTA (l1,
   elastic net).
 
-Both work in *preconditioned coordinates* u, with ``coef = u / t`` and the
-features' weighted mean folded into the intercept, where ``t_j`` is column j's
-weighted standard deviation (floored by the penalty's curvature). That is the
-same minimiser as the raw problem, reached in far fewer iterations on
-unscaled, offset or badly scaled features, and it costs no copy of X.
+The logistic solvers work in *preconditioned coordinates* u, with
+``coef = u / t`` and the features' weighted mean folded into the intercept,
+where ``t_j`` is column j's weighted standard deviation (floored by the
+penalty's curvature). That is the same minimiser as the raw problem, reached
+in far fewer iterations on unscaled, offset or badly scaled features, and it
+costs no copy of X.
 """
 from __future__ import annotations
 
@@ -266,10 +268,6 @@ class LogisticObjective:
         grad_u = (grad_coef / self.scale).ravel()
         grad = xp.concatenate([grad_u, r_sum]) if self.fit_intercept else grad_u
         return value, grad
-
-    def l1_value(self, params) -> float:
-        coef, _ = self.unpack(params)
-        return self.l1 * float(self.xp.abs(coef).sum())
 
     def prox_l1(self, params, step):
         """argmin_v l1 ||v / t||_1 + ||v - params||^2 / (2 step): soft thresholding of u."""
