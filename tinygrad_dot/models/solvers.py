@@ -249,16 +249,15 @@ class LogisticObjective:
             z = Z[:, 0]
             # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
             loss = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))) - self.Y[:, 0] * z
-            value = float(w.astype(np.float64) @ loss.astype(np.float64))
             residual = (0.5 * (1 + xp.tanh(0.5 * z)) - self.Y[:, 0])[:, None] if need_grad else None
         else:
             peak = Z.max(axis=1, keepdims=True)
             shifted = Z - peak
             log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
             loss = (log_norm - (shifted * self.Y).sum(axis=1, keepdims=True))[:, 0]
-            value = float(w.astype(np.float64) @ loss.astype(np.float64))
             residual = xp.exp(shifted - log_norm) - self.Y if need_grad else None
-        value += 0.5 * self.l2 * float((coef * coef).sum())
+        # Summed in float64 (the line search compares values of f), read back as one scalar.
+        value = float(w.astype(np.float64) @ loss.astype(np.float64) + 0.5 * self.l2 * (coef * coef).sum())
         if not need_grad:
             return value, None
         R = residual * w[:, None]  # (n, k)
