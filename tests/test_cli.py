@@ -143,7 +143,7 @@ def test_user_mistakes_are_one_line_and_non_zero(capsys, tmp_path, trained_iris)
                              "--out", str(tmp_path / "missing" / "p.csv")], "the folder")
     assert not (tmp_path / "missing").exists()  # refused, not created
     one_class = tmp_path / "one_class.csv"
-    one_class.write_text("".join(f"{i},{i * i},7\n" for i in range(8)))
+    one_class.write_text("".join(f"{i},{i * i},7\n" for i in range(1, 9)))  # 0..7 would be a row index
     _one_line_error(capsys, ["train", "--dataset", str(one_class), "--out", str(tmp_path)],
                     "cannot train on one_class: y has a single class")
 

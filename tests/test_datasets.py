@@ -160,3 +160,102 @@ def test_default_dtype_is_float32_and_dtype_overrides():
     double = td.data.load_dataset("diabetes", dtype=np.float64)
     assert double.X_train.dtype == double.y_train.dtype == np.float64
     assert td.data.load_dataset("diabetes").y_train.dtype == np.float32
+
+
+# ------------------------------------------------- CSV files as users write them (issue 10)
+
+
+def test_csv_with_a_utf8_byte_order_mark_keeps_every_row(tmp_path):
+    bom = "\ufeff"
+    (tmp_path / "no_header.csv").write_text(bom + "1,2,0\n2,3,1\n3,4,0\n4,5,1\n", encoding="utf-8")
+    X, y, names = td.data.load_file(tmp_path / "no_header.csv")
+    assert X.tolist() == [[1, 2], [2, 3], [3, 4], [4, 5]] and y.tolist() == [0, 1, 0, 1]  # the first row is data
+    (tmp_path / "header.csv").write_text(bom + "a,b,y\n1,2,0\n2,3,1\n", encoding="utf-8")
+    X, y, names = td.data.load_file(tmp_path / "header.csv")
+    assert names == ["a", "b"] and X.shape == (2, 2)  # no mark glued to the first name
+
+
+def test_target_by_name_or_index_and_delimiter(tmp_path):
+    path = tmp_path / "houses.csv"
+    path.write_text("price;rooms;area\n100;3;50\n200;4;80\n150;3;60\n")
+    X, y, names = td.data.load_file(path, target="price", delimiter=";")
+    assert names == ["rooms", "area"] and y.tolist() == [100, 200, 150] and X[:, 1].tolist() == [50, 80, 60]
+    for index in (0, -3):
+        assert td.data.load_file(path, target=index, delimiter=";")[1].tolist() == [100, 200, 150]
+    assert td.data.load_file(path, target=-1, delimiter=";")[2] == ["price", "rooms"]  # -1: the last column
+    split = td.data.load_dataset(str(path), target="rooms", delimiter=";", test_size=0.0)
+    assert split.feature_names == ["price", "area"] and sorted(split.y_train.tolist()) == [3, 3, 4]
+    with pytest.raises(ValueError, match=r"no column is named 'cost'; the header has 'price', 'rooms', 'area'"):
+        td.data.load_file(path, target="cost", delimiter=";")
+    with pytest.raises(ValueError, match=r"target column 3 is out of range: the file has 3 columns"):
+        td.data.load_file(path, target=3, delimiter=";")
+    (tmp_path / "plain.csv").write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="has no header row, so no column is named 'price'"):
+        td.data.load_file(tmp_path / "plain.csv", target="price")
+    # Read with the wrong delimiter, the error says which one the file seems to use.
+    with pytest.raises(ValueError, match="found 1 column.*the first row holds ';': is that the delimiter"):
+        td.data.load_file(path)
+    (tmp_path / "t.tsv").write_text("a\tb\ty\n1\t2\t0\n3\t4\t1\n")
+    assert td.data.load_file(tmp_path / "t.tsv")[2] == ["a", "b"]  # .tsv: tab by default
+    with pytest.raises(ValueError, match="for CSV files, not the embedded dataset 'iris'"):
+        td.data.load_dataset("iris", target=0)
+    np.savez(tmp_path / "d.npz", X=np.zeros((4, 2)), y=np.arange(4))
+    with pytest.raises(ValueError, match="for CSV files"):
+        td.data.load_dataset(str(tmp_path / "d.npz"), delimiter=";")
+
+
+def test_a_row_index_first_column_is_dropped_with_a_note(tmp_path):
+    path = tmp_path / "frame.csv"  # what pandas' DataFrame.to_csv writes
+    path.write_text(",a,b,y\n0,1.5,2,0\n1,2.5,3,1\n2,3.5,1,0\n3,0.5,2,1\n")
+    with pytest.warns(datasets.DataNote, match="dropped the first column: it holds 0..3, a row index"):
+        X, y, names = td.data.load_file(path)
+    assert names == ["a", "b"] and X[:, 0].tolist() == [1.5, 2.5, 3.5, 0.5] and y.tolist() == [0, 1, 0, 1]
+    with pytest.warns(datasets.DataNote):  # prediction: the same file, model with 2 features
+        X, y, _ = td.data.load_file(path, n_features=2)
+    assert X.shape == (4, 2) and y.tolist() == [0, 1, 0, 1]
+    (tmp_path / "bare.csv").write_text("0,5,1\n1,6,0\n2,7,1\n")  # no header: the values alone decide
+    with pytest.warns(datasets.DataNote):
+        assert td.data.load_file(tmp_path / "bare.csv")[0].tolist() == [[5], [6], [7]]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", datasets.DataNote)
+        (tmp_path / "ones.csv").write_text("1,5,1\n2,6,0\n3,7,1\n")  # 1..n is a feature, not a 0-based index
+        assert td.data.load_file(tmp_path / "ones.csv")[0].shape == (3, 2)
+        (tmp_path / "two.csv").write_text("0,1\n1,0\n2,1\n")  # only one column besides the target: keep it
+        assert td.data.load_file(tmp_path / "two.csv")[0].shape == (3, 1)
+        assert td.data.load_file(path, target=0)[2] == ["a", "b", "y"]  # the index named as target stays
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b,y\n1,2,0.5\n2,nan,1.5\n3,4,2.5\n4,5,inf\n5,6,1\n", r"2 of 5 rows have .*first: line 3, column 'b'"),
+    ("a,b,y\n1,,0.5\n2,3,1.5\n3,NA,2.5\n4,5,1\n", r"2 of 4 rows have .*first: line 2, column 'b'"),
+    ("1,2,0.5\n2,3,\n3,-inf,2.5\n", r"2 of 3 rows have .*first: line 2, the target"),
+    ("a,b,y\n1,2,cat\n2,3,\n3,4,dog\n", r"1 of 3 rows has .*first: line 3, the target"),  # a missing text label
+], ids=["nan-and-inf", "empty-and-NA", "no-header-target", "missing-label"])
+def test_missing_nan_and_inf_rows_are_counted_before_anything_else(tmp_path, content, message):
+    path = tmp_path / "holes.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message + ".*remove or impute them"):
+        td.data.load_dataset(str(path))
+
+
+def test_nan_in_an_npz_file_names_the_row(tmp_path):
+    X = np.ones((10, 3))
+    X[4, 1] = np.inf
+    y = np.arange(10.0)
+    y[7] = np.nan
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    with pytest.raises(ValueError, match=r"2 of 10 rows have .*first: row 4, column 'x1'"):
+        td.data.load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_huge_values_never_become_wrong_labels_or_silent_infinities(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("a,y\n1,1e20\n2,0\n3,1\n")
+    _, y, _ = td.data.load_file(path)
+    assert y.dtype.kind == "f" and y.tolist() == [1e20, 0, 1]  # not cast to int64, where it would wrap negative
+    path.write_text("a,y\n1,0.5\n1e39,1.5\n2,2.5\n1e300,1\n")
+    with pytest.raises(ValueError, match=r"2 of 4 rows hold values beyond float32's range.*first: sample 1"):
+        td.data.load_dataset(str(path))
+    assert td.data.load_dataset(str(path), dtype=np.float64, test_size=0.0).X_train.max() == 1e300

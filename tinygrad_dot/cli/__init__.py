@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from . import bench, demo, info, train
-from ._common import CliError
+from ._common import CliError, UsageError
 
 EPILOG = """examples:
   tinygrad-dot demo
@@ -52,12 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 done, 1 an error (one line), 2 a usage mistake (one line naming the option),
+    130 interrupted by Ctrl-C (one line; `train` then leaves no model file behind)."""
     args = build_parser().parse_args(argv)
+    prog = f"tinygrad-dot {args.command}"
     try:
         return args.run(args)
+    except UsageError as exc:  # the same line argparse gives, for a mistake seen only after parsing
+        print(f"{prog}: error: {exc} (see {prog} --help)", file=sys.stderr)
+        return 2
     except CliError as exc:
-        print(f"tinygrad-dot {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"tinygrad-dot {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: interrupted" + (f" {exc}" if str(exc) else ""), file=sys.stderr)
         return 130

@@ -2,12 +2,20 @@
 writes and an optional progress bar."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 
 
 class CliError(Exception):
     """A user mistake or an unusable environment: printed as one line, exit status 1."""
+
+
+class UsageError(CliError):
+    """A misuse of the options found after parsing (an option that does not apply to the input):
+    one line like argparse's own, "argument --x: ...", exit status 2."""
 
 
 def _checked_number(parse, accept, requirement: str):
@@ -33,6 +41,52 @@ positive_int = _checked_number(int, lambda v: v >= 1, "must be at least 1")
 non_negative_int = _checked_number(int, lambda v: v >= 0, "must be a non-negative integer")
 positive_float = _checked_number(float, lambda v: v > 0, "must be a positive number")
 fraction = _checked_number(float, lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")  # a number in [0, 1)
+
+
+def non_empty_path(text: str) -> str:
+    """An argparse ``type=`` for --out: an empty name would mean the current directory (or stdout)."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty: give a path")
+    return text
+
+
+def column(text: str):
+    """An argparse ``type=`` for --target: a 0-based column index (negative from the end), else a header name."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def delimiter(text: str) -> str:
+    """An argparse ``type=`` for --delimiter: one character; 'tab' or '\\t' for a tab."""
+    import argparse
+
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1 or value in "\"\r\n":
+        raise argparse.ArgumentTypeError(f"must be one character other than a quote or newline (or 'tab'), "
+                                         f"got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def ctrl_c_held():
+    """Hold Ctrl-C (SIGINT) while the block runs, then raise KeyboardInterrupt if it came: a few
+    file writes that should all happen or none. Only where Python's own handler is installed."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def resolve_device(name: str) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write, atomic_write_json
-from ._common import (CliError, EpochProgress, fraction, non_negative_int, positive_float, positive_int,
-                      resolve_device)
+from ._common import (CliError, EpochProgress, UsageError, column, ctrl_c_held, delimiter, fraction,
+                      non_empty_path, non_negative_int, positive_float, positive_int, resolve_device)
 
 TRAIN_HELP = "train a linear or logistic regression model"
 TRAIN_EPILOG = """examples:
@@ -20,11 +20,16 @@ TRAIN_EPILOG = """examples:
   tinygrad-dot train --dataset digits --model logistic --optimizer adam --lr 0.01 --epochs 50 --out runs/digits
   tinygrad-dot train --dataset diabetes --device cuda --batch-size 64 --out runs/diabetes
   tinygrad-dot train --dataset my_data.csv --out runs/mine      # features, then the target in the last column
+  tinygrad-dot train --dataset houses.csv --target price --delimiter ';' --out runs/houses
 
 embedded datasets: iris, wine, breast_cancer, digits (classification), diabetes (regression).
 --out receives model.npz (load it with td.models.load or `tinygrad-dot predict`), report.json and,
 with matplotlib installed, loss_curve.png. Features are standardized with the training split's mean and
 standard deviation, and that scaling is folded into the saved weights, so model.npz takes raw features.
+CSV files: an optional header row; a UTF-8 byte-order mark is ignored; a first column holding exactly
+0..n-1 is a row index (pandas writes one) and is dropped, with a note. Rows with a missing, NaN or
+infinite value are refused before training, with their count. Ctrl-C stops training with one line and
+exit status 130, and writes no model file.
 """
 PREDICT_HELP = "predict with a saved model on a CSV or NPZ file"
 PREDICT_EPILOG = """examples:
@@ -33,7 +38,8 @@ PREDICT_EPILOG = """examples:
   tinygrad-dot predict --model runs/gpu/model.npz --data big.npz --device cuda
 
 --data holds the same feature columns as the training data (CSV, optional header) or an array X (NPZ).
-If it also has the target (a last CSV column, or an array y), the score is printed to stderr.
+If it also has the target (a last CSV column, the --target column, or an array y), the score is printed
+to stderr. A first CSV column holding exactly 0..n-1 is a row index and is dropped, as in train.
 """
 PLOT_HINT = "for a loss-curve plot: pip install 'tinygrad_dot[plot]'"
 
@@ -44,14 +50,40 @@ def _estimator_class(kind: str):
     return models.LogisticRegression if kind == "logistic" else models.LinearRegression
 
 
+def _csv_only(args, kind: str, source: str) -> None:
+    """--target and --delimiter describe a CSV file: with anything else they are a usage mistake."""
+    what = {"embedded": f"the embedded dataset {source}", "npz": f"the NPZ file {source}"}.get(kind)
+    for flag, value in (("--target", args.target), ("--delimiter", args.delimiter)):
+        if value is not None and what:
+            raise UsageError(f"argument {flag}: applies to CSV files, not {what}")
+
+
+def _reading(load, *args, **kwargs):
+    """Run a data loader; its notes (a dropped index column) become 'note:' lines on stderr once it succeeds,
+    and its errors become one-line CliErrors."""
+    from tinygrad_dot.data.datasets import DataNote
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataNote)
+        try:
+            result = load(*args, **kwargs)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+    for w in caught:
+        if issubclass(w.category, DataNote):
+            print(f"note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
 def _load_split(args):
     import tinygrad_dot.data as data
+    from tinygrad_dot.data.datasets import source_kind
 
-    try:
-        return data.load_dataset(args.dataset, test_size=args.test_size, standardize=args.standardize,
-                                 random_state=args.seed, dtype=args.dtype)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from None
+    _csv_only(args, source_kind(args.dataset), args.dataset)
+    return _reading(data.load_dataset, args.dataset, test_size=args.test_size, standardize=args.standardize,
+                    random_state=args.seed, dtype=args.dtype, target=args.target, delimiter=args.delimiter)
 
 
 def _model_kind(args, split) -> str:
@@ -124,6 +156,7 @@ def _fit_epochs(model, split, epochs: int, classifier: bool, header: str) -> flo
     rejected there, and a user mistake then stays a single line of output."""
     start = time.perf_counter()
     progress = None
+    epoch = 1
     try:
         for epoch in range(1, epochs + 1):
             first = {"classes": np.unique(split.y_train)} if classifier and epoch == 1 else {}
@@ -136,6 +169,8 @@ def _fit_epochs(model, split, epochs: int, classifier: bool, header: str) -> flo
         raise CliError(f"cannot train on {split.name}: {exc}") from None
     except RuntimeError as exc:  # divergence: the message names the epoch and suggests a smaller lr
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"during epoch {epoch} of {epochs}") from None
     finally:
         if progress is not None:
             progress.close()
@@ -154,20 +189,48 @@ def run_train(args) -> int:
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # removed again if the run ends without files
     try:  # before training: a bad --out should not cost a training run
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create --out {out}: {exc}") from None
+    try:
+        return _train_and_save(args, model, split, kind, device, out)
+    except BaseException:
+        for folder in created:  # deepest first; a folder that holds anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+class _InterruptedAfterSaving(KeyboardInterrupt):
+    """Ctrl-C came during the (held) writes: the run's files are complete."""
+
+
+def _train_and_save(args, model, split, kind: str, device: str, out: Path) -> int:
     header = (f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} "
               f"test samples, {split.n_features} features) on {device}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one partial_fit per epoch: no convergence verdict to warn about
-        seconds = _fit_epochs(model, split, args.epochs, kind == "logistic", header)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one partial_fit per epoch: no convergence verdict to warn about
+            seconds = _fit_epochs(model, split, args.epochs, kind == "logistic", header)
+        return _report_and_save(args, model, split, kind, device, out, seconds)
+    except _InterruptedAfterSaving:
+        raise
+    except KeyboardInterrupt as exc:  # Ctrl-C before the files: nothing at all is written
+        raise KeyboardInterrupt(f"{exc or 'after training'}; no model written to {out}") from None
 
+
+def _report_and_save(args, model, split, kind: str, device: str, out: Path, seconds: float) -> int:
     metric = "accuracy" if kind == "logistic" else "r2"
-    scores = {"train": float(model.score(split.X_train, split.y_train))}
-    if len(split.y_test):
-        scores["test"] = float(model.score(split.X_test, split.y_test))
+    try:  # the data were checked before training; this is a last guard against a traceback after it
+        scores = {"train": float(model.score(split.X_train, split.y_train))}
+        if len(split.y_test):
+            scores["test"] = float(model.score(split.X_test, split.y_test))
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"cannot score the model on {split.name}: {exc}") from None
     model_path = out / "model.npz"
     curve = [float(v) for v in model.loss_curve_]
     report = {
@@ -179,14 +242,19 @@ def run_train(args) -> int:
         "train_seconds": seconds, "samples_per_second": args.epochs * len(split.y_train) / max(seconds, 1e-9),
         "model_file": str(model_path),
     }
+    report.update({k: v for k, v in (("target", args.target), ("delimiter", args.delimiter)) if v is not None})
     png = None if args.no_plot else _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
     try:
-        _fold_standardization(model, split, model_path)
-        if png is not None:
-            report["loss_plot"] = str(atomic_write(out / "loss_curve.png", png))
-        atomic_write_json(out / "report.json", report)
+        with ctrl_c_held():  # milliseconds of writes: Ctrl-C waits for all of them, never leaves half a run
+            _fold_standardization(model, split, model_path)
+            if png is not None:
+                report["loss_plot"] = str(atomic_write(out / "loss_curve.png", png))
+            atomic_write_json(out / "report.json", report)
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc}") from None
+    except KeyboardInterrupt:
+        raise _InterruptedAfterSaving(f"while saving, after the files were complete: {out} holds the whole run") \
+            from None
 
     shown = ", ".join(f"{part} {metric} {value:.4f}" for part, value in scores.items())
     print(f"{shown}; final loss {curve[-1]:.6g}; {seconds:.2f} s ({report['samples_per_second']:.3g} samples/s)")
@@ -200,6 +268,7 @@ def run_predict(args) -> int:
     from tinygrad_dot import data, models
 
     device = resolve_device(args.device)
+    _csv_only(args, "npz" if str(args.data).lower().endswith(".npz") else "csv", args.data)
     if args.out:  # before any work: refuse a missing folder rather than create it
         folder = Path(args.out).expanduser().resolve().parent
         if not folder.is_dir():
@@ -212,12 +281,11 @@ def run_predict(args) -> int:
         raise CliError(f"no such model file: {args.model}") from None
     except (ValueError, OSError, KeyError, TypeError) as exc:
         raise CliError(f"cannot load model {args.model}: {exc}") from None
+    X, y, _ = _reading(data.load_file, args.data, n_features=model.n_features_in_, target=args.target,
+                       delimiter=args.delimiter)
     try:
-        X, y, _ = data.load_file(args.data, n_features=model.n_features_in_)
         predictions = model.predict(X)
         score = None if y is None else float(model.score(X, y))
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise CliError(f"cannot predict on {args.data}: {exc}") from None
     lines = "prediction\n" + "".join(f"{p}\n" for p in np.asarray(predictions).tolist())
@@ -240,6 +308,10 @@ def add_parser(sub, formatter) -> None:
                        formatter_class=formatter)
     p.add_argument("--dataset", required=True, metavar="NAME|PATH",
                    help="an embedded dataset name or a .csv/.npz file")
+    p.add_argument("--target", type=column, metavar="NAME|INDEX",
+                   help="CSV: the target column, by header name or 0-based index (-1 is the last; default: the last)")
+    p.add_argument("--delimiter", type=delimiter, metavar="CHAR",
+                   help="CSV: the field separator, one character or 'tab' (default: ',', tab for .tsv)")
     p.add_argument("--model", choices=("auto", "linear", "logistic"), default="auto",
                    help="auto: logistic for an embedded classification dataset or a file whose target is text or at "
                         "most 20 distinct integers, linear otherwise")
@@ -254,7 +326,8 @@ def add_parser(sub, formatter) -> None:
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="train on the raw features")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the split, the shuffling and the initialization")
-    p.add_argument("--out", default="runs/latest", metavar="DIR", help="where model, report and plot go")
+    p.add_argument("--out", type=non_empty_path, default="runs/latest", metavar="DIR",
+                   help="where model, report and plot go")
     p.add_argument("--no-plot", action="store_true", help="skip the loss-curve PNG (and the matplotlib import)")
     p.set_defaults(run=run_train)
 
@@ -262,6 +335,12 @@ def add_parser(sub, formatter) -> None:
                        formatter_class=formatter)
     q.add_argument("--model", required=True, metavar="PATH", help="a model file from `train` or model.save()")
     q.add_argument("--data", required=True, metavar="PATH", help="a .csv or .npz file of features")
-    q.add_argument("--out", metavar="PATH", help="write predictions here (CSV) instead of stdout")
+    q.add_argument("--target", type=column, metavar="NAME|INDEX",
+                   help="CSV: where the target is, if --data has one (default: the last column when there is one "
+                        "more column than the model has features)")
+    q.add_argument("--delimiter", type=delimiter, metavar="CHAR",
+                   help="CSV: the field separator, one character or 'tab' (default: ',', tab for .tsv)")
+    q.add_argument("--out", type=non_empty_path, metavar="PATH",
+                   help="write predictions here (CSV) instead of stdout")
     q.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda, cuda:N or auto")
     q.set_defaults(run=run_predict)
