@@ -163,7 +163,7 @@ def test_cuda_without_gpu_is_one_line(capsys, tmp_path):
     (["train", "--dataset", "iris", "--seed", "-1"], "tinygrad-dot train: error: argument --seed: must be a non-negative"),
     (["train", "--dataset", "iris", "--test-size", "1.5"], "tinygrad-dot train: error: argument --test-size: "),
     (["train", "--dataset", "iris", "--lr", "-0.1"], "tinygrad-dot train: error: argument --lr: must be a positive"),
-    (["demo", "--max-epochs", "0"], "tinygrad-dot demo: error: argument --max-epochs: must be at least 1"),
+    (["demo", "--max-iter", "0"], "tinygrad-dot demo: error: argument --max-iter: must be at least 1"),
     (["demo", "--seed", "-1"], "tinygrad-dot demo: error: argument --seed: must be a non-negative"),
     (["train"], "tinygrad-dot train: error: the following arguments are required: --dataset"),
     (["frobnicate"], "tinygrad-dot: error: argument COMMAND: invalid choice"),
@@ -269,7 +269,7 @@ def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):
 
 
 def test_demo_trains_both_models(capsys):
-    assert main(["demo", "--max-epochs", "30"]) == 0
+    assert main(["demo", "--max-iter", "30"]) == 0
     out = capsys.readouterr().out
     digits = next(line for line in out.splitlines() if line.startswith("cpu") and "digits" in line)
     diabetes = next(line for line in out.splitlines() if line.startswith("cpu") and "diabetes" in line)
