@@ -31,9 +31,10 @@ except ImportError as exc:  # td.models is the one part of the package that need
 
 from .. import io
 from ..backends import get_backend
+from ..distributed._blocks import is_dask  # noqa: F401  (the seam to the Dask route; never imports Dask)
 from ..tensor import Tensor
 
-__all__ = ["LinearModel", "ConvergenceWarning", "NotFittedError", "DivergenceError"]
+__all__ = ["LinearModel", "ConvergenceWarning", "NotFittedError", "DivergenceError", "is_dask"]
 
 
 class DivergenceError(RuntimeError):

@@ -17,7 +17,7 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
-from .base import LinearModel, host_numpy as _numpy
+from .base import LinearModel, host_numpy as _numpy, is_dask
 from .solvers import column_moments, gram_least_squares
 
 SOLVERS = ("auto", "cholesky", "svd")
@@ -30,9 +30,28 @@ class _LeastSquares(RegressorMixin, LinearModel):
         return 0.0
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets)."""
+        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets).
+        Dask arrays fit on the cluster of the active dask.distributed Client (td.distributed)."""
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if is_dask(X):
+            from ..distributed._models import least_squares_parts
+
+            parts = least_squares_parts(self, X, y, sample_weight, self._alpha)
+        else:
+            parts = self._least_squares_parts(X, y, sample_weight)
+        coef, self.solver_, y_mean, y_scale, x_mean, y_ndim, dtype = parts
+        coef *= y_scale[:, None]
+        intercept = y_mean - (coef @ x_mean if x_mean is not None else 0.0)
+        single = y_ndim == 1
+        self.coef_ = (coef[0] if single else coef).astype(dtype)
+        self.intercept_ = (intercept[0] if single else intercept).astype(dtype)
+        if single:
+            self.intercept_ = self.intercept_[()]  # a NumPy scalar, as scikit-learn's
+        return self
+
+    def _least_squares_parts(self, X, y, sample_weight):
+        """(coef of the standardized problem, solver, y_mean, y_scale, x_mean, y.ndim, dtype)."""
         backend, X, y = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
         n = X.shape[0]
         weights = self._sample_weight(sample_weight, n)
@@ -48,24 +67,25 @@ class _LeastSquares(RegressorMixin, LinearModel):
             T = backend.asarray((Y - y_mean) / y_scale, dtype=X.dtype)
             sqrt_w = None if np.all(weights == 1) else backend.asarray(np.sqrt(weights))
             # Dividing the objective by y_scale^2 leaves alpha as it is.
-            coef, self.solver_ = gram_least_squares(backend, X, T, sqrt_w, self._alpha(Y.shape[1]), x_mean,
-                                                    x_std, solver="svd" if self.solver == "svd" else "auto")
-        coef *= y_scale[:, None]
-        intercept = y_mean - (coef @ x_mean if x_mean is not None else 0.0)
-        single = y.ndim == 1
-        self.coef_ = (coef[0] if single else coef).astype(X.dtype)
-        self.intercept_ = (intercept[0] if single else intercept).astype(X.dtype)
-        if single:
-            self.intercept_ = self.intercept_[()]  # a NumPy scalar, as scikit-learn's
-        return self
+            coef, solver = gram_least_squares(backend, X, T, sqrt_w, self._alpha(Y.shape[1]), x_mean,
+                                              x_std, solver="svd" if self.solver == "svd" else "auto")
+        return coef, solver, y_mean, y_scale, x_mean, y.ndim, X.dtype
 
     def predict(self, X):
+        if is_dask(X):
+            from ..distributed._models import predict
+
+            return predict(self, X, "predict")
         out, backend = self._linear_output(X)
         return self._to_caller(out[:, 0] if np.ndim(self.coef_) == 1 else out, backend)
 
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of the prediction (uniformly averaged over targets), sample-weighted if given."""
         check_is_fitted(self)
+        if is_dask(X):
+            from ..distributed._models import score
+
+            return score(self, X, y, sample_weight, r2_score)
         prediction = self.predict(X)
         return float(r2_score(_numpy(y), _numpy(prediction), sample_weight=_numpy(sample_weight)))
 

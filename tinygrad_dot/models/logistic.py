@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..optim.lbfgs import minimize_lbfgs
-from .base import ConvergenceWarning, LinearModel, host_numpy
+from .base import ConvergenceWarning, LinearModel, host_numpy, is_dask
 from .solvers import LogisticObjective, column_moments, fista
 
 PENALTIES = ("l2", "l1", "elasticnet", None)
@@ -87,38 +87,23 @@ class LogisticRegression(ClassifierMixin, LinearModel):
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None):
-        """Fit to X (n_samples, n_features) and labels y (n_samples,)."""
-        backend, X, y = self._validate_Xy(X, y)
-        n = X.shape[0]
-        if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
-            # Integral float labels are classes even past int64 (scikit-learn's check casts them
-            # to int, so a label of 1e20 would read as "continuous").
-            check_classification_targets(y)
-        classes, index = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
-                             f"only one class: {classes[0]!r}")
-        class_weights = None
-        if self.class_weight is not None:
-            class_weights = compute_class_weight(self.class_weight, classes=classes, y=y)[index]
-        weights = self._sample_weight(sample_weight, n, class_weights)
-        l2, l1, solver = self._penalty_split(float(weights.sum()))
-        share = weights / weights.sum()
-        mean, std = column_moments(backend, X, share)
+        """Fit to X (n_samples, n_features) and labels y (n_samples,). Dask arrays fit on the
+        cluster of the active dask.distributed Client (td.distributed)."""
+        if is_dask(X):
+            from ..distributed._models import logistic_parts
+
+            parts = logistic_parts(self, X, y, sample_weight)
+        else:
+            parts = self._logistic_parts(X, y, sample_weight)
+        backend, dtype, classes, priors, total_weight, mean, std, make_objective = parts
+        l2, l1, solver = self._penalty_split(total_weight)
         # Preconditioning: u_j = coef_j * t_j with t_j^2 = var_j + 4 l2 makes every coordinate's
         # curvature about 1/4 at the start (the log-loss's is at most 1/4 times the variance).
         scale = np.sqrt(std * std + 4 * l2)
         scale = np.where(scale > 0, scale, 1.0)
-        k = 1 if len(classes) == 2 else len(classes)
         with backend.scope():
-            if k == 1:
-                targets = backend.asarray(index.reshape(-1, 1), dtype=X.dtype)
-            else:
-                targets = backend.xp.zeros((n, k), dtype=X.dtype)
-                targets[backend.xp.arange(n), backend.asarray(index)] = 1
-            objective = LogisticObjective(backend, X, targets, backend.asarray(share, dtype=X.dtype), l2, l1,
-                                          mean, scale, self.fit_intercept)
-            start = self._start(objective, classes, np.bincount(index, weights=share, minlength=len(classes)))
+            objective = make_objective(l2, l1, scale)
+            start = self._start(objective, classes, priors)
             if solver == "lbfgs":
                 result = minimize_lbfgs(objective.value_and_grad, start, max_iter=self.max_iter, tol=self.tol)
                 params, n_iter, converged, why = result.x, result.nit, result.converged, result.message
@@ -135,10 +120,44 @@ class LogisticRegression(ClassifierMixin, LinearModel):
             print(f"{type(self).__name__}: {solver}, {n_iter} iterations, "
                   f"{objective.n_evaluations} loss evaluations, converged={converged}")
         self.classes_ = classes
-        self.coef_ = coef.astype(X.dtype)
-        self.intercept_ = intercept.astype(X.dtype)
+        self.coef_ = coef.astype(dtype)
+        self.intercept_ = intercept.astype(dtype)
         self.n_iter_ = np.array([n_iter], dtype=np.int32)
         return self
+
+    def _logistic_parts(self, X, y, sample_weight):
+        """(backend, dtype, classes, class priors, total weight, column mean, column std,
+        make_objective(l2, l1, scale)) of in-memory data."""
+        backend, X, y = self._validate_Xy(X, y)
+        n = X.shape[0]
+        if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
+            # Integral float labels are classes even past int64 (scikit-learn's check casts them
+            # to int, so a label of 1e20 would read as "continuous").
+            check_classification_targets(y)
+        classes, index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
+                             f"only one class: {classes[0]!r}")
+        class_weights = None
+        if self.class_weight is not None:
+            class_weights = compute_class_weight(self.class_weight, classes=classes, y=y)[index]
+        weights = self._sample_weight(sample_weight, n, class_weights)
+        self._penalty_split(float(weights.sum()))  # parameter errors before the moments pass
+        share = weights / weights.sum()
+        mean, std = column_moments(backend, X, share)
+        k = 1 if len(classes) == 2 else len(classes)
+
+        def make_objective(l2, l1, scale):
+            if k == 1:
+                targets = backend.asarray(index.reshape(-1, 1), dtype=X.dtype)
+            else:
+                targets = backend.xp.zeros((n, k), dtype=X.dtype)
+                targets[backend.xp.arange(n), backend.asarray(index)] = 1
+            return LogisticObjective(backend, X, targets, backend.asarray(share, dtype=X.dtype), l2, l1,
+                                     mean, scale, self.fit_intercept)
+
+        priors = np.bincount(index, weights=share, minlength=len(classes))
+        return backend, X.dtype, classes, priors, float(weights.sum()), mean, std, make_objective
 
     def _start(self, objective, classes, priors):
         """The previous solution when warm_start and it fits this problem; else zero
@@ -157,11 +176,19 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     # ------------------------------------------------------------ prediction
     def decision_function(self, X):
         """Scores X coef^T + intercept: (n_samples,) for two classes, else (n_samples, n_classes)."""
+        if is_dask(X):
+            from ..distributed._models import predict as dask_predict
+
+            return dask_predict(self, X, "decision_function")
         out, backend = self._linear_output(X)
         return self._to_caller(out[:, 0] if out.shape[1] == 1 else out, backend)
 
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns in the order of ``classes_``."""
+        if is_dask(X):
+            from ..distributed._models import predict as dask_predict
+
+            return dask_predict(self, X, "predict_proba")
         out, backend = self._linear_output(X)
         xp = backend.xp
         if out.shape[1] == 1:
@@ -171,6 +198,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         return self._to_caller(e / e.sum(axis=1, keepdims=True), backend)
 
     def predict_log_proba(self, X):
+        if is_dask(X):
+            from ..distributed._models import predict as dask_predict
+
+            return dask_predict(self, X, "predict_log_proba")
         out, backend = self._linear_output(X)
         xp = backend.xp
         if out.shape[1] == 1:
@@ -180,6 +211,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
 
     def predict(self, X):
         """The most probable class of each sample (labels from ``classes_``, on the host)."""
+        if is_dask(X):
+            from ..distributed._models import predict as dask_predict
+
+            return dask_predict(self, X, "predict")
         out, backend = self._linear_output(X)
         index = (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
         return self.classes_[backend.to_numpy(index)]
@@ -187,4 +222,8 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy, sample-weighted if given."""
         check_is_fitted(self)
+        if is_dask(X):
+            from ..distributed._models import score as dask_score
+
+            return dask_score(self, X, y, sample_weight, accuracy_score)
         return float(accuracy_score(host_numpy(y), self.predict(X), sample_weight=host_numpy(sample_weight)))

@@ -82,31 +82,65 @@ def gram_least_squares(backend, X, T, sqrt_w, alpha, x_mean=None, x_std=None, so
     weighted moments (host float64), or None for no intercept. ``alpha`` is a
     scalar or one value per target. Returns (coef (k, d) float64 on the host,
     the solver used).
+
+    The pieces are separate so that data split in blocks of rows (td's Dask
+    route) solves by the same code: ``gram_design`` and ``gram_pieces`` per
+    block, the pieces summed, ``solve_gram`` once, ``refine`` with the block
+    residuals of ``normal_residual`` summed.
     """
-    xp, mm = backend.xp, backend.matmul
-    dtype = X.dtype
-    shift = None  # the mean still to subtract from the rows of A, where A is not centred
-    if x_mean is not None and sqrt_w is None and np.all(x_mean ** 2 <= 16 * x_std ** 2):
-        # Offsets within a few deviations: centre the Gram matrix afterwards (G - n m m^T)
-        # and spare the copy of X; it would lose float32's digits where the mean dwarfs the spread.
-        A, shift = X, x_mean
-    else:
-        A = X - xp.asarray(x_mean, dtype=dtype) if x_mean is not None else X
-        if sqrt_w is not None:
-            A = A * sqrt_w.astype(dtype)[:, None]
-            T = T * sqrt_w.astype(dtype)[:, None]
-    d = A.shape[1]
+    A, T, shift = gram_design(backend, X, T, sqrt_w, x_mean, x_std)
     alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (T.shape[1],))
     if solver == "svd":
         return _svd_solve(backend, A, T, alpha, shift), "svd"
+    G, B = gram_pieces(backend, A, T, shift)
+    solved = solve_gram(G, B, alpha, X.dtype, stacklevel=5)
+    if solved is None:
+        return _svd_solve(backend, A, T, alpha, shift), "svd"
+    coef, solve, needs_refinement = solved
+    if needs_refinement:
+        coef = refine(coef, alpha, solve, lambda c: normal_residual(backend, A, T, c, shift))
+    return coef, "cholesky"
 
+
+def gram_design(backend, X, T, sqrt_w, x_mean=None, x_std=None):
+    """(A, T, shift): the rows the normal equations are formed from, with the mean
+    ``shift`` still to subtract from A's rows (None where A is already centred)."""
+    xp = backend.xp
+    if x_mean is not None and sqrt_w is None and np.all(x_mean ** 2 <= 16 * x_std ** 2):
+        # Offsets within a few deviations: centre the Gram matrix afterwards (G - n m m^T)
+        # and spare the copy of X; it would lose float32's digits where the mean dwarfs the spread.
+        return X, T, x_mean
+    A = X - xp.asarray(x_mean, dtype=X.dtype) if x_mean is not None else X
+    if sqrt_w is not None:
+        A = A * sqrt_w.astype(X.dtype)[:, None]
+        T = T * sqrt_w.astype(X.dtype)[:, None]
+    return A, T, None
+
+
+def gram_pieces(backend, A, T, shift):
+    """(A - shift)^T (A - shift) and (A - shift)^T T as host float64 (d x d, d x k). Over
+    blocks of rows the pieces add up to those of the whole (``shift`` is the global mean)."""
+    mm = backend.matmul
     G = backend.to_numpy(mm(A.T, A)).astype(np.float64)
     B = backend.to_numpy(mm(A.T, T)).astype(np.float64)
     if shift is not None:
         G -= A.shape[0] * np.outer(shift, shift)
         B -= np.outer(shift, backend.to_numpy(T.sum(axis=0)).astype(np.float64))
-    # Equilibrate: Gs = D G D has a unit diagonal, so the condition estimate below measures
-    # collinearity, not the units of the features.
+    return G, B
+
+
+def solve_gram(G, B, alpha, dtype, stacklevel=2):
+    """Solve (G + alpha_j I) coef_j = B[:, j] for every target j (host float64).
+
+    The system is equilibrated (unit diagonal, so the condition estimate measures
+    collinearity, not the features' units) and factored by Cholesky, once per
+    distinct penalty. Returns (coef (k, d), solve, needs_refinement), where
+    ``solve(rhs, j)`` applies the factors to another right-hand side and
+    ``needs_refinement`` says the Gram matrix formed in ``dtype`` may have lost more
+    than ~1e-5 of the solution; or None, with an ``IllConditionedWarning``, where the
+    normal equations are too ill-conditioned (the caller solves by SVD instead)."""
+    d = G.shape[0]
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (B.shape[1],))
     diag = np.diag(G)
     D = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
     Gs = G * D[:, None] * D[None, :]
@@ -120,16 +154,14 @@ def gram_least_squares(backend, X, T, sqrt_w, alpha, x_mean=None, x_std=None, so
                 f"the Gram matrix X^T X ({d} x {d}) is singular or too ill-conditioned for the normal "
                 f"equations in {np.dtype(dtype).name} (collinear or constant features?); solving by SVD "
                 "least squares instead (minimum-norm solution where X is rank-deficient)",
-                IllConditionedWarning, stacklevel=4)
-            return _svd_solve(backend, A, T, alpha, shift), "svd"
+                IllConditionedWarning, stacklevel=stacklevel)
+            return None
 
     def solve(rhs, j):  # (G + alpha_j I)^-1 rhs through the equilibrated factors
         return _cho_solve(factors[alpha[j]], rhs * D) * D
 
     coef = np.stack([solve(B[:, j], j) for j in range(len(alpha))])
-    if worst * eps > 1e-5:  # the working-precision solve may be off by more than ~1e-5: refine it
-        coef = _refine(backend, A, T, coef, alpha, solve, shift)
-    return coef, "cholesky"
+    return coef, solve, worst * eps > 1e-5
 
 
 def _cholesky_or_none(system, eps):
@@ -156,25 +188,32 @@ def _cho_solve(L, rhs):
     return solve_triangular(L, solve_triangular(L, rhs, lower=True), lower=True, trans="T")
 
 
-def _refine(backend, A, T, coef, alpha, solve, shift, steps: int = 2):
+def refine(coef, alpha, solve, residual, steps: int = 2):
     """Mixed-precision iterative refinement: a Gram matrix formed in float32 gives a
     solution off by about cond * eps32; residuals of the normal equations computed in
-    float64 (row chunks, converted on the fly; ``shift`` is subtracted from A's rows)
-    and solved with the same factors shrink that error by cond * eps32 per step."""
-    xp, mm = backend.xp, backend.matmul
+    float64 (``residual(coef)``: (k, d), the data part B - G coef, see
+    ``normal_residual``) and solved with the same factors shrink that error by
+    cond * eps32 per step."""
     for _ in range(steps):
-        residual = -alpha[:, None] * coef  # (k, d): B - (G + alpha) coef, accumulated below
-        for rows in _row_chunks(A.shape[0]):
-            a64 = A[rows].astype(np.float64)
-            if shift is not None:
-                a64 -= xp.asarray(shift)
-            fitted = mm(a64, xp.asarray(coef.T))
-            residual += backend.to_numpy(mm(a64.T, T[rows].astype(np.float64) - fitted)).T
-        step = np.stack([solve(r, j) for j, r in enumerate(residual)])
+        step = np.stack([solve(r, j) for j, r in enumerate(residual(coef) - alpha[:, None] * coef)])
         coef = coef + step
         if np.abs(step).max() <= 1e-12 * max(np.abs(coef).max(), 1e-300):
             break
     return coef
+
+
+def normal_residual(backend, A, T, coef, shift):
+    """(A - shift)^T (T - (A - shift) coef^T), transposed to (k, d), in float64 (row chunks of
+    A converted on the fly): the data part of the normal equations' residual."""
+    xp, mm = backend.xp, backend.matmul
+    residual = np.zeros_like(coef)
+    for rows in _row_chunks(A.shape[0]):
+        a64 = A[rows].astype(np.float64)
+        if shift is not None:
+            a64 -= xp.asarray(shift)
+        fitted = mm(a64, xp.asarray(coef.T))
+        residual += backend.to_numpy(mm(a64.T, T[rows].astype(np.float64) - fitted)).T
+    return residual
 
 
 def _svd_solve(backend, A, T, alpha, shift=None):
@@ -184,9 +223,14 @@ def _svd_solve(backend, A, T, alpha, shift=None):
     if shift is not None:
         A64 -= xp.asarray(shift)
     U, s, Vt = xp.linalg.svd(A64, full_matrices=False)
-    s, UtT, Vt = backend.to_numpy(s), backend.to_numpy(U.T @ T64), backend.to_numpy(Vt)
-    cutoff = s.max(initial=0.0) * max(A.shape) * np.finfo(np.float64).eps
-    coef = np.empty((T.shape[1], A.shape[1]))
+    return svd_coef(backend.to_numpy(s), backend.to_numpy(U.T @ T64), backend.to_numpy(Vt), alpha, max(A.shape))
+
+
+def svd_coef(s, UtT, Vt, alpha, longest):
+    """coef (k, d) from the thin SVD A = U diag(s) Vt (host float64), singular values below
+    ``longest`` * eps * max(s) treated as zero (minimum norm)."""
+    cutoff = s.max(initial=0.0) * longest * np.finfo(np.float64).eps
+    coef = np.empty((UtT.shape[1], Vt.shape[1]))
     for j, a in enumerate(alpha):
         factor = np.divide(s, s * s + a, out=np.zeros_like(s), where=s > cutoff)
         coef[j] = Vt.T @ (factor * UtT[:, j])
@@ -196,20 +240,54 @@ def _svd_solve(backend, A, T, alpha, shift=None):
 # ----------------------------------------------------------------- logistic loss
 
 
+def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = True):
+    """One block of rows' share of the logistic data term, on X's device: (loss, RtX, r_sum)
+    with loss = sum_i w_i loss(z_i, y_i) (a 0-d float64 array), RtX = R^T X (k, d) and
+    r_sum = sum_i r_i (k,) in float64, R the weighted residuals (probabilities minus
+    targets); RtX and r_sum are None without ``need_grad``. z = X coef^T + intercept in X's
+    dtype; ``coef`` (k, d) and ``intercept`` (k,) are float64 arrays of the backend. Over
+    blocks of rows the three add up to those of the whole."""
+    xp = backend.xp
+    Z = backend.matmul(X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
+    if Y.shape[1] == 1:
+        z = Z[:, 0]
+        # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
+        loss = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))) - Y[:, 0] * z
+        residual = (0.5 * (1 + xp.tanh(0.5 * z)) - Y[:, 0])[:, None] if need_grad else None
+    else:
+        peak = Z.max(axis=1, keepdims=True)
+        shifted = Z - peak
+        log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        loss = (log_norm - (shifted * Y).sum(axis=1, keepdims=True))[:, 0]
+        residual = xp.exp(shifted - log_norm) - Y if need_grad else None
+    # Summed in float64 (the line search compares values of f).
+    loss = weights.astype(np.float64) @ loss.astype(np.float64)
+    if not need_grad:
+        return loss, None, None
+    R = residual * weights[:, None]  # (n, k)
+    return loss, backend.matmul(R.T, X).astype(np.float64), R.sum(axis=0).astype(np.float64)
+
+
 class LogisticObjective:
     """f(u, b) = (1/S) sum_i w_i loss(z_i, y_i) + l2 / 2 ||coef||^2 (+ l1 ||coef||_1, for the
     proximal solver), with z = X coef^T + b - coef m, coef = u / t.
 
     Binary: one output, loss = softplus(z) - y z. Multinomial: k outputs,
     loss = logsumexp(z) - z_y. The parameter vector is ``[u.ravel(), b]``, float64,
-    on the backend; products run in X's dtype.
+    on the backend; products run in X's dtype. The data term comes from
+    ``_data_terms`` (``logistic_block`` over all of X here; summed over the chunks of a
+    Dask array in ``td.distributed``).
     """
 
     def __init__(self, backend, X, Y, weights, l2, l1, mean, scale, fit_intercept):
-        self.backend, self.xp, self.X = backend, backend.xp, X
+        self.X = X
         self.Y = Y  # (n, k) one-hot (k = number of classes) or (n, 1) 0/1
         self.weights = weights  # (n,) sample weights summing to 1, X's dtype
-        self.k, self.d = Y.shape[1], X.shape[1]
+        self._setup(backend, Y.shape[1], X.shape[1], l2, l1, mean, scale, fit_intercept)
+
+    def _setup(self, backend, k, d, l2, l1, mean, scale, fit_intercept):
+        self.backend, self.xp = backend, backend.xp
+        self.k, self.d = k, d
         self.binary = self.k == 1
         self.l2, self.l1 = float(l2), float(l1)
         self.mean = self.xp.asarray(mean if fit_intercept else np.zeros(self.d))
@@ -231,9 +309,9 @@ class LogisticObjective:
             return u
         return self.xp.concatenate([u, intercept + coef @ self.mean])
 
-    def _scores(self, coef, intercept):
-        X = self.X
-        return self.backend.matmul(X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
+    def _data_terms(self, coef, intercept, need_grad):
+        """(loss, R^T X, r_sum) of the data: see ``logistic_block``."""
+        return logistic_block(self.backend, self.X, self.Y, self.weights, coef, intercept, need_grad)
 
     def smooth_value(self, params) -> float:
         return self.value_and_grad(params, need_grad=False)[0]
@@ -243,26 +321,11 @@ class LogisticObjective:
         xp = self.xp
         self.n_evaluations += 1
         coef, intercept = self.unpack(params)
-        Z = self._scores(coef, intercept)
-        w = self.weights
-        if self.binary:
-            z = Z[:, 0]
-            # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
-            loss = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))) - self.Y[:, 0] * z
-            residual = (0.5 * (1 + xp.tanh(0.5 * z)) - self.Y[:, 0])[:, None] if need_grad else None
-        else:
-            peak = Z.max(axis=1, keepdims=True)
-            shifted = Z - peak
-            log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-            loss = (log_norm - (shifted * self.Y).sum(axis=1, keepdims=True))[:, 0]
-            residual = xp.exp(shifted - log_norm) - self.Y if need_grad else None
-        # Summed in float64 (the line search compares values of f), read back as one scalar.
-        value = float(w.astype(np.float64) @ loss.astype(np.float64) + 0.5 * self.l2 * (coef * coef).sum())
+        loss, RtX, r_sum = self._data_terms(coef, intercept, need_grad)
+        value = float(loss + 0.5 * self.l2 * (coef * coef).sum())  # one scalar read back
         if not need_grad:
             return value, None
-        R = residual * w[:, None]  # (n, k)
-        r_sum = R.sum(axis=0).astype(np.float64)
-        grad_coef = self.backend.matmul(R.T, self.X).astype(np.float64) - r_sum[:, None] * self.mean[None, :]
+        grad_coef = RtX - r_sum[:, None] * self.mean[None, :]
         grad_coef += self.l2 * coef
         grad_u = (grad_coef / self.scale).ravel()
         grad = xp.concatenate([grad_u, r_sum]) if self.fit_intercept else grad_u

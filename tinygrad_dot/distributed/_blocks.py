@@ -1,0 +1,292 @@
+"""Row blocks of Dask arrays held on the workers of a dask.distributed cluster.
+
+``RowBlocks`` computes the chunks of X (and of y and the sample weights, cut
+along the same rows) once, keeps them on the workers as futures for as long as
+it lives, and checks them there, chunk by chunk, before any solver moves. The
+work it sends is a module-level function of this package and arrays: nothing
+else is pickled to the workers. Every task is pure, so Dask can recompute a
+chunk lost with a worker from its source.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+__all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend", "tree_sum"]
+
+
+def is_dask(data) -> bool:
+    """Whether ``data`` is a Dask collection (array, DataFrame, Series). Never imports
+    Dask: data can only be one where Dask has been imported."""
+    if "dask" not in sys.modules:
+        return False
+    import dask
+
+    return dask.is_dask_collection(data)
+
+
+def get_client(client=None):
+    """The dask.distributed Client to run on (the given one, else the active one),
+    checked to be connected."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(f"fitting Dask arrays needs dask.distributed ({exc}); "
+                          "pip install 'tinygrad_dot[dask]'") from None
+    if client is None:
+        try:
+            client = distributed.default_client()
+        except ValueError:
+            raise RuntimeError("td fits Dask arrays on a dask.distributed cluster, and no Client is active: "
+                               "create one first (distributed.Client(...), e.g. Client(LocalCluster()))") from None
+    if client.status != "running":
+        raise RuntimeError(f"the Dask client has gone away (status {client.status!r}, scheduler "
+                           f"{getattr(client.scheduler, 'address', None)}): reconnect or create a new Client")
+    return client
+
+
+def as_dask_array(data, what: str):
+    """A dask array from a dask array, DataFrame or Series (``to_dask_array(lengths=True)``)."""
+    if hasattr(data, "to_dask_array"):
+        return data.to_dask_array(lengths=True)
+    import dask.array as da
+
+    if not isinstance(data, da.Array):
+        raise TypeError(f"{what} is a {type(data).__name__}; td takes dask arrays, DataFrames or Series")
+    return data
+
+
+def block_backend(block):
+    """The backend of a chunk: the CPU for NumPy chunks, the chunk's GPU for CuPy ones."""
+    from ..backends import get_backend
+
+    if hasattr(block, "__cuda_array_interface__"):
+        return get_backend(f"cuda:{block.device.id}")
+    return get_backend("cpu")
+
+
+# ----------------------------------------------------------------- tasks (run on the workers)
+
+
+def _summary(x, y, w, y_kind):
+    """What the client checks about one chunk: shapes, dtypes, finiteness, and for the
+    fits the label counts (classification) or nothing more."""
+    xp = block_backend(x).xp
+    out = {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str}
+    out["x_finite"] = bool(xp.isfinite(x).all()) if x.dtype.kind in "fc" else True
+    if y is not None:
+        out["y_shape"] = tuple(y.shape)
+        out["y_dtype"] = y.dtype.str
+        numeric = y.dtype.kind in "biuf"
+        out["y_finite"] = bool(xp.isfinite(y).all()) if y.dtype.kind == "f" else True
+        if y_kind == "classes" and y.ndim == 1 and (w is None or w.shape == y.shape):
+            labels = y if not hasattr(y, "get") else y.get()
+            weights = None if w is None else (w if not hasattr(w, "get") else w.get())
+            classes, index = np.unique(labels, return_inverse=True)
+            out["classes"] = classes
+            out["class_counts"] = np.bincount(index, minlength=len(classes))
+            out["class_weight_sums"] = np.bincount(index, weights=weights, minlength=len(classes)) \
+                if weights is not None else out["class_counts"].astype(np.float64)
+        elif not numeric:
+            out["y_numeric"] = False
+    if w is not None:
+        out["w_shape"] = tuple(w.shape)
+        out["w_finite"] = bool(xp.isfinite(w).all()) if w.dtype.kind == "f" else True
+        out["w_negative"] = bool((w < 0).any()) if w.dtype.kind in "biuf" else False
+        out["w_numeric"] = w.dtype.kind in "biuf"
+    return out
+
+
+def _astype(block, dtype):
+    return block.astype(dtype, copy=False)
+
+
+def _add(a, b):
+    if isinstance(a, tuple):
+        return tuple(_add(p, q) for p, q in zip(a, b))
+    return a + b
+
+
+def tree_sum(client, futures):
+    """The sum of the results of ``futures`` (arrays or tuples of arrays), added pairwise on
+    the workers (a tree: log2(chunks) rounds, one result comes back)."""
+    futures = list(futures)
+    while len(futures) > 1:
+        paired = [client.submit(_add, futures[i], futures[i + 1], pure=False)
+                  for i in range(0, len(futures) - 1, 2)]
+        futures = paired + ([futures[-1]] if len(futures) % 2 else [])
+    return futures[0].result()
+
+
+# ----------------------------------------------------------------- the blocks
+
+
+class RowBlocks:
+    """X (and y, sample weights) of one fit, as futures of their row chunks on the workers.
+
+    ``x``, ``y``, ``w`` are lists of futures, chunk by chunk (``y``, ``w`` None where
+    not given); ``rows`` the rows per chunk; ``summaries`` what ``_summary`` found.
+    Build with ``RowBlocks.load``; ``map`` runs a module-level function on every chunk.
+    """
+
+    def __init__(self, client, x, y, w, rows, d, dtype, summaries):
+        self.client, self.x, self.y, self.w = client, x, y, w
+        self.rows, self.d, self.dtype, self.summaries = rows, d, np.dtype(dtype), summaries
+        self.n = int(sum(rows))
+        self.offsets = np.concatenate([[0], np.cumsum(rows)]).astype(int)
+
+    def where(self, i: int) -> str:
+        return f"chunk {i} (rows {self.offsets[i]}-{self.offsets[i + 1] - 1})" if self.offsets[i + 1] > \
+            self.offsets[i] else f"chunk {i} (no rows)"
+
+    @classmethod
+    def load(cls, client, X, y=None, sample_weight=None, dtype_rule=None, y_kind="numeric", n_features=None):
+        """Compute and check the chunks of X, y, sample_weight on the workers.
+
+        ``dtype_rule``: a dtype or a list of accepted ones (the first is the default),
+        as for scikit-learn's validate_data; ``y_kind``: "numeric" or "classes";
+        ``n_features``: the width X must have (predicting), or None.
+        """
+        import dask.array as da
+        from distributed import wait
+
+        X = as_dask_array(X, "X")
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2D dask array for X, got shape {X.shape}: reshape it with "
+                             "X.reshape(-1, 1) for a single feature")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X holds {X.dtype} values; a numeric array is required")
+        if n_features is not None and not np.isnan(X.shape[1]) and X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features, but the model is expecting {n_features} features")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})  # whole rows per chunk: the solvers work on blocks of rows
+        nblocks = X.numblocks[0]
+        parts = {"y": y, "w": sample_weight}
+        for name, value in parts.items():
+            if value is None:
+                continue
+            label = "y" if name == "y" else "sample_weight"
+            if is_dask(value):
+                value = as_dask_array(value, label)
+            else:
+                value = np.asarray(value)
+                if value.ndim == 0 or any(np.isnan(c) for c in X.chunks[0]):
+                    if value.ndim == 0 and name == "w":
+                        value = np.full(int(X.shape[0]), float(value))
+                    elif value.ndim == 0:
+                        raise ValueError(f"{label} must be an array of one entry per sample")
+                    else:
+                        raise ValueError(f"{label} is a NumPy array and X's chunk sizes are unknown: pass "
+                                         f"{label} as a dask array cut like X, or call X.compute_chunk_sizes()")
+                if value.shape[0] != X.shape[0]:
+                    raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                                     f"[{X.shape[0]}, {value.shape[0]}] (X, {label})")
+                value = da.from_array(value, chunks=(X.chunks[0],) + value.shape[1:])
+            if value.ndim not in (1, 2) or (name == "w" and value.ndim != 1):
+                raise ValueError(f"{label} must be {'1-D' if name == 'w' else '1-D or 2-D'}, got shape {value.shape}")
+            if value.ndim == 2 and len(value.chunks[1]) > 1:
+                value = value.rechunk({1: -1})
+            if value.numblocks[0] != nblocks:
+                raise ValueError(f"{label}'s chunks do not line up with X's rows: X has {nblocks} row chunks, "
+                                 f"{label} has {value.numblocks[0]}; rechunk it as X, e.g. "
+                                 f"{label}.rechunk({{0: X.chunks[0]}})")
+            known = not any(np.isnan(c) for c in X.chunks[0] + value.chunks[0])
+            if known and value.chunks[0] != X.chunks[0]:
+                i = next(i for i, (a, b) in enumerate(zip(X.chunks[0], value.chunks[0])) if a != b)
+                start_x, start_v = sum(X.chunks[0][:i]), sum(value.chunks[0][:i])
+                raise ValueError(f"{label}'s chunks do not line up with X's rows: X chunk {i} holds rows "
+                                 f"{start_x}-{start_x + X.chunks[0][i] - 1}, {label} chunk {i} rows "
+                                 f"{start_v}-{start_v + value.chunks[0][i] - 1}; rechunk it as X, e.g. "
+                                 f"{label}.rechunk({{0: X.chunks[0]}})")
+            parts[name] = value
+        # One compute for all: X and y built from one source (a DataFrame) share its tasks.
+        delayed = [X.to_delayed().ravel().tolist()]
+        for name in ("y", "w"):
+            if parts[name] is not None:
+                delayed.append(parts[name].to_delayed().ravel().tolist())
+        computed = client.compute(sum(delayed, []))
+        x_blocks = computed[:nblocks]
+        rest = computed[nblocks:]
+        y_blocks = w_blocks = None
+        if parts["y"] is not None:
+            y_blocks, rest = rest[:nblocks], rest[nblocks:]
+        if parts["w"] is not None:
+            w_blocks = rest[:nblocks]
+        summaries = client.gather([
+            client.submit(_summary, x_blocks[i], None if y_blocks is None else y_blocks[i],
+                          None if w_blocks is None else w_blocks[i], y_kind, pure=False) for i in range(nblocks)])
+        rows = [s["x_shape"][0] for s in summaries]
+        blocks = cls(client, x_blocks, y_blocks, w_blocks, rows, None, X.dtype, summaries)
+        blocks._check(X, n_features, y_kind)
+        dtype = blocks._working_dtype(dtype_rule)
+        if dtype != X.dtype:
+            blocks.x = [client.submit(_astype, f, dtype, pure=False) for f in x_blocks]
+            wait(blocks.x)
+            del x_blocks, computed
+        blocks.dtype = dtype
+        return blocks
+
+    def _check(self, X, n_features, y_kind):
+        """Clear errors, naming the chunk, for what the fit cannot take."""
+        widths = [s["x_shape"][1] if len(s["x_shape"]) == 2 else None for s in self.summaries]
+        d = widths[0]
+        for i, s in enumerate(self.summaries):
+            if len(s["x_shape"]) != 2:
+                raise ValueError(f"X {self.where(i)} has shape {s['x_shape']}; every chunk must be 2-D")
+            if widths[i] != d:
+                raise ValueError(f"X's chunks disagree in width: {self.where(i)} has {widths[i]} columns, "
+                                 f"chunk 0 has {d}")
+            if np.dtype(s["x_dtype"]) != X.dtype:
+                raise ValueError(f"X's chunks disagree in dtype: {self.where(i)} holds {np.dtype(s['x_dtype'])} "
+                                 f"values where X is declared {X.dtype}")
+            if not np.isnan(X.chunks[0][i]) and s["x_shape"][0] != X.chunks[0][i]:
+                raise ValueError(f"X {self.where(i)} holds {s['x_shape'][0]} rows where its chunks declare "
+                                 f"{X.chunks[0][i]}")
+        if d == 0 or self.n == 0:
+            raise ValueError(f"Found array with shape ({self.n}, {d}) while a minimum of 1 sample and 1 feature "
+                             "is required")
+        if n_features is not None and d != n_features:
+            raise ValueError(f"X has {d} features, but the model is expecting {n_features} features")
+        self.d = d
+        for i, s in enumerate(self.summaries):
+            if not s["x_finite"]:
+                raise ValueError(f"Input X contains NaN or infinity in {self.where(i)}")
+        for i, s in enumerate(self.summaries):
+            if "y_shape" in s:
+                if s["y_shape"][0] != s["x_shape"][0]:
+                    raise ValueError(f"y's chunks do not line up with X's rows: X {self.where(i)} holds "
+                                     f"{s['x_shape'][0]} rows, y's chunk {i} {s['y_shape'][0]}; rechunk y as X")
+                if not s["y_finite"]:
+                    raise ValueError(f"Input y contains NaN or infinity in {self.where(i)}")
+                if y_kind == "numeric" and s.get("y_numeric") is False:
+                    raise ValueError(f"y holds {np.dtype(s['y_dtype'])} values in {self.where(i)}; "
+                                     "a numeric target is required")
+            if "w_shape" in s:
+                if s["w_shape"][0] != s["x_shape"][0]:
+                    raise ValueError(f"sample_weight's chunks do not line up with X's rows: X {self.where(i)} "
+                                     f"holds {s['x_shape'][0]} rows, sample_weight's chunk {i} {s['w_shape'][0]}")
+                if not s["w_numeric"] or not s["w_finite"] or s["w_negative"]:
+                    raise ValueError(f"sample_weight must be finite and non-negative; {self.where(i)} is not")
+
+    def _working_dtype(self, rule):
+        if rule is None:
+            return self.dtype
+        if isinstance(rule, list):
+            return self.dtype if self.dtype in [np.dtype(r) for r in rule] else np.dtype(rule[0])
+        return np.dtype(rule)
+
+    def map(self, function, *args, blocks=None):
+        """Futures of ``function(x_i, y_i, w_i, *args)`` (or of ``function(b_i, *args)`` for
+        the ``blocks`` given), one per chunk."""
+        submit = self.client.submit
+        if blocks is not None:
+            return [submit(function, b, *args, pure=False) for b in blocks]
+        return [submit(function, self.x[i], None if self.y is None else self.y[i],
+                       None if self.w is None else self.w[i], *args, pure=False) for i in range(len(self.x))]
+
+    def gather(self, futures):
+        return self.client.gather(futures)
+
+    def release(self):
+        self.x = self.y = self.w = None

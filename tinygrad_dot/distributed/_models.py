@@ -1,0 +1,340 @@
+"""td.models on Dask arrays: the estimators' data passes, chunk by chunk on the workers.
+
+The parameters stay on the client and the data on the workers. What comes back
+per pass is small: a summary per chunk (validation), moments (d numbers),
+d x d and d x k Gram pieces summed on the workers by a tree (exact least
+squares), one scalar and one k x d gradient per chunk per evaluation
+(L-BFGS, FISTA). The d x d solve and the optimisers are the single-machine
+code (``td.models.solvers``, ``minimize_lbfgs``), so the result is the same
+fit up to the order of floating-point sums.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
+                              refine, solve_gram, svd_coef, _row_chunks)
+from ._blocks import RowBlocks, as_dask_array, block_backend, get_client, tree_sum
+
+__all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
+
+
+# ----------------------------------------------------------------- moments
+
+
+def _moments(x, y, w, weight_of):
+    """Weighted count, mean and sum of squared deviations of one chunk's columns (float64),
+    the chunk's weights ``weight_of(y, w)``; the same for y when ``weight_of`` says so."""
+    weights = weight_of(y, w)
+    total = float(weights.sum())
+    xp = block_backend(x).xp
+    mean = np.zeros(x.shape[1])
+    for rows in _row_chunks(x.shape[0]):
+        mean += _host(xp.asarray(weights[rows]) @ x[rows].astype(np.float64))
+    mean = mean / total if total > 0 else mean
+    m2 = np.zeros(x.shape[1])
+    for rows in _row_chunks(x.shape[0]):
+        centred = x[rows].astype(np.float64) - xp.asarray(mean)
+        m2 += _host(xp.asarray(weights[rows]) @ (centred * centred))
+    return total, mean, m2
+
+
+def _combine(parts):
+    """Chan et al.'s parallel combination of (count, mean, m2) per chunk: (mean, variance)."""
+    total = sum(p[0] for p in parts)
+    mean = sum(p[0] * p[1] for p in parts) / total
+    m2 = sum(p[2] + p[0] * (p[1] - mean) ** 2 for p in parts)
+    return mean, np.maximum(m2 / total, 0.0)
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def _sample_weights(y, w):
+    return np.ones(len(y) if y is not None else 0) if w is None else _host(w).astype(np.float64)
+
+
+def _x_sample_moments(x, y, w):
+    weights = np.ones(x.shape[0]) if w is None else _host(w).astype(np.float64)
+    return _moments(x, None, weights, lambda _y, ww: ww)
+
+
+def _y_moments(y, w):
+    Y = _host(y).reshape(len(y), -1).astype(np.float64)
+    weights = np.ones(len(Y)) if w is None else _host(w).astype(np.float64)
+    total = float(weights.sum())
+    mean = weights @ Y / total if total > 0 else np.zeros(Y.shape[1])
+    return total, mean, weights @ (Y - mean) ** 2
+
+
+def _xy_moments(x, y, w):
+    return _x_sample_moments(x, y, w), _y_moments(y, w)
+
+
+# ----------------------------------------------------------------- least squares
+
+
+def _design(x, y, w, y_mean, y_scale, x_mean, x_std):
+    """gram_design of one chunk: (backend, A, T, shift) with T the standardized targets."""
+    backend = block_backend(x)
+    with backend.scope():
+        Y = _host(y).reshape(len(y), -1).astype(np.float64)
+        T = backend.asarray((Y - y_mean) / y_scale, dtype=x.dtype)
+        sqrt_w = None if w is None else backend.asarray(np.sqrt(_host(w).astype(np.float64)))
+        return (backend,) + gram_design(backend, x, T, sqrt_w, x_mean, x_std)
+
+
+def _gram_block(x, y, w, *design_args):
+    backend, A, T, shift = _design(x, y, w, *design_args)
+    with backend.scope():
+        return gram_pieces(backend, A, T, shift)
+
+
+def _residual_block(x, y, w, coef, *design_args):
+    backend, A, T, shift = _design(x, y, w, *design_args)
+    with backend.scope():
+        return normal_residual(backend, A, T, coef, shift)
+
+
+def _qr_block(x, y, w, *design_args):
+    """R and Q^T T of the chunk's float64 design (a step of a tall-skinny QR)."""
+    backend, A, T, shift = _design(x, y, w, *design_args)
+    A64, T64 = _host(A).astype(np.float64), _host(T).astype(np.float64)
+    if shift is not None:
+        A64 = A64 - shift
+    Q, R = np.linalg.qr(A64)
+    return R, Q.T @ T64
+
+
+def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
+    """The exact least-squares fit of ``estimator`` (LinearRegression, Ridge) on Dask data:
+    (coef (k, d) float64 of the standardized problem, solver used, y_mean, y_scale,
+    x_mean, y's ndim, working dtype), as ``_LeastSquares.fit`` finishes them."""
+    client = get_client()
+    _record_features(estimator, X)
+    blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(), y_kind="numeric")
+    try:
+        estimator.n_features_in_ = blocks.d
+        y_ndim = len(blocks.summaries[0]["y_shape"])
+        if y_ndim == 2 and any(s["y_shape"][1] != blocks.summaries[0]["y_shape"][1] for s in blocks.summaries):
+            raise ValueError("y's chunks disagree in their number of targets")
+        alpha = alpha_of(1 if y_ndim == 1 else blocks.summaries[0]["y_shape"][1])
+        x_parts, y_parts = zip(*blocks.gather(blocks.map(_xy_moments)))
+        if not sum(p[0] for p in x_parts) > 0:
+            raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
+        y_mean, y_var = _combine(y_parts)
+        if not estimator.fit_intercept:
+            y_mean = np.zeros_like(y_mean)
+            y_var = sum(p[2] + p[0] * p[1] ** 2 for p in y_parts) / sum(p[0] for p in y_parts)
+        y_scale = np.sqrt(y_var)
+        y_scale = np.where(y_scale > 0, y_scale, 1.0)
+        x_mean, x_std = (None, None)
+        if estimator.fit_intercept:
+            x_mean, x_var = _combine(x_parts)
+            x_std = np.sqrt(x_var)
+        design = (y_mean, y_scale, x_mean, x_std)
+        alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(y_mean),))
+        coef, solver = None, "svd"
+        if estimator.solver != "svd":
+            G, B = tree_sum(client, blocks.map(_gram_block, *design))
+            solved = solve_gram(G, B, alpha, blocks.dtype, stacklevel=5)
+            if solved is not None:
+                coef, solve, needs_refinement = solved
+                if needs_refinement:
+                    coef = refine(coef, alpha, solve,
+                                  lambda c: tree_sum(client, blocks.map(_residual_block, c, *design)))
+                solver = "cholesky"
+        if coef is None:  # SVD through a tall-skinny QR: the chunks' R factors stacked, one small SVD
+            pieces = blocks.gather(blocks.map(_qr_block, *design))
+            R = np.concatenate([p[0] for p in pieces])
+            QtT = np.concatenate([p[1] for p in pieces])
+            U, s, Vt = np.linalg.svd(R, full_matrices=False)
+            coef = svd_coef(s, U.T @ QtT, Vt, alpha, max(blocks.n, blocks.d))
+        return coef, solver, y_mean, y_scale, x_mean, y_ndim, blocks.dtype
+    finally:
+        blocks.release()
+
+
+# ----------------------------------------------------------------- logistic regression
+
+
+def _class_weights_of(classes, class_weight):
+    def weight_of(y, w):
+        labels = _host(y)
+        index = np.searchsorted(classes, labels)
+        weights = _sample_weights(labels, w)
+        return weights if class_weight is None else weights * class_weight[index]
+    return weight_of
+
+
+def _x_moments_classes(x, y, w, classes, class_weight):
+    return _moments(x, y, w, _class_weights_of(classes, class_weight))
+
+
+def _targets(y, w, classes, class_weight, total, dtype):
+    """One chunk's (targets (n, k), weights / total) in the working dtype, on its device."""
+    labels = _host(y)
+    index = np.searchsorted(classes, labels)
+    weights = _class_weights_of(classes, class_weight)(y, w) / total
+    k = 1 if len(classes) == 2 else len(classes)
+    if k == 1:
+        T = index.reshape(-1, 1).astype(dtype)
+    else:
+        T = np.zeros((len(index), k), dtype=dtype)
+        T[np.arange(len(index)), index] = 1
+    return T, weights.astype(dtype)
+
+
+def _logistic_eval(chunk, coef, intercept, need_grad):
+    """logistic_block on one chunk (its X block and (targets, weights)), the results as host NumPy."""
+    x, (T, weights) = chunk
+    backend = block_backend(x)
+    with backend.scope():
+        loss, RtX, r_sum = logistic_block(backend, x, backend.asarray(T), backend.asarray(weights),
+                                          backend.asarray(coef), backend.asarray(intercept), need_grad)
+        return float(loss), None if RtX is None else backend.to_numpy(RtX), \
+            None if r_sum is None else backend.to_numpy(r_sum)
+
+
+class DaskLogisticObjective(LogisticObjective):
+    """LogisticObjective whose data term is summed over the chunks on the workers: each
+    evaluation sends the coefficients and gets back one scalar, one k x d array and k
+    numbers per chunk."""
+
+    def __init__(self, backend, blocks, targets, k, l2, l1, mean, scale, fit_intercept):
+        self.blocks, self.targets = blocks, targets
+        self._setup(backend, k, blocks.d, l2, l1, mean, scale, fit_intercept)
+
+    def _data_terms(self, coef, intercept, need_grad):
+        parts = self.blocks.gather(self.blocks.map(_logistic_eval, np.asarray(coef), np.asarray(intercept),
+                                                   need_grad, blocks=_Zip(self.blocks.x, self.targets)))
+        loss = np.float64(sum(p[0] for p in parts))
+        if not need_grad:
+            return loss, None, None
+        return loss, sum(p[1] for p in parts), sum(p[2] for p in parts)
+
+
+class _Zip(list):
+    """Chunk i's (x, targets) futures for RowBlocks.map's ``blocks``."""
+
+    def __init__(self, x, targets):
+        super().__init__(zip(x, targets))
+
+
+def logistic_parts(estimator, X, y, sample_weight):
+    """LogisticRegression's data on Dask: (backend, dtype, classes, class priors, total
+    weight, mean, std, make_objective), as ``LogisticRegression._solve`` takes them."""
+    from sklearn.utils.class_weight import compute_class_weight
+    from sklearn.utils.multiclass import check_classification_targets
+
+    from ..backends import get_backend
+
+    client = get_client()
+    estimator._penalty_split(1.0)  # parameter errors before any data moves
+    _record_features(estimator, X)
+    blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(), y_kind="classes")
+    estimator.n_features_in_ = blocks.d
+    for i, s in enumerate(blocks.summaries):
+        if len(s["y_shape"]) != 1:
+            raise ValueError(f"y should be a 1d array, got chunk {i} of shape {s['y_shape']}")
+    classes = np.unique(np.concatenate([s["classes"] for s in blocks.summaries]))
+    counts = np.zeros(len(classes))
+    label_weights = np.zeros(len(classes))
+    for s in blocks.summaries:
+        where = np.searchsorted(classes, s["classes"])
+        counts[where] += s["class_counts"]
+        label_weights[where] += s["class_weight_sums"]
+    if not (classes.dtype.kind == "f" and np.all(classes == np.floor(classes))):
+        check_classification_targets(classes)
+    if len(classes) < 2:
+        raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
+                         f"only one class: {classes[0]!r}")
+    class_weight = None
+    if estimator.class_weight is not None:
+        if isinstance(estimator.class_weight, str) and estimator.class_weight == "balanced":
+            class_weight = counts.sum() / (len(classes) * counts)  # scikit-learn's rule
+        else:
+            class_weight = compute_class_weight(estimator.class_weight, classes=classes, y=classes)
+    per_class = label_weights * (class_weight if class_weight is not None else 1.0)
+    total = float(per_class.sum())
+    if not total > 0:
+        raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
+    mean, var = _combine(blocks.gather(blocks.map(_x_moments_classes, classes, class_weight)))
+    k = 1 if len(classes) == 2 else len(classes)
+    targets = blocks.map(_targets_pair, classes, class_weight, total, blocks.dtype,
+                         blocks=_Zip(blocks.y, blocks.w or [None] * len(blocks.x)))
+    backend = get_backend("cpu")  # the parameters live on the client
+
+    def make_objective(l2, l1, scale):
+        return DaskLogisticObjective(backend, blocks, targets, k, l2, l1, mean, scale, estimator.fit_intercept)
+
+    return backend, blocks.dtype, classes, per_class / total, total, mean, np.sqrt(var), make_objective
+
+
+def _targets_pair(pair, classes, class_weight, total, dtype):
+    return _targets(pair[0], pair[1], classes, class_weight, total, dtype)
+
+
+# ----------------------------------------------------------------- prediction
+
+
+def _record_features(estimator, X):
+    """feature_names_in_ from a Dask DataFrame's columns (scikit-learn's rule), else none."""
+    from sklearn.utils.validation import _check_feature_names
+
+    _check_feature_names(estimator, getattr(X, "_meta", None) if hasattr(X, "columns") else None, reset=True)
+
+
+def _predict_block(block, estimator, method):
+    return getattr(estimator, method)(block)
+
+
+def predict(estimator, X, method: str):
+    """``estimator.method`` over the chunks of X: a lazy dask array, one output chunk per
+    row chunk. The fitted estimator (our class, its arrays) is what goes to the workers."""
+    from sklearn.base import clone
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    columns = getattr(X, "columns", None)
+    X = as_dask_array(X, "X")
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D dask array for X, got shape {X.shape}")
+    if not np.isnan(X.shape[1]) and X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+                         f"{estimator.n_features_in_} features as input.")
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and columns is not None and list(columns) != list(names):
+        raise ValueError("The feature names should match those that were passed during fit.")
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    worker_copy = clone(estimator)
+    for name in estimator._fitted_attributes:
+        setattr(worker_copy, name, getattr(estimator, name))  # not feature_names_in_: chunks are arrays
+    coef = np.atleast_2d(estimator.coef_)
+    classes = getattr(estimator, "classes_", None)
+    if method == "predict" and classes is not None:
+        return X.map_blocks(_predict_block, worker_copy, method, drop_axis=1, dtype=classes.dtype)
+    width = {"predict_proba": len(classes) if classes is not None else 0,
+             "predict_log_proba": len(classes) if classes is not None else 0}.get(method, coef.shape[0])
+    one_column = method in ("predict", "decision_function") and np.ndim(estimator.coef_) == 1 or \
+        (method == "decision_function" and coef.shape[0] == 1)
+    if one_column:
+        return X.map_blocks(_predict_block, worker_copy, method, drop_axis=1, dtype=coef.dtype)
+    return X.map_blocks(_predict_block, worker_copy, method, chunks=(X.chunks[0], (width,)), dtype=coef.dtype)
+
+
+def score(estimator, X, y, sample_weight, metric):
+    """``metric(y, prediction, sample_weight=)`` with the prediction computed on the workers;
+    only y, the prediction and the weights (O(n), never X) come back."""
+    import dask
+
+    prediction = predict(estimator, X, "predict")
+    y = as_dask_array(y, "y") if hasattr(y, "dask") or hasattr(y, "to_dask_array") else y
+    sample_weight = as_dask_array(sample_weight, "sample_weight") if hasattr(sample_weight, "dask") or \
+        hasattr(sample_weight, "to_dask_array") else sample_weight
+    prediction, y, sample_weight = dask.compute(prediction, y, sample_weight)
+    from ..models.base import host_numpy
+
+    return float(metric(host_numpy(y), host_numpy(prediction), sample_weight=host_numpy(sample_weight)))
