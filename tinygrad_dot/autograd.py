@@ -6,6 +6,11 @@ the gradient of that parent. A global counter stamps each recorded result, so
 the nodes reachable from a loss, sorted by stamp, are exactly the Wengert list
 of the forward pass; ``backward`` walks it in reverse with an explicit stack
 (no recursion, so graph depth is unbounded) and frees it as it goes.
+
+A vjp reads arrays that the forward pass saved (an input, or the output). Each
+saved array's storage has a version counter (``Tensor._counter``) that every
+in-place change bumps; ``record`` notes the versions and ``backward`` refuses
+to use a saved array that has changed since, as PyTorch does.
 """
 from __future__ import annotations
 
@@ -82,22 +87,43 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def record(cls, data, backend, *edges):
+def record(cls, data, backend, *edges, op: str = "", saved=(), saves_output: bool = False, view_of=None):
     """Wrap an op's output array as a tensor and put it on the tape.
 
     ``edges`` are ``(parent_tensor, vjp)`` pairs. A vjp returns a new array, its
     input ``g`` itself, or a view (never an array it keeps elsewhere), so the
     engine knows when a gradient can be stored without a copy. Nothing is
     recorded when grad mode is off or no parent needs a gradient.
+
+    ``saved``: the tensors whose arrays the vjps read (``saves_output``: the
+    output's too), checked for in-place changes by backward(); ``op`` names the
+    op in that error. ``view_of``: the input whose storage the output may alias
+    (reshape, indexing): the two then share one version counter.
     """
     out = cls._wrap(data, backend)
+    if view_of is not None and view_of.xp.may_share_memory(out.array, view_of.array):
+        out._counter = view_of._shared_counter()
     if _grad_mode.enabled:
         kept = [edge for edge in edges if edge[0].requires_grad]
         if kept:
             out.requires_grad = True
             out._parents = kept
             out._stamp = next(_stamp)
+            if saved or saves_output:
+                tensors = saved + (out,) if saves_output else saved
+                out._saved = (op, tuple((c, c[0], t.array) for t in tensors for c in (t._shared_counter(),)))
     return out
+
+
+def _check_saved(saved) -> None:
+    op, entries = saved
+    for counter, version, array in entries:
+        if counter[0] != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: a {array.dtype} tensor of shape {tuple(array.shape)} saved by {op} is at version "
+                f"{counter[0]}; expected version {version} instead. Change it out of place (or on a clone()), "
+                "or run the in-place change after backward()")
 
 
 def _accumulate_leaf(leaf, grad, owned: bool) -> None:
@@ -107,9 +133,11 @@ def _accumulate_leaf(leaf, grad, owned: bool) -> None:
     if grad.dtype != leaf.dtype:
         grad, owned = grad.astype(leaf.dtype), True
     if leaf.grad is None:
+        # _wrap turns a NumPy scalar (what 0-d arithmetic returns) into a 0-d array
         leaf.grad = type(leaf)._wrap(grad if owned else grad.copy(), leaf._backend)
     else:
         leaf.grad.array += grad
+        leaf.grad._bump()
 
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
@@ -136,11 +164,15 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
     pending = {id(root): grad}
     for node in nodes:
         g = pending.pop(id(node), None)
-        edges = node._parents
+        edges, saved = node._parents, node._saved
         if not retain_graph:
             node._parents = _FREED
+            if saved is not None:
+                node._saved = None
         if g is None:
             continue
+        if saved is not None:
+            _check_saved(saved)
         for parent, vjp in edges:
             pg = vjp(g)
             if parent._parents is None:

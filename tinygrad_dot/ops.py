@@ -9,25 +9,66 @@ import math
 import numbers
 import operator
 
-from .autograd import is_grad_enabled, record, unbroadcast
+import numpy as np  # dtypes only: the math goes through each tensor's backend
+
+from .autograd import record, unbroadcast
 from .tensor import Tensor
+
+# ----------------------------------------------------------------- dtypes
+# Type promotion is PyTorch's (README, "dtype promotion"): the higher category
+# (bool < integer < float) wins; within a category a tensor with dimensions
+# outranks a 0-d tensor, which outranks a Python scalar; so float32 combined with
+# int64 data or a Python float stays float32. Integers divide, average and
+# compute losses in float32 (PyTorch's default float), never a silent float64.
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+_FLOAT32 = np.dtype(np.float32)
+# Half-precision reductions accumulate in float32 and return the input's dtype
+# (NumPy's mean and PyTorch do the same); bfloat16 goes here when it is supported.
+_WIDER = {np.dtype(np.float16): _FLOAT32}
+
+
+def _result_dtype(a: Tensor, b: Tensor):
+    """PyTorch's result dtype for two tensors of different dtypes."""
+    ca, cb = _CATEGORY[a.array.dtype.kind], _CATEGORY[b.array.dtype.kind]
+    if ca != cb:
+        return (a if ca > cb else b).array.dtype
+    if (a.ndim == 0) != (b.ndim == 0):
+        return (b if a.ndim == 0 else a).array.dtype
+    return np.result_type(a.array.dtype, b.array.dtype)
+
+
+def _float_dtypes(dtype):
+    """(accumulator or None, result) dtypes of an op with a floating result (mean,
+    var, softmax, the losses): float16 accumulates in float32; integers give float32."""
+    if dtype.kind == "f":
+        return _WIDER.get(dtype), dtype
+    return _FLOAT32, _FLOAT32
+
+
+def _narrow(array, dtype):
+    return array if array.dtype == dtype else array.astype(dtype)
+
 
 # ----------------------------------------------------------------- helpers
 
 
 def _as_tensor(x, like: Tensor) -> Tensor:
     if isinstance(x, Tensor):
-        if x._backend is not like._backend:
+        if x._backend != like._backend:
             raise RuntimeError(
                 f"expected all tensors on one device, but found {like.device} and {x.device}; "
                 f"move one with .to({like.device!r})"
             )
         return x
     if isinstance(x, numbers.Number) and not isinstance(x, bool):
-        # A Python scalar takes the tensor's dtype where that loses nothing
-        # (float32 stays float32); otherwise NumPy's promotion decides.
-        keeps_dtype = like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(x, numbers.Integral))
-        dtype = like.dtype if keeps_dtype else None
+        # A Python scalar takes the tensor's dtype unless its category is higher:
+        # a float with an integer tensor is float32, an int with a bool tensor int64.
+        kind = like.array.dtype.kind
+        if kind == "f" or (kind in "iu" and isinstance(x, numbers.Integral)):
+            dtype = like.array.dtype
+        else:
+            dtype = None if isinstance(x, numbers.Integral) else _FLOAT32
         return Tensor._wrap(like._backend.asarray(x, dtype=dtype), like._backend)
     if like._backend.is_array(x):
         return Tensor._wrap(x, like._backend)
@@ -36,14 +77,20 @@ def _as_tensor(x, like: Tensor) -> Tensor:
     raise TypeError(f"unsupported operand of type {type(x).__name__} for a tensor op; use a tensor or a number")
 
 
-def _operands(a, b):
-    """Two operands as tensors on one device (array-likes become tensors)."""
+def _operands(a, b, promote: bool = True):
+    """Two operands as tensors on one device (array-likes become tensors), cast to
+    their common dtype by PyTorch's promotion rule (a recorded cast: gradients flow)."""
     if isinstance(a, Tensor):
-        return a, _as_tensor(b, a)
-    if isinstance(b, Tensor):
-        return _as_tensor(a, b), b
-    a = Tensor(a)
-    return a, _as_tensor(b, a)
+        b = _as_tensor(b, a)
+    elif isinstance(b, Tensor):
+        a = _as_tensor(a, b)
+    else:
+        a = Tensor(a)
+        b = _as_tensor(b, a)
+    if promote and a.array.dtype != b.array.dtype:
+        dtype = _result_dtype(a, b)
+        a, b = cast(a, dtype), cast(b, dtype)
+    return a, b
 
 
 def _broadcasting(op_name, fn, a, b):
@@ -105,15 +152,19 @@ def mul(a, b):
     a, b = _operands(a, b)
     return record(Tensor, _broadcasting("mul", lambda x, y: x * y, a, b), a._backend,
                   (a, lambda g: unbroadcast(g * b.array, a.shape)),
-                  (b, lambda g: unbroadcast(g * a.array, b.shape)))
+                  (b, lambda g: unbroadcast(g * a.array, b.shape)),
+                  op="mul", saved=(a, b))
 
 
 def div(a, b):
     a, b = _operands(a, b)
+    if a.array.dtype.kind != "f":  # true division of integers is float32, as in PyTorch
+        a, b = cast(a, _FLOAT32), cast(b, _FLOAT32)
     out = _broadcasting("div", lambda x, y: x / y, a, b)
     return record(Tensor, out, a._backend,
                   (a, lambda g: unbroadcast(g / b.array, a.shape)),
-                  (b, lambda g: unbroadcast(-g * out / b.array, b.shape)))
+                  (b, lambda g: unbroadcast(-g * out / b.array, b.shape)),
+                  op="div", saved=(b,), saves_output=True)
 
 
 # ----------------------------------------------------------------- elementwise, unary
@@ -127,18 +178,19 @@ def power(x: Tensor, exponent):
     if isinstance(exponent, Tensor) or not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
         raise TypeError(f"tensor ** exponent needs a real Python number exponent, got {type(exponent).__name__}")
     if exponent == 2:  # the common case (squared errors), without a generic pow
-        return record(Tensor, x.array * x.array, x._backend, (x, lambda g: g * (2 * x.array)))
+        return record(Tensor, x.array * x.array, x._backend, (x, lambda g: g * (2 * x.array)),
+                      op="pow", saved=(x,))
     return record(Tensor, x.array ** exponent, x._backend,
-                  (x, lambda g: g * (exponent * x.array ** (exponent - 1))))
+                  (x, lambda g: g * (exponent * x.array ** (exponent - 1))), op="pow", saved=(x,))
 
 
 def exp(x: Tensor):
     out = x.xp.exp(x.array)
-    return record(Tensor, out, x._backend, (x, lambda g: g * out))
+    return record(Tensor, out, x._backend, (x, lambda g: g * out), op="exp", saves_output=True)
 
 
 def log(x: Tensor):
-    return record(Tensor, x.xp.log(x.array), x._backend, (x, lambda g: g / x.array))
+    return record(Tensor, x.xp.log(x.array), x._backend, (x, lambda g: g / x.array), op="log", saved=(x,))
 
 
 def relu(x: Tensor):
@@ -149,17 +201,17 @@ def relu(x: Tensor):
 def sigmoid(x: Tensor):
     # 0.5 * (1 + tanh(x / 2)) never overflows, unlike 1 / (1 + exp(-x)).
     out = 0.5 * (1 + x.xp.tanh(0.5 * x.array))
-    return record(Tensor, out, x._backend, (x, lambda g: g * out * (1 - out)))
+    return record(Tensor, out, x._backend, (x, lambda g: g * out * (1 - out)), op="sigmoid", saves_output=True)
 
 
 def tanh(x: Tensor):
     out = x.xp.tanh(x.array)
-    return record(Tensor, out, x._backend, (x, lambda g: g * (1 - out * out)))
+    return record(Tensor, out, x._backend, (x, lambda g: g * (1 - out * out)), op="tanh", saves_output=True)
 
 
 def sqrt(x: Tensor):
     out = x.xp.sqrt(x.array)
-    return record(Tensor, out, x._backend, (x, lambda g: g * 0.5 / out))
+    return record(Tensor, out, x._backend, (x, lambda g: g * 0.5 / out), op="sqrt", saves_output=True)
 
 
 def clamp(x: Tensor, min=None, max=None):
@@ -174,17 +226,20 @@ def rpow(x: Tensor, base):
     """base ** x for a Python number base."""
     if not isinstance(base, numbers.Real) or isinstance(base, bool):
         return NotImplemented
-    out = x.xp.power(x.xp.asarray(base, dtype=x.dtype if x.dtype.kind == "f" else None), x.array)
-    return record(Tensor, out, x._backend, (x, lambda g: g * out * math.log(base)))
+    out = x.xp.power(_as_tensor(base, x).array, x.array)
+    return record(Tensor, out, x._backend, (x, lambda g: g * out * math.log(base)), op="rpow", saves_output=True)
 
 
 def abs_(x: Tensor):
-    return record(Tensor, x.xp.abs(x.array), x._backend, (x, lambda g: g * x.xp.sign(x.array)))
+    return record(Tensor, x.xp.abs(x.array), x._backend, (x, lambda g: g * x.xp.sign(x.array)),
+                  op="abs", saved=(x,))
 
 
 def cast(x: Tensor, dtype):
-    if x.dtype == dtype:
+    if x.array.dtype == dtype:
         return x
+    if dtype.kind != "f":  # integers and bools carry no gradient: the cast cuts the graph (as in PyTorch)
+        return Tensor._wrap(x.array.astype(dtype), x._backend)
     return record(Tensor, x.array.astype(dtype), x._backend, (x, lambda g: g.astype(x.dtype)))
 
 
@@ -198,7 +253,7 @@ def reshape(x: Tensor, *shape):
         out = x.array.reshape(shape)
     except (ValueError, TypeError):
         raise ValueError(f"cannot reshape a tensor of shape {x.shape} (size {x.size}) into shape {shape}") from None
-    return record(Tensor, out, x._backend, (x, lambda g: g.reshape(x.shape)))
+    return record(Tensor, out, x._backend, (x, lambda g: g.reshape(x.shape)), view_of=x)
 
 
 def permute(x: Tensor, *axes):
@@ -212,7 +267,7 @@ def permute(x: Tensor, *axes):
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
     inverse = tuple(sorted(range(x.ndim), key=axes.__getitem__))
-    return record(Tensor, x.array.transpose(axes), x._backend, (x, lambda g: g.transpose(inverse)))
+    return record(Tensor, x.array.transpose(axes), x._backend, (x, lambda g: g.transpose(inverse)), view_of=x)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int):
@@ -259,9 +314,11 @@ def clone(x: Tensor):
 
 
 def getitem(x: Tensor, index):
+    index_tensors = ()  # the vjp scatters through these arrays: changing them would misplace gradients
     if isinstance(index, Tensor):
-        index = index.array
+        index_tensors, index = (index,), index.array
     elif isinstance(index, tuple):
+        index_tensors = tuple(i for i in index if isinstance(i, Tensor))
         index = tuple(i.array if isinstance(i, Tensor) else i for i in index)
     try:
         out = x.array[index]
@@ -273,7 +330,7 @@ def getitem(x: Tensor, index):
         x._backend.scatter_add(full, index, g)
         return full
 
-    return record(Tensor, out, x._backend, (x, vjp))
+    return record(Tensor, out, x._backend, (x, vjp), op="getitem", saved=index_tensors, view_of=x)
 
 
 # ----------------------------------------------------------------- reductions
@@ -289,7 +346,10 @@ def _spread(x: Tensor, g):
 def sum_(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
     axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
-    out = x.array.sum(axis=axis, keepdims=keepdims)
+    wide = _WIDER.get(x.array.dtype)
+    out = x.array.sum(axis=axis, keepdims=keepdims, dtype=wide)
+    if wide is not None:
+        out = out.astype(x.array.dtype)
     return record(Tensor, out, x._backend,
                   (x, lambda g: _spread(x, _expand_reduced(g, x.shape, axis, keepdims))))
 
@@ -306,11 +366,28 @@ def _reduced_count(x: Tensor, axis) -> int:
 def mean(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
     axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
-    total = x.array.sum(axis=axis, keepdims=keepdims)
+    wide, dtype = _float_dtypes(x.array.dtype)
+    total = x.array.sum(axis=axis, keepdims=keepdims, dtype=wide)
     count = _reduced_count(x, axis)
     scale = 1.0 / count if count else float("nan")  # the mean of nothing is NaN, as in NumPy
-    return record(Tensor, total * scale, x._backend,
+    return record(Tensor, _narrow(total * scale, dtype), x._backend,
                   (x, lambda g: _spread(x, _expand_reduced(g * scale, x.shape, axis, keepdims))))
+
+
+def var(x: Tensor, axis=None, keepdims=False, *, correction: int = 1, dim=None, keepdim=None):
+    """Variance with PyTorch's default ``correction=1`` (unbiased); ``correction=0``
+    is NumPy's. Fewer than ``correction + 1`` values give NaN."""
+    axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
+    axis = _check_axis(x, axis)
+    wide, dtype = _float_dtypes(x.array.dtype)
+    a = x.array if wide is None else x.array.astype(wide)
+    count = _reduced_count(x, axis)
+    centered = a - a.sum(axis=axis, keepdims=True) * (1.0 / count if count else float("nan"))
+    scale = 1.0 / (count - correction) if count > correction else float("nan")
+    out = (centered * centered).sum(axis=axis, keepdims=keepdims) * scale
+    return record(Tensor, _narrow(out, dtype), x._backend,
+                  (x, lambda g: _narrow(_expand_reduced(g, x.shape, axis, keepdims) * (2 * scale) * centered,
+                                        x.array.dtype)))
 
 
 def _extreme(reducer: str):
@@ -327,7 +404,7 @@ def _extreme(reducer: str):
             share = hit / hit.sum(axis=axis, keepdims=True)
             return share * _expand_reduced(g, x.shape, axis, keepdims)
 
-        return record(Tensor, out, x._backend, (x, vjp))
+        return record(Tensor, out, x._backend, (x, vjp), op=reducer, saved=(x,), saves_output=True)
 
     extreme.__name__ = reducer
     return extreme
@@ -337,34 +414,47 @@ max_ = _extreme("max")
 min_ = _extreme("min")
 
 
+# logsumexp, log_softmax and softmax compute in ``wide`` (float32 for float16 input)
+# and return the input's dtype; their vjps work in ``wide`` too.
+
+
 def logsumexp(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None):
     axis, keepdims = _axis_keepdims(axis, keepdims, dim, keepdim)
     axis = _check_axis(x, axis)
     xp = x.xp
-    peak = x.array.max(axis=axis, keepdims=True)
+    wide, dtype = _float_dtypes(x.array.dtype)
+    a = x.array if wide is None else x.array.astype(wide)
+    peak = a.max(axis=axis, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, 0)  # all -inf rows stay -inf, not NaN
-    lse = xp.log(xp.exp(x.array - peak).sum(axis=axis, keepdims=True)) + peak
+    lse = xp.log(xp.exp(a - peak).sum(axis=axis, keepdims=True)) + peak
     out = lse if keepdims else lse.reshape(()) if axis is None else lse.squeeze(axis=axis)
-    return record(Tensor, out, x._backend,
-                  (x, lambda g: _expand_reduced(g, x.shape, axis, keepdims) * xp.exp(x.array - lse)))
+    return record(Tensor, _narrow(out, dtype), x._backend,
+                  (x, lambda g: _narrow(_expand_reduced(g, x.shape, axis, keepdims) * xp.exp(a - lse), dtype)),
+                  op="logsumexp", saved=(x,))
 
 
 def log_softmax(x: Tensor, axis=-1, *, dim=None):
     axis = _check_axis(x, axis if dim is None else dim)
     xp = x.xp
-    shifted = x.array - x.array.max(axis=axis, keepdims=True)
+    wide, dtype = _float_dtypes(x.array.dtype)
+    a = x.array if wide is None else x.array.astype(wide)
+    shifted = a - a.max(axis=axis, keepdims=True)
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return record(Tensor, out, x._backend,
-                  (x, lambda g: g - xp.exp(out) * g.sum(axis=axis, keepdims=True)))
+    return record(Tensor, _narrow(out, dtype), x._backend,
+                  (x, lambda g: _narrow(g - xp.exp(out) * g.sum(axis=axis, keepdims=True, dtype=wide), dtype)),
+                  op="log_softmax", saves_output=True)
 
 
 def softmax(x: Tensor, axis=-1, *, dim=None):
     axis = _check_axis(x, axis if dim is None else dim)
-    shifted = x.array - x.array.max(axis=axis, keepdims=True)
+    wide, dtype = _float_dtypes(x.array.dtype)
+    a = x.array if wide is None else x.array.astype(wide)
+    shifted = a - a.max(axis=axis, keepdims=True)
     e = x.xp.exp(shifted)
     out = e / e.sum(axis=axis, keepdims=True)
-    return record(Tensor, out, x._backend,
-                  (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+    return record(Tensor, _narrow(out, dtype), x._backend,
+                  (x, lambda g: _narrow(out * (g - (g * out).sum(axis=axis, keepdims=True)), dtype)),
+                  op="softmax", saves_output=True)
 
 
 # ----------------------------------------------------------------- products
@@ -378,10 +468,15 @@ def matmul(a, b, *, kernel: str = "auto"):
     """numpy.matmul semantics: 1-D operands are promoted and the added axis
     removed; leading (batch) axes broadcast. Gradients: dA = G B^T, dB = A^T G,
     each summed back over broadcast batch axes."""
-    a, b = _operands(a, b)
+    a, b = _operands(a, b, promote=False)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
                          "use * to multiply by a scalar")
+    if a.array.dtype != b.array.dtype:
+        # As in PyTorch (and nn.Linear): a product never promotes silently, since a float64
+        # result doubles the memory and, on a GPU, halves the speed of everything after it.
+        raise TypeError(f"matmul: the operands have different dtypes, {a.dtype} (shape {a.shape}) and "
+                        f"{b.dtype} (shape {b.shape}); convert one, e.g. b.to(td.{a.dtype})")
     a2 = a.array[None, :] if a.ndim == 1 else a.array
     b2 = b.array[:, None] if b.ndim == 1 else b.array
     if a2.shape[-1] != b2.shape[-2]:
@@ -405,7 +500,8 @@ def matmul(a, b, *, kernel: str = "auto"):
 
     return record(Tensor, out, a._backend,
                   (a, lambda g: unbroadcast(mm(full(g), _swap_last(b2), kernel=kernel), a2.shape).reshape(a.shape)),
-                  (b, lambda g: unbroadcast(mm(_swap_last(a2), full(g), kernel=kernel), b2.shape).reshape(b.shape)))
+                  (b, lambda g: unbroadcast(mm(_swap_last(a2), full(g), kernel=kernel), b2.shape).reshape(b.shape)),
+                  op="matmul", saved=(a, b))
 
 
 def dot(a, b):
@@ -433,7 +529,8 @@ def where(condition, a, b):
     out = xp.where(cond, a.array, b.array)
     return record(Tensor, out, a._backend,
                   (a, lambda g: unbroadcast(xp.where(cond, g, 0), a.shape)),
-                  (b, lambda g: unbroadcast(xp.where(cond, 0, g), b.shape)))
+                  (b, lambda g: unbroadcast(xp.where(cond, 0, g), b.shape)),
+                  op="where", saved=(condition,) if isinstance(condition, Tensor) else ())
 
 
 def _join(tensors, dim, join: str, part):
@@ -474,29 +571,28 @@ def stack(tensors, dim: int = 0):
 
 
 # ----------------------------------------------------------------- in-place updates (outside the tape)
+# Each one is refused on a tensor that requires grad while grad mode is on, and
+# bumps the storage's version counter (see autograd) once it has changed it.
 
 
 def _in_place(name, update):
     def method(self, other):
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"in-place {name} on a tensor that requires grad would corrupt the recorded graph; "
-                "run it under td.no_grad() (as optimizer steps do) or use the out-of-place form")
+        self._begin_in_place(name)
         value = _as_tensor(other, self)
         try:
-            self.array = update(self.array, value.array)
+            self.array = update(self.array, value.array)  # NumPy's and CuPy's in-place operators return self.array
         except ValueError:
             raise ValueError(f"in-place {name}: shape {value.shape} cannot be broadcast to {self.shape}") from None
         except TypeError:
             raise TypeError(f"in-place {name}: a {value.dtype} result cannot be stored in a {self.dtype} tensor") from None
+        self._bump()
         return self
+    method.__name__ = name
     return method
 
 
 def setitem(self, index, value):
-    if self.requires_grad and is_grad_enabled():
-        raise RuntimeError("assigning into a tensor that requires grad would corrupt the recorded graph; "
-                           "do it under td.no_grad()")
+    self._begin_in_place("item assignment")
     if isinstance(index, Tensor):
         index = index.array
     value = _as_tensor(value, self)
@@ -504,6 +600,7 @@ def setitem(self, index, value):
         self.array[index] = value.array
     except (ValueError, IndexError, TypeError) as exc:
         raise type(exc)(f"cannot assign shape {value.shape} to index {index!r} of a tensor of shape {self.shape}: {exc}") from None
+    self._bump()
 
 
 # ----------------------------------------------------------------- comparisons (no gradient)
@@ -545,6 +642,10 @@ Tensor.__iadd__ = _in_place("+=", operator.iadd)
 Tensor.__isub__ = _in_place("-=", operator.isub)
 Tensor.__imul__ = _in_place("*=", operator.imul)
 Tensor.__itruediv__ = _in_place("/=", operator.itruediv)
+Tensor.add_ = _in_place("add_", operator.iadd)
+Tensor.sub_ = _in_place("sub_", operator.isub)
+Tensor.mul_ = _in_place("mul_", operator.imul)
+Tensor.div_ = _in_place("div_", operator.itruediv)
 Tensor.__setitem__ = setitem
 Tensor.T = property(permute)
 Tensor.reshape = reshape
@@ -558,6 +659,7 @@ Tensor.flatten = flatten
 Tensor.clone = clone
 Tensor.sum = sum_
 Tensor.mean = mean
+Tensor.var = var
 Tensor.max = max_
 Tensor.min = min_
 Tensor.sqrt = sqrt

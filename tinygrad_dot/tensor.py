@@ -60,12 +60,17 @@ class Tensor:
     grad = None
     _parents = None  # ((parent, vjp), ...) for a recorded op result; None for a leaf
     _stamp = 0
+    _saved = None  # (op name, ((counter, version, array), ...)): what backward() checks
+    # The version counter of this tensor's storage: a one-element list shared by every
+    # tensor that aliases the storage (views, detach(), .data). Made on first need
+    # (see _shared_counter), so op results that are never saved nor changed pay nothing.
+    _counter = None
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         dtype = _check_dtype(dtype)
         if isinstance(data, Tensor):
             backend = get_backend(device if device is not None else data._backend)
-            array = backend.asarray(data.array if backend is data._backend else data._backend.to_numpy(data.array),
+            array = backend.asarray(data.array if backend == data._backend else data._backend.to_numpy(data.array),
                                     dtype=dtype)
             array = array.copy() if array is data.array else array
         elif hasattr(data, "__cuda_array_interface__"):  # GPU data stays on the GPU unless told otherwise
@@ -89,10 +94,38 @@ class Tensor:
     @classmethod
     def _wrap(cls, array, backend: Backend) -> "Tensor":
         """Fast path for op results: no validation, no copy."""
+        if isinstance(array, np.generic):
+            # NumPy returns scalars from 0-d arithmetic and full reductions; a tensor
+            # holds an array, so that in-place updates and .grad of 0-d tensors work.
+            array = np.asarray(array)
         t = object.__new__(cls)
         t.array = array
         t._backend = backend
         return t
+
+    def _alias(self, array) -> "Tensor":
+        """A tensor outside autograd over (part of) this tensor's storage: it shares the version counter."""
+        t = Tensor._wrap(array, self._backend)
+        t._counter = self._shared_counter()
+        return t
+
+    # ------------------------------------------------------------ pickling and copying
+    def __reduce_ex__(self, protocol):
+        # Data, device *name* and flags: the backend object is looked up again when loading,
+        # so a copy works with every other tensor on that device.
+        return _rebuild, (type(self), self.numpy(), self.device, self.dtype.str, self.requires_grad)
+
+    def __deepcopy__(self, memo):
+        if self._parents is not None:
+            raise RuntimeError("only tensors created explicitly by the user (graph leaves) support deepcopy, "
+                               f"this one (shape {self.shape}) is the result of recorded ops; use .detach() first")
+        new = _rebuild(type(self), self.numpy(), self.device, self.dtype.str, self.requires_grad)
+        memo[id(self)] = new
+        if self.grad is not None:
+            import copy
+
+            new.grad = copy.deepcopy(self.grad, memo)
+        return new
 
     # ------------------------------------------------------------ properties
     @property
@@ -126,8 +159,36 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        """The same storage as a tensor outside autograd (PyTorch's ``.data``)."""
-        return Tensor._wrap(self.array, self._backend)
+        """The same storage as a tensor outside autograd (PyTorch's ``.data``). Unlike
+        PyTorch's, it shares the version counter: changing it under a live graph is caught."""
+        return self._alias(self.array)
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's storage has seen (PyTorch's ``_version``)."""
+        return 0 if self._counter is None else self._counter[0]
+
+    def _shared_counter(self) -> list:
+        counter = self._counter
+        if counter is None:
+            counter = self._counter = [0]
+        return counter
+
+    def _begin_in_place(self, name: str) -> None:
+        """Refuse an in-place change that the tape cannot see (PyTorch refuses it too)."""
+        if self.requires_grad and autograd.is_grad_enabled():
+            if self._parents is None:
+                raise RuntimeError(
+                    f"a leaf tensor that requires grad (shape {self.shape}, {self.dtype}) is being used in an "
+                    f"in-place operation ({name}); do it under td.no_grad() (as optimizer steps do) or on a "
+                    "tensor that does not require grad")
+            raise RuntimeError(
+                f"in-place {name} on a tensor computed by recorded ops (shape {self.shape}) is not recorded on "
+                "the tape and would corrupt the gradient; use the out-of-place form, or td.no_grad()")
+
+    def _bump(self) -> None:
+        """Record one in-place change of the storage, so a backward() that saved it can tell."""
+        self._shared_counter()[0] += 1
 
     def numel(self) -> int:
         return self.size
@@ -156,7 +217,7 @@ class Tensor:
         return self
 
     def detach(self) -> "Tensor":
-        return Tensor._wrap(self.array, self._backend)
+        return self._alias(self.array)
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into every leaf that requires one."""
@@ -170,7 +231,7 @@ class Tensor:
             grad = self.xp.ones(self.shape, dtype=self.dtype)
         else:
             grad = gradient.array if isinstance(gradient, Tensor) else self._backend.asarray(gradient)
-            if isinstance(gradient, Tensor) and gradient._backend is not self._backend:
+            if isinstance(gradient, Tensor) and gradient._backend != self._backend:
                 raise RuntimeError(f"backward(): gradient is on {gradient.device}, the tensor on {self.device}")
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): gradient has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
@@ -208,7 +269,7 @@ class Tensor:
         out = self
         if device is not None:
             target = get_backend(device)
-            if target is not self._backend:
+            if target != self._backend:
                 with target.scope():
                     array = target.asarray(self.array)
                 source = self._backend
@@ -233,20 +294,26 @@ class Tensor:
 
     # ------------------------------------------------------------ in place (outside autograd)
     def zero_(self) -> "Tensor":
-        self.array[...] = 0
-        return self
+        return self._fill(0, "zero_")
 
     def fill_(self, value) -> "Tensor":
+        return self._fill(value, "fill_")
+
+    def _fill(self, value, name: str) -> "Tensor":
+        self._begin_in_place(name)
         self.array[...] = value
+        self._bump()
         return self
 
     def copy_(self, src) -> "Tensor":
+        self._begin_in_place("copy_")
         src = src if isinstance(src, Tensor) else Tensor(src)
-        array = src.array if src._backend is self._backend else self._backend.asarray(src.numpy())
+        array = src.array if src._backend == self._backend else self._backend.asarray(src.numpy())
         try:
             self.array[...] = array
         except ValueError:
             raise ValueError(f"copy_: cannot copy shape {src.shape} into shape {self.shape}") from None
+        self._bump()
         return self
 
     # ------------------------------------------------------------ printing
@@ -267,6 +334,13 @@ class Tensor:
         if self.size != 1:
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
         return bool(self.item())
+
+
+def _rebuild(cls, data, device: str, dtype: str, requires_grad: bool) -> Tensor:
+    """The inverse of Tensor.__reduce_ex__ (module level, so that pickle can find it)."""
+    backend = get_backend(device)
+    t = cls._wrap(backend.asarray(np.asarray(data, dtype=np.dtype(dtype))), backend)
+    return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -37,5 +37,18 @@ class Backend:
     def is_array(self, obj) -> bool:
         return isinstance(obj, self.xp.ndarray)
 
+    # A backend *is* its device: equal by name, and pickled (or deep-copied) as the name,
+    # so a copy resolves to the one cached backend of that device (get_backend).
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, Backend) and self.name == other.name)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __reduce__(self):
+        from . import get_backend
+
+        return get_backend, (self.name,)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -7,6 +7,9 @@ and numerically steadier (log-sum-exp, ``softmax - onehot``).
 """
 from __future__ import annotations
 
+import contextlib
+import math
+
 import numpy as np
 
 from .. import ops
@@ -24,7 +27,7 @@ def _check_reduction(reduction):
 def _tensor_like(value, like: Tensor, name: str) -> Tensor:
     """A target given as a tensor, NumPy array, list or number, on ``like``'s device."""
     if isinstance(value, Tensor):
-        if value._backend is not like._backend:
+        if value._backend != like._backend:
             raise RuntimeError(f"{name} is on {value.device} but the input is on {like.device}; "
                                f"move it with .to({like.device!r})")
         return value
@@ -46,15 +49,18 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not isinstance(input, Tensor):
         raise TypeError(f"linear: input must be a td.Tensor, got {type(input).__name__}; wrap it with td.tensor(...)")
     x, w = input.array, weight.array  # checks on the raw arrays: this runs every step
-    if x.dtype != w.dtype:
-        raise TypeError(f"linear: input is {x.dtype} but the weight is {w.dtype}; convert one of them "
-                        f"(e.g. x.to(td.{w.dtype}) or module.to(dtype=...)) rather than mixing precisions")
+    if x.dtype != w.dtype or (bias is not None and bias.array.dtype != w.dtype):
+        # One rule with matmul (and PyTorch): products never promote silently.
+        raise TypeError(f"linear: input is {x.dtype} but the weight is {w.dtype}"
+                        + ("" if bias is None else f" and the bias {bias.array.dtype}")
+                        + f"; convert one of them (e.g. x.to(td.{w.dtype}) or module.to(dtype=...)) "
+                        "rather than mixing precisions")
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
                          f"(its last dimension must be in_features={w.shape[1]})")
-    if weight._backend is not input._backend or (bias is not None and bias._backend is not input._backend):
+    if weight._backend != input._backend or (bias is not None and bias._backend != input._backend):
         raise RuntimeError(f"linear: input is on {input.device}, weight on {weight.device}"
                            + ("" if bias is None else f", bias on {bias.device}") + "; move them to one device")
     backend = input._backend
@@ -63,10 +69,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # any leading shape -> rows
     out = mm(x2, w.T)
     if bias is not None:
-        if out.dtype == bias.array.dtype:
-            out += bias.array  # in place: the product is a fresh array
-        else:
-            out = out + bias.array  # mixed precision promotes, as NumPy would
+        out += bias.array  # in place: the product is a fresh array
     if x.ndim != 2:
         out = out.reshape(x.shape[:-1] + (out_features,))
 
@@ -86,7 +89,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     edges = [(input, grad_input), (weight, grad_weight)]
     if bias is not None:
         edges.append((bias, grad_bias))
-    return record(Tensor, out, backend, *edges)
+    return record(Tensor, out, backend, *edges, op="linear", saved=(input, weight))
 
 
 # ----------------------------------------------------------------- activations
@@ -111,13 +114,14 @@ def sigmoid(input: Tensor) -> Tensor:
 # ----------------------------------------------------------------- losses
 
 
-def _reduced_loss(per_element, local_grad, reduction, input: Tensor, target: Tensor | None = None):
+def _reduced_loss(per_element, local_grad, reduction, dtype, input: Tensor, target: Tensor | None = None):
     """Record a loss from its per-element values and d(per_element)/d(input).
 
     ``local_grad`` has the input's shape; the target's gradient (when it needs
-    one) is its negative, which holds for every difference-based loss here.
+    one) is its negative, which holds for every difference-based loss here. Both
+    may be wider than ``dtype``, the loss's dtype (see _paired): the sum then
+    accumulates in that width, and each gradient leaves in its tensor's dtype.
     """
-    _check_reduction(reduction)
     xp = input.xp
     if reduction == "none":
         out = per_element
@@ -127,20 +131,27 @@ def _reduced_loss(per_element, local_grad, reduction, input: Tensor, target: Ten
         count = per_element.size
         out = total / count if reduction == "mean" else total
         scale = 1.0 / count if reduction == "mean" and count else 1.0
-        out = xp.asarray(out, dtype=input.dtype)
+    out = xp.asarray(out, dtype=dtype)
 
     def grad_input(g):
         if scale is None:
             return local_grad * g.reshape(per_element.shape + (1,) * (local_grad.ndim - per_element.ndim))
         return local_grad * (g * scale)
 
-    edges = [(input, grad_input)]
+    edges = [(input, lambda g: ops._narrow(grad_input(g), input.array.dtype))]
     if target is not None:
-        edges.append((target, lambda g: -grad_input(g)))
+        edges.append((target, lambda g: ops._narrow(-grad_input(g), target.array.dtype)))
     return record(Tensor, out, input._backend, *edges)
 
 
-def _paired(name, input, target):
+def _paired(name, input, target, reduction):
+    """Input and target arrays of a loss in the width it computes in, and the loss's dtype.
+
+    The dtype is a floating input's (a float64 target array does not turn a float32
+    model's loss into float64); for an integer input the pair's promoted dtype, and
+    float32 when both hold integers (a loss is never truncated). float16 computes
+    in float32."""
+    _check_reduction(reduction)
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: input must be a tensor, got {type(input).__name__}")
     target = _tensor_like(target, input, f"{name}: target")
@@ -149,46 +160,46 @@ def _paired(name, input, target):
         # (n, n) loss that trains silently wrong; a clear error is kinder.
         raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} differ; "
                          "reshape one of them (e.g. target.reshape(-1, 1) or input.reshape(-1))")
-    if target.dtype != input.dtype:
-        target = Tensor._wrap(target.array.astype(input.dtype), input._backend) if not target.requires_grad \
-            else target.to(dtype=input.dtype)
-    return input, target
+    x, y = input.array, target.array
+    common = x.dtype if x.dtype.kind == "f" or x.dtype == y.dtype else ops._result_dtype(input, target)
+    wide, dtype = ops._float_dtypes(common)
+    wide = wide or dtype
+    return target, x.astype(wide, copy=False), y.astype(wide, copy=False), dtype
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean squared error: mean((input - target) ** 2)."""
-    input, target = _paired("mse_loss", input, target)
-    diff = input.array - target.array
-    return _reduced_loss(diff * diff, 2 * diff, reduction, input, target)
+    target, x, y, dtype = _paired("mse_loss", input, target, reduction)
+    diff = x - y
+    return _reduced_loss(diff * diff, 2 * diff, reduction, dtype, input, target)
 
 
 def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean absolute error; its gradient at a tie (input == target) is 0, as in PyTorch."""
-    input, target = _paired("l1_loss", input, target)
-    diff = input.array - target.array
-    return _reduced_loss(input.xp.abs(diff), input.xp.sign(diff), reduction, input, target)
+    target, x, y, dtype = _paired("l1_loss", input, target, reduction)
+    diff = x - y
+    return _reduced_loss(input.xp.abs(diff), input.xp.sign(diff), reduction, dtype, input, target)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], computed as
     max(z, 0) - z y + log1p(exp(-|z|)), which never overflows.
     Gradient with respect to z: sigmoid(z) - y."""
-    input, target = _paired("binary_cross_entropy_with_logits", input, target)
+    target, z, y, dtype = _paired("binary_cross_entropy_with_logits", input, target, reduction)
     if target.requires_grad:
         raise NotImplementedError("binary_cross_entropy_with_logits: gradients with respect to the target "
                                   "are not supported; pass target.detach()")
     xp = input.xp
-    z, y = input.array, target.array
     per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     prob = 0.5 * (1 + xp.tanh(0.5 * z))  # sigmoid without overflow
-    return _reduced_loss(per, prob - y, reduction, input)
+    return _reduced_loss(per, prob - y, reduction, dtype, input)
 
 
 def _class_targets(target, logits: Tensor):
     """Integer class indices (N,) on the logits' device, checked where it is cheap."""
     n, classes = logits.shape
     if isinstance(target, Tensor):
-        if target._backend is not logits._backend:
+        if target._backend != logits._backend:
             raise RuntimeError(f"cross_entropy: target is on {target.device} but the input is on {logits.device}")
         array = target.array
     elif logits._backend.is_array(target):
@@ -226,23 +237,34 @@ def _ones(backend, shape: tuple, dtype):
     return ones
 
 
-def _row_shift(z, xp):
-    """What to subtract from each row of logits before exp(): its max.
+def _global_shift(z, xp):
+    """One number to subtract from every logit before exp(), or None for per-row maxima.
 
-    On the host one global max is used when it is safe (NumPy's per-row max over
+    On the host the global max is used when it is finite (NumPy's per-row max over
     short rows costs as much as the rest of the loss); the caller falls back to
-    per-row maxima if some row's sum of exponentials comes out too small."""
+    per-row maxima if some row's sum of exponentials comes out too small. A NaN or
+    inf logit would make the global max useless for every row: per-row maxima
+    confine it to its own row."""
     if xp is np and z.size:
-        return z.max()
-    return z.max(axis=1, keepdims=True)
+        peak = z.max()
+        return peak if math.isfinite(peak) else None
+    return None
+
+
+def _exp_rows(z, shift, mm, ones, xp):
+    """exp(z - shift) and its row sums."""
+    probs = z - shift
+    xp.exp(probs, out=probs)
+    return probs, mm(probs, ones)
 
 
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of logits (N, C) against integer classes (N,).
 
-    Forward through log-sum-exp (logits of 1e3 stay finite); the gradient is
+    Forward through log-sum-exp (logits of 1e4 stay finite); the gradient is
     (softmax(input) - onehot(target)) times the incoming gradient, divided by N
-    for ``reduction="mean"``.
+    for ``reduction="mean"``. A NaN or +inf logit makes only its own sample's
+    loss NaN (as in PyTorch). float16 logits compute in float32.
     """
     _check_reduction(reduction)
     if not isinstance(input, Tensor):
@@ -251,31 +273,33 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
         raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
     labels = _class_targets(target, input)
     xp, backend = input.xp, input._backend
-    z = input.array
+    wide, dtype = ops._float_dtypes(input.array.dtype)
+    z = input.array if wide is None else input.array.astype(wide)
     n, classes = z.shape
     ones = _ones(backend, (classes, 1), z.dtype)
     mm = backend.matmul
     # Flat positions of the target logits: 1-D fancy indexing is cheaper than z[rows, labels].
     picks = xp.arange(0, n * classes, classes)
     picks += labels
-    shift = _row_shift(z, xp)
-    probs = z - shift
-    xp.exp(probs, out=probs)
-    norm = mm(probs, ones)
-    if shift.ndim == 0 and n and norm.min() < 1e-8:
-        shift = z.max(axis=1, keepdims=True)  # some row lies far below the global max
-        probs = z - shift
-        xp.exp(probs, out=probs)
-        norm = mm(probs, ones)
-    # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
-    picked = z.reshape(-1)[picks]
-    picked -= shift.reshape(-1) if shift.ndim else shift  # before the log term: no cancellation at large z
-    per = xp.log(norm).reshape(n)
-    per -= picked
+    shift = _global_shift(z, xp)
+    if shift is not None:
+        probs, norm = _exp_rows(z, shift, mm, ones, xp)
+    per_row = shift is None or not norm.min() >= 1e-8  # some row lies far below the global max
+    # With per-row maxima a row holding +inf or only -inf computes inf - inf: that row's
+    # loss is NaN, as in PyTorch, and NumPy is told not to warn about it.
+    with np.errstate(invalid="ignore") if per_row and xp is np else contextlib.nullcontext():
+        if per_row:
+            shift = z.max(axis=1, keepdims=True)
+            probs, norm = _exp_rows(z, shift, mm, ones, xp)
+        # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
+        picked = z.reshape(-1)[picks]
+        picked -= shift.reshape(-1) if shift.ndim else shift  # before the log term: no cancellation at large z
+        per = xp.log(norm).reshape(n)
+        per -= picked
     if reduction == "none":
-        out = per
+        out = ops._narrow(per, dtype)
     else:
-        out = xp.asarray(per.sum() / n if reduction == "mean" else per.sum(), dtype=input.dtype)
+        out = xp.asarray(per.sum() / n if reduction == "mean" else per.sum(), dtype=dtype)
     if not (input.requires_grad and is_grad_enabled()):
         return Tensor._wrap(out, backend)
 
@@ -286,6 +310,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     dlogits.reshape(-1)[picks] -= 1
     if reduction == "mean":
         dlogits *= dlogits.dtype.type(1.0 / n) if n else 0
+    dlogits = ops._narrow(dlogits, dtype)
 
     def grad_input(g):
         return dlogits * (g.reshape(n, 1) if reduction == "none" else g)

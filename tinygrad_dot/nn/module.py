@@ -131,6 +131,7 @@ class Module:
         for name, value in values.items():
             param = own[name]
             param.array[...] = param._backend.asarray(value.astype(param.dtype, copy=False))
+            param._bump()
         return {"missing_keys": missing, "unexpected_keys": unexpected}
 
     # ------------------------------------------------------------ training helpers
@@ -153,10 +154,12 @@ class Module:
                 if t is None:
                     continue
                 target = backend or t._backend
-                array = t.array if target is t._backend else target.asarray(t._backend.to_numpy(t.array))
+                array = t.array if target == t._backend else target.asarray(t._backend.to_numpy(t.array))
                 if dtype is not None:
                     array = array.astype(dtype, copy=False)
-                t.array, t._backend = array, target
+                if array is not t.array:  # a graph that saved the old array must not run on the new one
+                    t.array, t._backend = array, target
+                    t._bump()
         return self
 
     def cpu(self) -> "Module":

@@ -15,7 +15,7 @@ def zero_grads(parameters, set_to_none: bool = True) -> None:
         if set_to_none:
             p.grad = None
         else:
-            p.grad.array[...] = 0
+            p.grad.zero_()
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
@@ -46,6 +46,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if scale < 1.0:
         for g in grads:
             g.array *= g.array.dtype.type(scale)
+            g._bump()
     return Tensor._wrap(grads[0]._backend.asarray(total_norm, dtype=grads[0].dtype), grads[0]._backend)
 
 

@@ -1,7 +1,9 @@
 """The optimizer base class: parameter groups, per-parameter state, state_dict.
 
 Updates run in place on ``p.array`` through the parameter's own array module
-(numpy or cupy), outside the tape, so one implementation serves every device.
+(numpy or cupy), outside the tape, so one implementation serves every device;
+``step`` bumps each updated parameter's version counter, so a graph recorded
+before the step refuses to backpropagate through the changed values.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ class Optimizer:
                 raise ValueError(f"invalid {name} {value!r}: it must be a number >= 0")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
+        zero_grads(self._params(), set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional)
@@ -75,12 +77,29 @@ class Optimizer:
                     if own is None:
                         own = state[id(p)] = {}
                     update(p, grad.array, group, own)
+                    p._bump()
         return loss
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------ (de)serialisation
+    # ``state`` is keyed by id(param), which a copy does not keep: pickle and deepcopy
+    # carry it keyed by the parameter's position and re-key it on the copied parameters.
+    def __getstate__(self) -> dict:
+        position = {id(p): i for i, p in enumerate(self._params())}
+        values = dict(self.__dict__)
+        values["state"] = {position[key]: s for key, s in self.state.items() if key in position}
+        return values
+
+    def __setstate__(self, values: dict) -> None:
+        self.__dict__.update(values)
+        params = list(self._params())
+        self.state = {id(params[i]): s for i, s in values["state"].items()}
+
+    def _params(self):
+        return (p for group in self.param_groups for p in group["params"])
+
     def state_dict(self) -> dict:
         """PyTorch's layout: ``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``.
         State arrays come back as tensors sharing storage with the optimizer's."""

@@ -32,7 +32,7 @@ class SGD(Optimizer):
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+                buf = state["momentum_buffer"] = p.xp.array(g)  # an array even for a 0-d g (a NumPy scalar)
             else:
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
