@@ -138,7 +138,7 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         coef, solver = None, "svd"
         if estimator.solver != "svd":
             G, B = tree_sum(client, blocks.map(_gram_block, *design))
-            solved = solve_gram(G, B, alpha, blocks.dtype, stacklevel=5)
+            solved = solve_gram(G, B, alpha, blocks.dtype, stacklevel=4)
             if solved is not None:
                 coef, solve, needs_refinement = solved
                 if needs_refinement:
