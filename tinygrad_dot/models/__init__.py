@@ -3,6 +3,8 @@
 ``LinearRegression`` and ``Ridge`` solve least squares exactly (Gram matrix,
 Cholesky); ``LogisticRegression`` reaches scikit-learn's optimum by L-BFGS or,
 for l1 and elastic-net penalties, by accelerated proximal gradient.
+``SGDClassifier`` and ``SGDRegressor`` are scikit-learn's stochastic ones, in
+mini-batches, with ``partial_fit`` for data streamed in chunks.
 ``td.models.load(path)`` reads what ``model.save(path)`` wrote.
 
 Needs the ``models`` extra (scikit-learn): ``pip install 'tinygrad_dot[models]'``.
@@ -15,8 +17,7 @@ from .logistic import LogisticRegression
 from .sgd import SGDClassifier, SGDRegressor
 from .solvers import IllConditionedWarning
 
-ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, Ridge, LogisticRegression, SGDClassifier,
-                                                    SGDRegressor)}
+ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, Ridge, LogisticRegression, SGDClassifier, SGDRegressor)}
 
-__all__ = ["LinearRegression", "Ridge", "LogisticRegression", "SGDClassifier", "SGDRegressor", "load", "NotFittedError", "ConvergenceWarning",
-           "DivergenceError", "IllConditionedWarning"]
+__all__ = ["LinearRegression", "Ridge", "LogisticRegression", "SGDClassifier", "SGDRegressor", "load",
+           "NotFittedError", "ConvergenceWarning", "DivergenceError", "IllConditionedWarning"]

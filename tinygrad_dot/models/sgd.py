@@ -9,33 +9,40 @@ scikit-learn's, with the same meanings, objective and stopping rule::
     (1 / S) sum_i w_i loss(y_i, coef x_i + intercept) + alpha R(coef)
 
 R = ||coef||^2 / 2 (``"l2"``), ||coef||_1 (``"l1"``) or the ``l1_ratio`` mix
-(``"elasticnet"``); S is the sum of the sample weights (times class weights),
-so integer weights train the same model as repeated rows. Multiclass
-classification is one-vs-rest, all classes trained side by side as the columns
-of one matrix product.
+(``"elasticnet"``); S is the sum of the sample weights, and class weights
+multiply the loss terms. Multiclass classification is one-vs-rest, all classes
+trained side by side as the columns of one matrix product.
 
 What differs from scikit-learn, and why:
 
-* ``batch_size`` (ours, default 32): each update uses the mean gradient of a
-  mini-batch rather than of one sample, because an update then costs two
-  matrix products (one forward, one backward) on the estimator's device instead
-  of a Python-level step per sample. ``t`` (the schedules' step count) counts
-  updates. ``batch_size=None`` is full-batch gradient descent: deterministic,
-  order-free (with it, integer weights equal repeated rows bit for bit up to
-  summation order).
-* ``optimizer="adam"`` (ours) replaces the plain step by Adam's; its step size
-  is ``eta0`` times the schedule's decay (eta(t) / eta(1)).
-* l1 and elastic net shrink by a proximal (soft-thresholding) step after each
-  update instead of the cumulative-penalty truncation; it gives exact zeros too.
-* ``loss_curve_`` (ours) keeps each epoch's mean training loss (the weighted
-  mean of the per-sample losses met during the epoch, before each update) for
-  plotting; ``partial_fit`` appends to it and keeps its shuffling stream, so one
-  call per epoch trains like ``fit``.
+* ``batch_size`` (ours, default 32): scikit-learn steps once per sample, a
+  Python-speed loop here; we step once per mini-batch, two matrix products on
+  the estimator's device. A mini-batch step is the *sum* of its samples'
+  scikit-learn steps, all taken from the batch's starting coefficients, and the
+  schedules' counter ``t`` advances by the batch's size. So ``eta0``, ``alpha``,
+  the schedules and ``tol`` keep scikit-learn's meaning and scale, and
+  ``batch_size=1`` is scikit-learn's algorithm. The price: steps within a batch
+  do not see each other, so on smooth losses a large batch wants an ``eta0``
+  smaller by about its size, and l1 leaves fewer exact zeros than per-sample
+  steps would. ``batch_size=None`` is full-batch gradient descent, one step per
+  epoch (deterministic; use a small constant ``eta0``).
+* A sample weight w counts as w samples (in ``t`` and in the l2 decay), not only
+  as a w times larger step: integer weights train the same model as repeated
+  rows (exactly with ``batch_size=None, shuffle=False``, in distribution
+  otherwise).
+* ``optimizer="adam"`` (ours) replaces the plain step by Adam's, with step size
+  ``eta0`` times the schedule's decay eta(t) / eta(1).
+* ``loss_curve_`` (ours) keeps each epoch's mean training loss (weighted mean of
+  the per-sample losses met during the epoch, each before its step) for
+  plotting. ``partial_fit`` appends to it and continues one shuffling stream
+  (scikit-learn reseeds per call), so one call per epoch trains like ``fit``.
 
-The fit is fused arithmetic on the backend's arrays (no tape): per update one
-``matmul`` forward, one backward, elementwise work, and nothing read back to
-the host until the epoch ends (the epoch's loss, to check divergence and
-stopping). Not implemented: ``average`` (averaged SGD) and ``n_jobs``.
+l1 and elastic net use scikit-learn's cumulative-penalty truncation, which
+gives exact zeros. The fit is fused arithmetic on the backend's arrays (no
+tape): per step one ``matmul`` forward, one backward, elementwise work, and
+nothing read back to the host until the epoch ends (its loss, to detect
+divergence and decide stopping). Not implemented: ``average`` (averaged SGD)
+and ``n_jobs``.
 """
 from __future__ import annotations
 
@@ -163,8 +170,8 @@ class _SGD(LinearModel):
         return alpha * (1 - ratio), alpha * ratio
 
     def _schedule(self):
-        """eta(t) for the update counter t (1 for the first update), scikit-learn's rules;
-        the adaptive division by 5 on plateaus is applied by the caller."""
+        """eta(t), scikit-learn's rules, for t = 1 + the samples stepped over so far; the
+        adaptive division by 5 on plateaus is applied by the caller."""
         rule, eta0, power_t, alpha = self.learning_rate, self.eta0, self.power_t, self.alpha
         if rule == "optimal":
             # Bottou's heuristic, as scikit-learn: t0 makes the first step typw / max(1, dloss(-typw, 1)).
@@ -188,10 +195,10 @@ class _SGD(LinearModel):
             coef_init = self.coef_ if coef_init is None else coef_init
             intercept_init = self.intercept_ if intercept_init is None else intercept_init
         self._reset()
-        targets, weights = self._targets(y, np.unique(y) if self._classifier else None, sample_weight)
+        targets, class_weights = self._targets(y, np.unique(y) if self._classifier else None)
+        sample_weight = self._weights(sample_weight, len(y))
         validation = None
         if self.early_stopping:  # scikit-learn's split: stratified for classifiers, seeded by random_state
-            raw = None if sample_weight is None else self._sample_weight(sample_weight, len(y))
             splitter = (StratifiedShuffleSplit if self._classifier else ShuffleSplit)(
                 test_size=self.validation_fraction, random_state=self.random_state)
             train, held = next(splitter.split(np.zeros((len(y), 1)), y))
@@ -200,13 +207,15 @@ class _SGD(LinearModel):
                                  f"validation_fraction={self.validation_fraction!r} led to an empty set "
                                  f"({len(train)} and {len(held)} samples). Please either change validation_fraction, "
                                  "increase number of samples, or disable early_stopping.")
-            if raw is not None and not np.any(raw[held] > 0):
+            if sample_weight is not None and not np.any(sample_weight[held] > 0):
                 raise ValueError("The sample weights for validation set are all zero, consider using a different "
                                  "random state.")
-            validation = (X[backend.asarray(held)], y[held], None if raw is None else raw[held])
-            X, targets, weights = X[backend.asarray(train)], targets[train], None if weights is None else weights[train]
+            validation = (X[backend.asarray(held)], y[held], None if sample_weight is None else sample_weight[held])
+            X, targets = X[backend.asarray(train)], targets[train]
+            sample_weight, class_weights = (None if w is None else w[train] for w in (sample_weight, class_weights))
         self._start(coef_init, intercept_init, X.shape[1], targets.shape[1], X.dtype)
-        self._epochs(backend, X, targets, weights, self.max_iter, stop=True, validation=validation)
+        self._epochs(backend, X, targets, sample_weight, class_weights, self.max_iter, stop=True,
+                     validation=validation)
         return self
 
     def _reset(self):
@@ -214,7 +223,12 @@ class _SGD(LinearModel):
         for name in ("coef_", "intercept_", "_adam"):
             self.__dict__.pop(name, None)
         self.t_, self.loss_curve_ = 1.0, []
+        self._restart_stream()
+
+    def _restart_stream(self):
+        """The shuffling stream (seeded by random_state) and the l1 truncation's running totals."""
         self._rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._l1_u, self._l1_q = 0.0, None
 
     def _partial_fit(self, X, y, classes, sample_weight):
         """One epoch without stopping; the first call (no ``coef_`` yet) starts from zeros."""
@@ -224,12 +238,13 @@ class _SGD(LinearModel):
             self._validate(X, reset=False, y=y, **self._y_checks)
         if first:
             self._reset()
-        elif not hasattr(self, "_rng"):  # loaded from a file: a fresh shuffling stream
-            self._rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        targets, weights = self._targets(y, classes, sample_weight)
+        elif not hasattr(self, "_rng"):  # loaded from a file
+            self._restart_stream()
+        targets, class_weights = self._targets(y, classes)
         if first:
             self._start(None, None, X.shape[1], targets.shape[1], X.dtype)
-        self._epochs(backend, X, targets, weights, 1, stop=False, validation=None)
+        self._epochs(backend, X, targets, self._weights(sample_weight, len(y)), class_weights, 1, stop=False,
+                     validation=None)
         return self
 
     def _start(self, coef_init, intercept_init, d, k, dtype):
@@ -243,7 +258,7 @@ class _SGD(LinearModel):
                              f"got shape {intercept.shape}")
         self._set_coef(coef.reshape(k, d), np.broadcast_to(intercept, (k,)).copy())
 
-    def _epochs(self, backend, X, targets, weights, epochs, stop, validation):
+    def _epochs(self, backend, X, targets, sample_weight, class_weights, epochs, stop, validation):
         """Up to ``epochs`` passes over (X, targets (n, k) host, weights (n, k) host or None).
 
         The k outputs (one-vs-rest classes) are independent problems trained side by side:
@@ -254,23 +269,26 @@ class _SGD(LinearModel):
         dtype = X.dtype
         batch = n if self.batch_size is None else min(self.batch_size, n)
         eta_of = self._schedule()
-        eta_first = eta_of(1.0)
         l2, l1 = self._penalties()
         loss_fn = self._losses[self.loss]
-        adam = self.optimizer == "adam"
         tol = -math.inf if self.tol is None else self.tol
-        # Weights scaled to mean 1 per output: a step's size then does not depend on their unit, and
-        # the objective is the weighted mean loss (integer weights = repeated rows).
-        weight_sum = np.full(k, float(n)) if weights is None else weights.sum(axis=0)
-        if weights is not None and not np.all(weight_sum > 0):
+        lr_ratio = self.eta0 / eta_of(1.0) if self.optimizer == "adam" else 1.0  # Adam: eta0 times the decay
+        counts = np.ones(n) if sample_weight is None else sample_weight  # per-sample steps each row stands for
+        weights = counts[:, None] if class_weights is None else counts[:, None] * class_weights
+        weight_sum = weights.sum(axis=0)
+        if not np.all(weight_sum > 0):
             raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
         with backend.scope():
             Y = backend.asarray(targets, dtype=dtype)
-            C = None if weights is None else backend.asarray(weights * (n / weight_sum), dtype=dtype)
+            C = None if np.all(weights == 1) else backend.asarray(weights, dtype=dtype)
             W = backend.asarray(np.atleast_2d(self.coef_), dtype=dtype)
             b = backend.asarray(np.atleast_1d(self.intercept_), dtype=dtype)
-            if adam and getattr(self, "_adam", None) is None:
+            if self.optimizer == "adam" and getattr(self, "_adam", None) is None:
                 self._adam = [0, xp.zeros_like(W), xp.zeros_like(W), xp.zeros_like(b), xp.zeros_like(b)]
+
+            def per_output(v):  # a Python float when equal for all outputs: keeps float32 arrays float32
+                return float(v[0]) if np.all(v == v[0]) else backend.asarray(v, dtype=dtype)[:, None]
+
             scale = np.ones(k)  # "adaptive": eta0 divided by 5 per plateau, per output
             active = np.ones(k, dtype=bool)
             best, stale = np.full(k, math.inf), np.zeros(k, dtype=int)
@@ -278,10 +296,14 @@ class _SGD(LinearModel):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 for epoch in range(epochs):
                     previous = (W.copy(), b.copy())
-                    order = backend.asarray(self._rng.permutation(n)) if self.shuffle and batch < n else None
+                    order = self._rng.permutation(n) if self.shuffle and batch < n else np.arange(n)
+                    device_order = backend.asarray(order) if self.shuffle and batch < n else None
+                    starts = np.arange(0, n, batch)
+                    batch_counts = np.add.reduceat(counts[order], starts)
                     total = xp.zeros(k, dtype=dtype)
-                    for start in range(0, n, batch):
-                        rows = slice(start, start + batch) if order is None else order[start:start + batch]
+                    for start, count in zip(starts, batch_counts):
+                        rows = slice(start, start + batch) if device_order is None else \
+                            device_order[start:start + batch]
                         xb, yb = (X, Y) if batch == n else (X[rows], Y[rows])
                         loss, grad = loss_fn(xp, mm(xb, W.T) + b, yb, self.epsilon)
                         grad = xp.clip(grad, -1e12, 1e12)  # scikit-learn's clip, against overflow
@@ -289,13 +311,10 @@ class _SGD(LinearModel):
                             cb = C if batch == n else C[rows]
                             loss, grad = loss * cb, grad * cb
                         total += loss.sum(axis=0)
-                        grad /= xb.shape[0]
-                        eta = eta_of(self.t_) * scale * active
-                        # A Python float keeps float32 arrays float32 (a NumPy float64 would promote them).
-                        step = float(eta[0]) if np.all(eta == eta[0]) else backend.asarray(eta, dtype=dtype)
-                        step_col = step if np.ndim(step) == 0 else step[:, None]
-                        W, b = self._update(xp, mm, W, b, grad, xb, step, step_col, l2, l1, eta_first, adam)
-                        self.t_ += 1
+                        eta = eta_of(self.t_) * scale * active * lr_ratio
+                        W, b = self._update(xp, mm(grad.T, xb), grad.sum(axis=0), W, b, eta, float(count), l2, l1,
+                                            per_output)
+                        self.t_ += float(count)
                     # One read-back per epoch: the losses, and sums that are non-finite with any coefficient.
                     check = backend.to_numpy(xp.concatenate([total, W.sum(axis=1), b])).astype(np.float64)
                     epoch_loss = check[:k] / weight_sum
@@ -335,45 +354,54 @@ class _SGD(LinearModel):
                           f"max_iter={self.max_iter}, tol={self.tol}). Consider increasing max_iter to improve the "
                           "fit.", ConvergenceWarning, stacklevel=3)
 
-    def _update(self, xp, mm, W, b, grad, xb, step, step_col, l2, l1, eta_first, adam):
-        """One step on the batch's loss gradient ``grad`` (B, k) w.r.t. the outputs."""
-        gW, gb = mm(grad.T, xb), grad.sum(axis=0)
-        if adam:
+    def _update(self, xp, gW, gb, W, b, eta, count, l2, l1, per_output):
+        """One mini-batch step: the sum ``gW``, ``gb`` of its samples' loss gradients, standing for
+        ``count`` per-sample steps at step size ``eta`` (host, per output)."""
+        if self.optimizer == "adam":
             beta1, beta2, eps = _ADAM
             self._adam[0] += 1
             t, mW, vW, mb, vb = self._adam
-            shrink = step_col * (self.eta0 / eta_first)  # eta0 times the schedule's decay
-            gW = gW + l2 * W if l2 else gW  # coupled weight decay: the penalty's gradient
+            gW = gW + (l2 * count) * W if l2 else gW  # coupled weight decay: the penalty's gradient
             for m, v, g in ((mW, vW, gW), (mb, vb, gb)):  # moments updated in place
                 m *= beta1
                 m += (1 - beta1) * g
                 v *= beta2
                 v += (1 - beta2) * g * g
             c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
-            W = W - shrink * (mW / c1) / (xp.sqrt(vW / c2) + eps)
+            step = per_output(eta)
+            W = W - step * (mW / c1) / (xp.sqrt(vW / c2) + eps)
             if self.fit_intercept:
-                b = b - step * (self.eta0 / eta_first) * (mb / c1) / (xp.sqrt(vb / c2) + eps)
+                b = b - (step if np.ndim(step) == 0 else step[:, 0]) * (mb / c1) / (xp.sqrt(vb / c2) + eps)
+            shrink = eta
         else:
-            if l2:  # scikit-learn's order: decay the old weights, then add the gradient step
-                W = W * xp.maximum(1 - step_col * l2, 0)
-            W = W - step_col * gW
+            if l2:  # scikit-learn's order: decay the old weights (once per sample), then add the gradient step
+                W = W * per_output(np.maximum(1 - eta * l2, 0) ** count)
+            step = per_output(eta)
+            W = W - step * gW
             if self.fit_intercept:
-                b = b - step * gb
-            shrink = step_col
-        if l1:  # proximal step of the l1 part: soft-thresholding, exact zeros
-            W = xp.sign(W) * xp.maximum(xp.abs(W) - shrink * l1, 0)
+                b = b - (step if np.ndim(step) == 0 else step[:, 0]) * gb
+            shrink = eta * count
+        if l1:
+            # Cumulative-penalty truncation (Tsuruoka et al. 2009, scikit-learn's): each weight may have
+            # lost up to u, the l1 penalty summed over all steps so far; q is what it did lose. Unlike a
+            # plain proximal step, a small weight that the gradient keeps nudging stays exactly at zero.
+            u = self._l1_u = self._l1_u + shrink * l1
+            q = self._l1_q if self._l1_q is not None else xp.zeros_like(W)
+            before, u = W, per_output(u)
+            W = xp.where(before > 0, xp.maximum(before - (u + q), 0),
+                         xp.where(before < 0, xp.minimum(before + (u - q), 0), before))
+            self._l1_q = q + (W - before)
         return W, b
 
     def _set_coef(self, W, b):
         self.coef_, self.intercept_ = self._shape_coef(W, b)
 
-    def _sample_weights(self, sample_weight, n, class_weights=None):
-        """(n, k) weights or None when all are 1 (the cheaper, bit-identical path)."""
-        if sample_weight is None and class_weights is None:
+    def _weights(self, sample_weight, n):
+        """Checked sample weights (host float64), or None for none or all ones (the cheaper, identical path)."""
+        if sample_weight is None:
             return None
-        w = self._sample_weight(sample_weight, n)[:, None]
-        w = w if class_weights is None else w * class_weights
-        return None if np.all(w == 1) else w
+        weights = self._sample_weight(sample_weight, n)
+        return None if np.all(weights == 1) else weights
 
 
 class SGDClassifier(ClassifierMixin, _SGD):
@@ -418,8 +446,8 @@ class SGDClassifier(ClassifierMixin, _SGD):
             self.__dict__.pop("coef_", None)
         return self._partial_fit(X, y, classes, sample_weight)
 
-    def _targets(self, y, classes, sample_weight):
-        """+-1 targets (n, k) of the one-vs-rest problems and their weights."""
+    def _targets(self, y, classes):
+        """+-1 targets (n, k) of the one-vs-rest problems and their class weights (n, k) or None."""
         if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
             check_classification_targets(y)  # integral float labels are classes even past int64
         if classes is not None:
@@ -440,7 +468,7 @@ class SGDClassifier(ClassifierMixin, _SGD):
             # scikit-learn's one-vs-rest weights: binary, each class its own; multiclass, the
             # positive class's weight against 1 for the rest.
             class_weights = cw[index][:, None] if k == 1 else np.where(positive, cw[None, :], 1.0)
-        return np.where(positive, 1.0, -1.0), self._sample_weights(sample_weight, len(y), class_weights)
+        return np.where(positive, 1.0, -1.0), class_weights
 
     def _shape_coef(self, W, b):
         return W, b
@@ -522,8 +550,8 @@ class SGDRegressor(RegressorMixin, _SGD):
         """One epoch over (X, y), continuing from the current coefficients."""
         return self._partial_fit(X, y, None, sample_weight)
 
-    def _targets(self, y, classes, sample_weight):
-        return y.reshape(-1, 1).astype(np.float64), self._sample_weights(sample_weight, len(y))
+    def _targets(self, y, classes):
+        return y.reshape(-1, 1).astype(np.float64), None
 
     def _shape_coef(self, W, b):
         return W.reshape(-1), b.reshape(1)
