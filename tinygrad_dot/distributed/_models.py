@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
-                              refine, solve_gram, svd_coef, _row_chunks)
+                              refine, solve_gram, svd_coef)
 from ._blocks import RowBlocks, as_dask_array, block_backend, get_client, tree_sum
 
 __all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
@@ -22,21 +22,80 @@ __all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
 # ----------------------------------------------------------------- moments
 
 
-def _moments(x, y, w, weight_of):
-    """Weighted count, mean and sum of squared deviations of one chunk's columns (float64),
-    the chunk's weights ``weight_of(y, w)``; the same for y when ``weight_of`` says so."""
+def _plain_weights(y, w):
+    """Sample weights of one chunk as host float64 (ones where none were given)."""
+    return np.ones(len(y)) if w is None else _host(w).astype(np.float64)
+
+
+def _class_weights_of(classes, class_weight):
+    """The weights of one chunk's rows: sample weights times their class's weight."""
+    def weight_of(y, w):
+        weights = _plain_weights(y, w)
+        if class_weight is None:
+            return weights
+        return weights * class_weight[np.searchsorted(classes, _host(y))]
+    return weight_of
+
+
+def _weighted_sums(x, y, w, weight_of):
+    """(sum of the weights, weights @ x) of one chunk: the product in x's dtype on its device,
+    as ``weighted_mean`` forms it on one machine; host float64."""
     weights = weight_of(y, w)
-    total = float(weights.sum())
-    xp = block_backend(x).xp
-    mean = np.zeros(x.shape[1])
-    for rows in _row_chunks(x.shape[0]):
-        mean += _host(xp.asarray(weights[rows]) @ x[rows].astype(np.float64))
-    mean = mean / total if total > 0 else mean
-    m2 = np.zeros(x.shape[1])
-    for rows in _row_chunks(x.shape[0]):
-        centred = x[rows].astype(np.float64) - xp.asarray(mean)
-        m2 += _host(xp.asarray(weights[rows]) @ (centred * centred))
-    return total, mean, m2
+    backend = block_backend(x)
+    with backend.scope():
+        wx = backend.matmul(backend.asarray(weights, dtype=x.dtype)[None, :], x)[0]
+        return float(weights.sum()), backend.to_numpy(wx).astype(np.float64)
+
+
+def _subset_squares(x, y, w, weight_of, mean, stride, offset):
+    """The strided subset's share of ``column_moments``' variance: rows whose global index is a
+    multiple of ``stride`` (the chunk starts at row ``offset``): (their weight, weighted squares)."""
+    rows = slice((-offset) % stride, None, stride)
+    weights = weight_of(y, w)[rows]
+    backend = block_backend(x)
+    with backend.scope():
+        centred = x[rows] - backend.asarray(mean, dtype=x.dtype)
+        centred *= centred
+        squares = backend.matmul(backend.asarray(weights, dtype=x.dtype)[None, :], centred)[0]
+        return float(weights.sum()), backend.to_numpy(squares).astype(np.float64)
+
+
+def column_moments(blocks, weight_of, *args):
+    """``solvers.column_moments`` over the chunks: the weighted column means from every row, the
+    deviations from the same strided subset of rows (past 16,384 rows) as on one machine.
+    ``weight_of(y_i, w_i, *args)`` gives a chunk's row weights. Returns (total weight, mean, std)."""
+    from ..models.solvers import _SCALE_SAMPLE_ROWS
+
+    sums = blocks.gather(blocks.map(_weighted_sums, _Bound(weight_of, args)))
+    total = sum(p[0] for p in sums)
+    if not total > 0:
+        raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
+    mean = sum(p[1] for p in sums) / total
+    stride = max(1, blocks.n // _SCALE_SAMPLE_ROWS)
+    parts = blocks.gather([blocks.client.submit(_subset_squares, blocks.x[i], _y(blocks, i), _w(blocks, i),
+                                                _Bound(weight_of, args), mean, stride, int(blocks.offsets[i]),
+                                                pure=False) for i in range(len(blocks.x))])
+    subset_total = sum(p[0] for p in parts)
+    var = sum(p[1] for p in parts) / subset_total if subset_total > 0 else np.zeros_like(mean)
+    return total, mean, np.sqrt(np.maximum(var, 0.0))
+
+
+class _Bound:
+    """weight_of with its arguments, sent to the workers as our function and arrays."""
+
+    def __init__(self, function, args):
+        self.function, self.args = function, args
+
+    def __call__(self, y, w):
+        return self.function(*self.args)(y, w) if self.args else self.function(y, w)
+
+
+def _y(blocks, i):
+    return None if blocks.y is None else blocks.y[i]
+
+
+def _w(blocks, i):
+    return None if blocks.w is None else blocks.w[i]
 
 
 def _combine(parts):
@@ -51,25 +110,13 @@ def _host(a):
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
-def _sample_weights(y, w):
-    return np.ones(len(y) if y is not None else 0) if w is None else _host(w).astype(np.float64)
-
-
-def _x_sample_moments(x, y, w):
-    weights = np.ones(x.shape[0]) if w is None else _host(w).astype(np.float64)
-    return _moments(x, None, weights, lambda _y, ww: ww)
-
-
-def _y_moments(y, w):
+def _y_moments(x, y, w):
+    """(weight, mean, squared deviations) of one chunk's targets, float64."""
     Y = _host(y).reshape(len(y), -1).astype(np.float64)
-    weights = np.ones(len(Y)) if w is None else _host(w).astype(np.float64)
+    weights = _plain_weights(y, w)
     total = float(weights.sum())
     mean = weights @ Y / total if total > 0 else np.zeros(Y.shape[1])
     return total, mean, weights @ (Y - mean) ** 2
-
-
-def _xy_moments(x, y, w):
-    return _x_sample_moments(x, y, w), _y_moments(y, w)
 
 
 # ----------------------------------------------------------------- least squares
@@ -120,8 +167,8 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         if y_ndim == 2 and any(s["y_shape"][1] != blocks.summaries[0]["y_shape"][1] for s in blocks.summaries):
             raise ValueError("y's chunks disagree in their number of targets")
         alpha = alpha_of(1 if y_ndim == 1 else blocks.summaries[0]["y_shape"][1])
-        x_parts, y_parts = zip(*blocks.gather(blocks.map(_xy_moments)))
-        if not sum(p[0] for p in x_parts) > 0:
+        y_parts = blocks.gather(blocks.map(_y_moments))
+        if not sum(p[0] for p in y_parts) > 0:
             raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
         y_mean, y_var = _combine(y_parts)
         if not estimator.fit_intercept:
@@ -131,8 +178,7 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         y_scale = np.where(y_scale > 0, y_scale, 1.0)
         x_mean, x_std = (None, None)
         if estimator.fit_intercept:
-            x_mean, x_var = _combine(x_parts)
-            x_std = np.sqrt(x_var)
+            _, x_mean, x_std = column_moments(blocks, _plain_weights)
         design = (y_mean, y_scale, x_mean, x_std)
         alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(y_mean),))
         coef, solver = None, "svd"
@@ -159,23 +205,9 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
 # ----------------------------------------------------------------- logistic regression
 
 
-def _class_weights_of(classes, class_weight):
-    def weight_of(y, w):
-        labels = _host(y)
-        index = np.searchsorted(classes, labels)
-        weights = _sample_weights(labels, w)
-        return weights if class_weight is None else weights * class_weight[index]
-    return weight_of
-
-
-def _x_moments_classes(x, y, w, classes, class_weight):
-    return _moments(x, y, w, _class_weights_of(classes, class_weight))
-
-
 def _targets(y, w, classes, class_weight, total, dtype):
     """One chunk's (targets (n, k), weights / total) in the working dtype, on its device."""
-    labels = _host(y)
-    index = np.searchsorted(classes, labels)
+    index = np.searchsorted(classes, _host(y))
     weights = _class_weights_of(classes, class_weight)(y, w) / total
     k = 1 if len(classes) == 2 else len(classes)
     if k == 1:
@@ -260,7 +292,7 @@ def logistic_parts(estimator, X, y, sample_weight):
     total = float(per_class.sum())
     if not total > 0:
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
-    mean, var = _combine(blocks.gather(blocks.map(_x_moments_classes, classes, class_weight)))
+    _, mean, std = column_moments(blocks, _class_weights_of, classes, class_weight)
     k = 1 if len(classes) == 2 else len(classes)
     targets = blocks.map(_targets_pair, classes, class_weight, total, blocks.dtype,
                          blocks=_Zip(blocks.y, blocks.w or [None] * len(blocks.x)))
@@ -269,7 +301,7 @@ def logistic_parts(estimator, X, y, sample_weight):
     def make_objective(l2, l1, scale):
         return DaskLogisticObjective(backend, blocks, targets, k, l2, l1, mean, scale, estimator.fit_intercept)
 
-    return backend, blocks.dtype, classes, per_class / total, total, mean, np.sqrt(var), make_objective
+    return backend, blocks.dtype, classes, per_class / total, total, mean, std, make_objective
 
 
 def _targets_pair(pair, classes, class_weight, total, dtype):
