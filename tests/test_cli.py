@@ -33,8 +33,7 @@ def tdcli(*args, env=None):
 def trained_iris(tmp_path_factory):
     """One real training run through the installed entry point, shared by the tests that read its output."""
     out = tmp_path_factory.mktemp("run") / "iris"
-    result = tdcli("train", "--dataset", "iris", "--epochs", "60", "--lr", "0.05", "--seed", "1", "--no-plot",
-                   "--out", out)
+    result = tdcli("train", "--dataset", "iris", "--seed", "1", "--no-plot", "--out", out)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -43,13 +42,30 @@ def test_train_writes_report_model_and_prints_scores(trained_iris):
     out, result = trained_iris
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "LogisticRegression" and report["metric"] == "accuracy"
-    assert report["n_train"] == 112 and report["n_test"] == 38 and report["epochs"] == 60
-    assert len(report["loss_curve"]) == 60 and report["loss_curve"][-1] < report["loss_curve"][0]
+    assert report["n_train"] == 112 and report["n_test"] == 38
+    # The exact solver by default: no epochs, no loss curve, the solver and its iterations.
+    assert report["solver"] == "lbfgs" and 0 < report["n_iter"] < 100 and "loss_curve" not in report
+    assert report["params"]["C"] == 1.0 and report["params"]["max_iter"] == 100
     assert report["scores"]["test"] >= 0.85
     assert f"test accuracy {report['scores']['test']:.4f}" in result.stdout
+    assert f"lbfgs, {report['n_iter']} iterations" in result.stdout
     assert "Traceback" not in result.stderr
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries behind
     assert not (out / "loss_curve.png").exists() and "pip install" not in result.stdout  # --no-plot
+
+
+def test_sgd_options_train_stochastically_and_stop_by_the_estimators_rule(capsys, tmp_path):
+    assert main(["train", "--dataset", "iris", "--epochs", "60", "--lr", "0.05", "--batch-size", "16", "--seed", "1",
+                 "--no-plot", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["model"] == "SGDClassifier" and report["solver"] == "stochastic (sgd)"
+    params = report["params"]
+    assert params["loss"] == "log_loss" and params["eta0"] == 0.05 and params["learning_rate"] == "constant"
+    assert params["max_iter"] == 60 and params["batch_size"] == 16 and params["random_state"] == 1
+    assert 1 <= report["epochs"] <= 60 and len(report["loss_curve"]) == report["epochs"]
+    assert report["loss_curve"][-1] < report["loss_curve"][0] and report["loss"].startswith("log_loss")
+    assert report["scores"]["test"] >= 0.85
+    assert f"{report['epochs']} epochs, final loss" in capsys.readouterr().out
 
 
 def test_predict_from_saved_model_on_raw_features(trained_iris, tmp_path):
@@ -191,36 +207,21 @@ def test_every_command_has_help_with_examples(capsys, command):
     assert f"examples:\n  tinygrad-dot {command}" in capsys.readouterr().out
 
 
-def test_regression_run_without_optional_extras(capsys, tmp_path, monkeypatch):
+def test_regression_runs_exact_by_default_and_stochastic_without_optional_extras(capsys, tmp_path, monkeypatch):
+    assert main(["train", "--dataset", "diabetes", "--out", str(tmp_path / "exact")]) == 0
+    report = json.loads((tmp_path / "exact" / "report.json").read_text())
+    assert report["model"] == "LinearRegression" and report["solver"] == "exact least squares (cholesky)"
+    assert "pip install" not in capsys.readouterr().out  # no loss curve to plot
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
-    monkeypatch.setitem(sys.modules, "tqdm", None)
-    assert main(["train", "--dataset", "diabetes", "--epochs", "5", "--out", str(tmp_path), "--seed", "2"]) == 0
+    assert main(["train", "--dataset", "diabetes", "--epochs", "5", "--verbose", "--out", str(tmp_path / "sgd"),
+                 "--seed", "2"]) == 0
     captured = capsys.readouterr()
     assert "pip install 'tinygrad_dot[plot]'" in captured.out
-    assert "train: epoch 5/5 loss" in captured.err  # plain progress lines instead of a bar
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["model"] == "LinearRegression" and report["metric"] == "r2" and "loss_plot" not in report
-    assert not (tmp_path / "loss_curve.png").exists()
-
-
-def test_progress_bar_on_a_terminal_and_lines_in_a_log(monkeypatch):
-    import io
-
-    from tinygrad_dot.cli._common import EpochProgress
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    pytest.importorskip("tqdm")
-    for stream, expected in ((Terminal(), "loss=0.5"), (io.StringIO(), "train: epoch 4/4 loss 0.5 (")):
-        monkeypatch.setattr(sys, "stderr", stream)
-        progress = EpochProgress(4, 100)
-        for epoch in range(1, 5):
-            progress.update(epoch, 0.5)
-        progress.close()
-        assert expected in stream.getvalue()
-    assert stream.getvalue().count("\n") == 4  # plain lines: one per epoch for a 4-epoch run
+    assert "-- Epoch 5: avg. loss" in captured.out  # --verbose: the estimator's line per epoch
+    report = json.loads((tmp_path / "sgd" / "report.json").read_text())
+    assert report["model"] == "SGDRegressor" and report["metric"] == "r2" and "loss_plot" not in report
+    assert report["loss"] == "squared_error, per sample, in the target's units"
+    assert not (tmp_path / "sgd" / "loss_curve.png").exists()
 
 
 def test_loss_plot_with_matplotlib(tmp_path, capsys):
@@ -233,10 +234,11 @@ def test_loss_plot_with_matplotlib(tmp_path, capsys):
 def test_folding_standardization_into_weights_is_exact(tmp_path):
     split = data.load_dataset("diabetes", standardize=True, dtype=np.float64)
     raw = data.load_dataset("diabetes", dtype=np.float64)
-    model = models.LinearRegression(dtype="float64", max_epochs=5, tol=None, random_state=0).fit(split.X_train, split.y_train)
-    train_cli._fold_standardization(model, split, tmp_path / "m.npz")
-    folded = models.load(tmp_path / "m.npz")
-    np.testing.assert_allclose(folded.predict(raw.X_test), model.predict(split.X_test), rtol=1e-10)
+    for model in (models.LinearRegression(dtype="float64"), models.SGDRegressor(dtype="float64", random_state=0)):
+        model.fit(split.X_train, split.y_train)
+        train_cli._fold_standardization(model, split, tmp_path / "m.npz")
+        folded = models.load(tmp_path / "m.npz")
+        np.testing.assert_allclose(folded.predict(raw.X_test), model.predict(split.X_test), rtol=1e-10)
 
 
 def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):

@@ -218,15 +218,16 @@ def test_ctrl_c_during_train_stops_with_one_line_and_no_model_file(tmp_path):
 
 
 def test_ctrl_c_before_saving_writes_nothing_and_removes_the_new_folder(capsys, tmp_path, monkeypatch):
-    def interrupt(self, epoch, loss):
-        if epoch == 3:
-            raise KeyboardInterrupt
+    from tinygrad_dot import models
 
-    monkeypatch.setattr(train_cli.EpochProgress, "update", interrupt)
+    def interrupt(self, X, y, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.LogisticRegression, "fit", interrupt)
     out = tmp_path / "a" / "b"
-    assert main(["train", "--dataset", "iris", "--epochs", "50", "--no-plot", "--out", str(out)]) == 130
+    assert main(["train", "--dataset", "iris", "--no-plot", "--out", str(out)]) == 130
     err = capsys.readouterr().err.splitlines()
-    assert err[-1].startswith("tinygrad-dot train: interrupted during epoch 3 ")
+    assert err[-1].startswith("tinygrad-dot train: interrupted during training")
     assert err[-1].endswith(f"; no model written to {out}")
     assert not any("Traceback" in line for line in err)
     assert list(tmp_path.iterdir()) == []
@@ -248,5 +249,5 @@ def test_ctrl_c_while_saving_waits_for_a_complete_run(capsys, tmp_path, monkeypa
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"tinygrad-dot train: interrupted while saving, after the files were complete: {out} holds the whole run")
     assert sorted(p.name for p in out.iterdir()) == ["model.npz", "report.json"]
-    assert json.loads((out / "report.json").read_text())["epochs"] == 5
+    assert json.loads((out / "report.json").read_text())["epochs"] <= 5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back

@@ -6,7 +6,6 @@ import contextlib
 import signal
 import sys
 import threading
-import time
 
 
 class CliError(Exception):
@@ -107,36 +106,3 @@ def available_devices() -> list:
     import tinygrad_dot as td
 
     return ["cpu"] + (["cuda"] if td.cuda.is_available() else [])
-
-
-class EpochProgress:
-    """One tick per epoch with the loss and throughput: a tqdm bar when tqdm is
-    installed and stderr is a terminal; otherwise (no tqdm, or output to a log
-    or pipe, where a redrawn bar is noise) plain lines, about ten per run."""
-
-    def __init__(self, total: int, n_samples: int, desc: str = "train", start: float | None = None):
-        self.total, self.n_samples, self.desc = total, n_samples, desc
-        self.every = max(1, total // 10)
-        self.start = self.last = time.perf_counter() if start is None else start
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                pass
-            else:
-                self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, epoch: int, loss: float) -> None:
-        now = time.perf_counter()
-        rate = self.n_samples / max(now - self.last, 1e-9)
-        self.last = now
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4g}", samples_per_s=f"{rate:.3g}", refresh=False)
-            self.bar.update(1)
-        elif epoch % self.every == 0 or epoch == self.total:
-            print(f"{self.desc}: epoch {epoch}/{self.total} loss {loss:.6g} ({rate:.3g} samples/s)", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

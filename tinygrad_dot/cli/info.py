@@ -120,7 +120,7 @@ def collect() -> dict:
                                      os.environ.get("TINYGRAD_DOT_CACHE_DIR", "unset"),
                                      "parts": {p.name + ("/" if p.is_dir() else ""): _folder_size(p) for p in sorted(root.iterdir())}
                                      if root.is_dir() else {}})
-    facts["optional"] = {m: _optional(m) for m in ("tqdm", "matplotlib")}
+    facts["optional"] = {m: _optional(m) for m in ("scikit-learn", "scipy", "matplotlib", "dask", "distributed")}
     return facts
 
 

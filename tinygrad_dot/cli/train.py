@@ -2,6 +2,7 @@
 (softmax) regression from the command line, on the estimators of td.models."""
 from __future__ import annotations
 
+import copy
 import io
 import sys
 import time
@@ -11,20 +12,24 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write, atomic_write_json
-from ._common import (CliError, EpochProgress, UsageError, column, ctrl_c_held, delimiter, fraction,
-                      non_empty_path, non_negative_int, positive_float, positive_int, resolve_device)
+from ._common import (CliError, UsageError, column, ctrl_c_held, delimiter, fraction, non_empty_path,
+                      non_negative_int, positive_float, positive_int, resolve_device)
 
 TRAIN_HELP = "train a linear or logistic regression model"
 TRAIN_EPILOG = """examples:
   tinygrad-dot train --dataset iris --out runs/iris
   tinygrad-dot train --dataset digits --model logistic --optimizer adam --lr 0.01 --epochs 50 --out runs/digits
-  tinygrad-dot train --dataset diabetes --device cuda --batch-size 64 --out runs/diabetes
+  tinygrad-dot train --dataset diabetes --device cuda --out runs/diabetes
   tinygrad-dot train --dataset my_data.csv --out runs/mine      # features, then the target in the last column
   tinygrad-dot train --dataset houses.csv --target price --delimiter ';' --out runs/houses
 
 embedded datasets: iris, wine, breast_cancer, digits (classification), diabetes (regression).
+Solvers: by default the exact ones, LogisticRegression (L-BFGS to the optimum) or LinearRegression
+(least squares, solved exactly). --optimizer, --lr, --batch-size or --epochs ask for stochastic gradient
+descent instead (SGDClassifier with the log loss, SGDRegressor with the squared error), which stops by
+its own rule (the loss no longer improving by tol) or after --epochs passes.
 --out receives model.npz (load it with td.models.load or `tinygrad-dot predict`), report.json and,
-with matplotlib installed, loss_curve.png. Features are standardized with the training split's mean and
+for stochastic runs with matplotlib installed, loss_curve.png. Features are standardized with the training split's mean and
 standard deviation, and that scaling is folded into the saved weights, so model.npz takes raw features.
 CSV files: an optional header row; a UTF-8 byte-order mark is ignored; a first column holding exactly
 0..n-1 is a row index (pandas writes one) and is dropped, with a note. Rows with a missing, NaN or
@@ -44,10 +49,25 @@ to stderr. A first CSV column holding exactly 0..n-1 is a row index and is dropp
 PLOT_HINT = "for a loss-curve plot: pip install 'tinygrad_dot[plot]'"
 
 
-def _estimator_class(kind: str):
+def _estimator(args, kind: str, device: str):
+    """The exact solver's estimator, or the stochastic one when an SGD option asks for it.
+    Only options the user gave are passed on: the rest are the estimator's own defaults."""
     import tinygrad_dot.models as models
 
-    return models.LogisticRegression if kind == "logistic" else models.LinearRegression
+    common = {"device": device, "dtype": args.dtype}
+    stochastic = {name: value for name, value in (("optimizer", args.optimizer), ("eta0", args.lr),
+                                                  ("batch_size", args.batch_size), ("max_iter", args.epochs))
+                  if value is not None}
+    if not stochastic:
+        if kind == "linear":  # solved exactly: nothing to report as it goes
+            return models.LinearRegression(**common)
+        return models.LogisticRegression(verbose=int(args.verbose), **common)
+    common["verbose"] = int(args.verbose)
+    if args.lr is not None:
+        stochastic["learning_rate"] = "constant"  # --lr is the step size used, not a schedule's start
+    if kind == "logistic":
+        return models.SGDClassifier(loss="log_loss", random_state=args.seed, **stochastic, **common)
+    return models.SGDRegressor(loss="squared_error", random_state=args.seed, **stochastic, **common)
 
 
 def _csv_only(args, kind: str, source: str) -> None:
@@ -87,48 +107,40 @@ def _load_split(args):
 
 
 def _model_kind(args, split) -> str:
-    if args.model == "auto":
-        return "logistic" if split.task == "classification" else "linear"
+    """'logistic' or 'linear': --model, or the task's; checked against the target before any training."""
     from tinygrad_dot.data.datasets import DATASETS
 
-    if args.model == "logistic" and args.dataset in DATASETS and split.task == "regression":
-        raise CliError(f"--model logistic needs class labels, but {args.dataset} is a regression dataset "
-                       f"(real-valued target with {len(np.unique(split.y_train))} distinct values); "
-                       "use --model linear")
     y = split.y_train
-    if args.model == "logistic" and y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+    if args.model == "auto":
+        kind = "logistic" if split.task == "classification" else "linear"
+    elif args.model == "logistic" and args.dataset in DATASETS and split.task == "regression":
+        raise CliError(f"--model logistic needs class labels, but {args.dataset} is a regression dataset "
+                       f"(real-valued target with {len(np.unique(y))} distinct values); use --model linear")
+    elif args.model == "logistic" and y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
         raise CliError(f"--model logistic needs class labels, but the target of {split.name} has fractional "
                        "values; use --model linear for a real-valued target")
-    return args.model
+    else:
+        kind = args.model
+    classes = np.unique(y) if kind == "logistic" else ()
+    if len(classes) == 1:  # refused here, before the "training ..." line, so the mistake stays one line
+        raise CliError(f"cannot train on {split.name}: y has a single class ({classes[0].item()!r}) in the "
+                       "training split; classification needs at least 2")
+    return kind
 
 
 def _fold_standardization(model, split, path: Path) -> None:
     """Save ``model`` so that it takes raw features: W (x - m)/s + b = (W/s) x + (b - W (m/s)).
 
-    The estimator saw standardized features; rewriting its weights through the
-    public save/load format keeps model.npz usable on its own, with no scaler
-    file to lose."""
-    import tinygrad_dot as td
-    from tinygrad_dot import io as td_io
-
+    The estimator saw standardized features; saving a copy with the folded
+    coefficients keeps model.npz usable on its own, with no scaler file to lose."""
     if split.mean is None:
         model.save(path)
         return
-    # Never leave the standardized-input weights at ``path``, even for a moment.
-    scratch = path.with_name(f".{path.stem}.standardized.npz")
-    try:
-        model.save(scratch)
-        state = td_io.load(scratch, kind="model")
-    finally:
-        scratch.unlink(missing_ok=True)
-    fitted = state["fitted"]
-    weight = fitted["weight"].numpy()
-    raw_weight = weight / split.scale
-    fitted["weight"] = td.tensor(raw_weight.astype(weight.dtype))
-    if fitted["bias"] is not None:
-        bias = fitted["bias"].numpy()
-        fitted["bias"] = td.tensor((bias - raw_weight @ split.mean).astype(bias.dtype))
-    td_io.save(state, path, kind="model")
+    folded = copy.copy(model)
+    coef = np.asarray(model.coef_, dtype=np.float64) / split.scale
+    folded.coef_ = coef.astype(model.coef_.dtype)
+    folded.intercept_ = (model.intercept_ - coef @ split.mean).astype(model.coef_.dtype)
+    folded.save(path)
 
 
 def _loss_plot(curve, title: str) -> bytes | None:
@@ -149,31 +161,18 @@ def _loss_plot(curve, title: str) -> bytes | None:
     return buffer.getvalue()
 
 
-def _fit_epochs(model, split, epochs: int, classifier: bool, header: str) -> float:
-    """One partial_fit per epoch so the progress bar shows each epoch's loss; returns seconds.
-
-    The header and the bar appear only after the first epoch: bad input is
-    rejected there, and a user mistake then stays a single line of output."""
+def _fit(model, split, header: str) -> float:
+    """Fit on the training split (the data were checked when they were loaded); returns seconds."""
+    print(header, file=sys.stderr, flush=True)
     start = time.perf_counter()
-    progress = None
-    epoch = 1
     try:
-        for epoch in range(1, epochs + 1):
-            first = {"classes": np.unique(split.y_train)} if classifier and epoch == 1 else {}
-            model.partial_fit(split.X_train, split.y_train, **first)
-            if progress is None:
-                print(header, file=sys.stderr)
-                progress = EpochProgress(epochs, len(split.y_train), start=start)
-            progress.update(epoch, model.loss_curve_[-1])
-    except (ValueError, TypeError) as exc:  # bad input, checked before any training starts
+        model.fit(split.X_train, split.y_train)
+    except (ValueError, TypeError) as exc:
         raise CliError(f"cannot train on {split.name}: {exc}") from None
     except RuntimeError as exc:  # divergence: the message names the epoch and suggests a smaller lr
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"during epoch {epoch} of {epochs}") from None
-    finally:
-        if progress is not None:
-            progress.close()
+        raise KeyboardInterrupt("during training") from None
     return time.perf_counter() - start
 
 
@@ -181,13 +180,7 @@ def run_train(args) -> int:
     device = resolve_device(args.device)
     split = _load_split(args)
     kind = _model_kind(args, split)
-    settings = {"device": device, "dtype": args.dtype, "random_state": args.seed}
-    settings.update({k: v for k, v in (("optimizer", args.optimizer), ("lr", args.lr),
-                                       ("batch_size", args.batch_size)) if v is not None})
-    try:
-        model = _estimator_class(kind)(**settings)
-    except (ValueError, TypeError) as exc:
-        raise CliError(str(exc)) from None
+    model = _estimator(args, kind, device)
     out = Path(args.out)
     created = [p for p in (out, *out.parents) if not p.exists()]  # removed again if the run ends without files
     try:  # before training: a bad --out should not cost a training run
@@ -210,12 +203,17 @@ class _InterruptedAfterSaving(KeyboardInterrupt):
 
 
 def _train_and_save(args, model, split, kind: str, device: str, out: Path) -> int:
+    from tinygrad_dot.models import ConvergenceWarning
+
     header = (f"training {type(model).__name__} on {split.name} ({len(split.y_train)} train / {len(split.y_test)} "
               f"test samples, {split.n_features} features) on {device}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # one partial_fit per epoch: no convergence verdict to warn about
-            seconds = _fit_epochs(model, split, args.epochs, kind == "logistic", header)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            seconds = _fit(model, split, header)
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                print(f"warning: {w.message}", file=sys.stderr)
         return _report_and_save(args, model, split, kind, device, out, seconds)
     except _InterruptedAfterSaving:
         raise
@@ -232,18 +230,18 @@ def _report_and_save(args, model, split, kind: str, device: str, out: Path, seco
     except (ValueError, TypeError) as exc:
         raise CliError(f"cannot score the model on {split.name}: {exc}") from None
     model_path = out / "model.npz"
-    curve = [float(v) for v in model.loss_curve_]
     report = {
         "dataset": args.dataset, "task": split.task, "model": type(model).__name__, "params": {
             k: (str(v) if k == "dtype" else v) for k, v in model.get_params().items()},
-        "device": device, "epochs": args.epochs, "seed": args.seed, "standardized": args.standardize,
+        "device": device, "seed": args.seed, "standardized": args.standardize,
         "n_train": int(len(split.y_train)), "n_test": int(len(split.y_test)), "n_features": split.n_features,
-        "metric": metric, "scores": scores, "final_loss": curve[-1], "loss_curve": curve,
-        "train_seconds": seconds, "samples_per_second": args.epochs * len(split.y_train) / max(seconds, 1e-9),
-        "model_file": str(model_path),
+        "metric": metric, "scores": scores, "train_seconds": seconds, "model_file": str(model_path),
     }
+    report.update(_solver_facts(model))
     report.update({k: v for k, v in (("target", args.target), ("delimiter", args.delimiter)) if v is not None})
-    png = None if args.no_plot else _loss_plot(curve, f"{type(model).__name__} on {split.name} ({device})")
+    curve = report.get("loss_curve")
+    png = None if args.no_plot or not curve else _loss_plot(curve, f"{type(model).__name__} on {split.name} "
+                                                                  f"({device})")
     try:
         with ctrl_c_held():  # milliseconds of writes: Ctrl-C waits for all of them, never leaves half a run
             _fold_standardization(model, split, model_path)
@@ -257,11 +255,28 @@ def _report_and_save(args, model, split, kind: str, device: str, out: Path, seco
             from None
 
     shown = ", ".join(f"{part} {metric} {value:.4f}" for part, value in scores.items())
-    print(f"{shown}; final loss {curve[-1]:.6g}; {seconds:.2f} s ({report['samples_per_second']:.3g} samples/s)")
+    how = (f"{report['epochs']} epochs, final loss {curve[-1]:.6g} ({report['loss']})" if curve else
+           f"{report['solver']}" + (f", {report['n_iter']} iterations" if "n_iter" in report else ""))
+    print(f"{shown}; {how}; {seconds:.2f} s")
     print(f"wrote {model_path}, {out / 'report.json'}" + (f", {report['loss_plot']}" if png else ""))
-    if png is None and not args.no_plot:
+    if curve and png is None and not args.no_plot:
         print(PLOT_HINT)
     return 0
+
+
+def _solver_facts(model) -> dict:
+    """What the fit did, for the report: the solver and its iterations; for stochastic runs the
+    epochs actually run (the stopping rule may end before --epochs) and the loss curve, with its units."""
+    if hasattr(model, "loss_curve_"):
+        units = "the target's units" if model.loss == "squared_error" else "nats"
+        return {"solver": f"stochastic ({model.optimizer})", "epochs": int(model.n_iter_),
+                "loss": f"{model.loss}, per sample, in {units}", "final_loss": float(model.loss_curve_[-1]),
+                "loss_curve": [float(v) for v in model.loss_curve_]}
+    if hasattr(model, "n_iter_"):
+        solver = model.solver if model.solver != "auto" else ("fista" if model.penalty in ("l1", "elasticnet")
+                                                              else "lbfgs")
+        return {"solver": solver, "n_iter": int(np.ravel(model.n_iter_)[0])}
+    return {"solver": f"exact least squares ({model.solver_})"}
 
 
 def run_predict(args) -> int:
@@ -316,12 +331,16 @@ def add_parser(sub, formatter) -> None:
                    help="auto: logistic for an embedded classification dataset or a file whose target is text or at "
                         "most 20 distinct integers, linear otherwise")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when a GPU is usable)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"),
-                   help="default: the estimator's")
-    p.add_argument("--lr", type=positive_float, help="learning rate (default: the estimator's)")
-    p.add_argument("--epochs", type=positive_int, default=100, help="passes over the training split")
-    p.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: the estimator's)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"),
+                   help="train by stochastic gradient descent with this update rule (default: the exact solver)")
+    p.add_argument("--lr", type=positive_float,
+                   help="stochastic: a constant learning rate (default: the estimator's schedule)")
+    p.add_argument("--epochs", type=positive_int,
+                   help="stochastic: at most this many passes over the training split (default: the estimator's)")
+    p.add_argument("--batch-size", type=positive_int, help="stochastic: the mini-batch size (default: the estimator's)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="parameter and compute dtype")
+    p.add_argument("--verbose", action="store_true",
+                   help="the solver reports as it goes (stochastic: a line per epoch with its loss)")
     p.add_argument("--test-size", type=fraction, default=0.25, help="fraction held out for testing")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="train on the raw features")

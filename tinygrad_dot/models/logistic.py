@@ -137,7 +137,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         classes, index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
-                             f"only one class: {classes[0]!r}")
+                             f"only one class: {classes[0].tolist()!r}")
         class_weights = None
         if self.class_weight is not None:
             class_weights = compute_class_weight(self.class_weight, classes=classes, y=y)[index]
