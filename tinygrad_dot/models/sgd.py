@@ -31,7 +31,8 @@ What differs from scikit-learn, and why:
   rows (exactly with ``batch_size=None, shuffle=False``, in distribution
   otherwise).
 * ``optimizer="adam"`` (ours) replaces the plain step by Adam's, with step size
-  ``eta0`` times the schedule's decay eta(t) / eta(1).
+  eta(t): ``eta0``, decayed by "invscaling" or "adaptive"; "optimal" (Bottou's
+  rule for plain SGD, from ``alpha``) means a constant ``eta0`` under Adam.
 * ``loss_curve_`` (ours) keeps each epoch's mean training loss (weighted mean of
   the per-sample losses met during the epoch, each before its step) for
   plotting. ``partial_fit`` appends to it and continues one shuffling stream
@@ -157,7 +158,7 @@ class _SGD(LinearModel):
             number("tol", -math.inf)
         if self.batch_size is not None:
             number("batch_size", 1, integer=True)
-        if self.learning_rate == "optimal" and self.alpha == 0:
+        if self.learning_rate == "optimal" and self.optimizer == "sgd" and self.alpha == 0:
             raise ValueError("alpha must be > 0 since learning_rate is 'optimal'; alpha is used to compute the "
                              "optimal learning rate")
         if self.learning_rate != "optimal" or self.optimizer == "adam":
@@ -173,7 +174,7 @@ class _SGD(LinearModel):
         """eta(t), scikit-learn's rules, for t = 1 + the samples stepped over so far; the
         adaptive division by 5 on plateaus is applied by the caller."""
         rule, eta0, power_t, alpha = self.learning_rate, self.eta0, self.power_t, self.alpha
-        if rule == "optimal":
+        if rule == "optimal" and self.optimizer == "sgd":
             # Bottou's heuristic, as scikit-learn: t0 makes the first step typw / max(1, dloss(-typw, 1)).
             typw = math.sqrt(1.0 / math.sqrt(alpha))
             dloss = float(self._losses[self.loss](np, np.float64(-typw), np.float64(1.0), self.epsilon)[1])
@@ -259,7 +260,8 @@ class _SGD(LinearModel):
         self._set_coef(coef.reshape(k, d), np.broadcast_to(intercept, (k,)).copy())
 
     def _epochs(self, backend, X, targets, sample_weight, class_weights, epochs, stop, validation):
-        """Up to ``epochs`` passes over (X, targets (n, k) host, weights (n, k) host or None).
+        """Up to ``epochs`` passes over X (device) and the targets (n, k), with the sample
+        weights (n,) and class weights (n, k) on the host (None: all ones).
 
         The k outputs (one-vs-rest classes) are independent problems trained side by side:
         each has its own stopping state and, for "adaptive", its own step; a converged one
@@ -272,7 +274,6 @@ class _SGD(LinearModel):
         l2, l1 = self._penalties()
         loss_fn = self._losses[self.loss]
         tol = -math.inf if self.tol is None else self.tol
-        lr_ratio = self.eta0 / eta_of(1.0) if self.optimizer == "adam" else 1.0  # Adam: eta0 times the decay
         counts = np.ones(n) if sample_weight is None else sample_weight  # per-sample steps each row stands for
         weights = counts[:, None] if class_weights is None else counts[:, None] * class_weights
         weight_sum = weights.sum(axis=0)
@@ -286,8 +287,13 @@ class _SGD(LinearModel):
             if self.optimizer == "adam" and getattr(self, "_adam", None) is None:
                 self._adam = [0, xp.zeros_like(W), xp.zeros_like(W), xp.zeros_like(b), xp.zeros_like(b)]
 
-            def per_output(v):  # a Python float when equal for all outputs: keeps float32 arrays float32
-                return float(v[0]) if np.all(v == v[0]) else backend.asarray(v, dtype=dtype)[:, None]
+            def per_output(v):
+                """A step-size factor for W (k, d) and b (k,): Python floats stay floats (a NumPy
+                float64 would promote float32 arrays); per-output values become device arrays."""
+                if isinstance(v, float):
+                    return float(v), float(v)
+                column = backend.asarray(v, dtype=dtype)[:, None]
+                return column, column[:, 0]
 
             scale = np.ones(k)  # "adaptive": eta0 divided by 5 per plateau, per output
             active = np.ones(k, dtype=bool)
@@ -296,6 +302,8 @@ class _SGD(LinearModel):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 for epoch in range(epochs):
                     previous = (W.copy(), b.copy())
+                    factor = scale * active  # changes only between epochs
+                    factor = float(factor[0]) if np.all(factor == factor[0]) else factor  # the common case
                     order = self._rng.permutation(n) if self.shuffle and batch < n else np.arange(n)
                     device_order = backend.asarray(order) if self.shuffle and batch < n else None
                     starts = np.arange(0, n, batch)
@@ -311,7 +319,7 @@ class _SGD(LinearModel):
                             cb = C if batch == n else C[rows]
                             loss, grad = loss * cb, grad * cb
                         total += loss.sum(axis=0)
-                        eta = eta_of(self.t_) * scale * active * lr_ratio
+                        eta = eta_of(self.t_) * factor
                         W, b = self._update(xp, mm(grad.T, xb), grad.sum(axis=0), W, b, eta, float(count), l2, l1,
                                             per_output)
                         self.t_ += float(count)
@@ -368,18 +376,19 @@ class _SGD(LinearModel):
                 v *= beta2
                 v += (1 - beta2) * g * g
             c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
-            step = per_output(eta)
-            W = W - step * (mW / c1) / (xp.sqrt(vW / c2) + eps)
+            step_W, step_b = per_output(eta)
+            W = W - step_W * (mW / c1) / (xp.sqrt(vW / c2) + eps)
             if self.fit_intercept:
-                b = b - (step if np.ndim(step) == 0 else step[:, 0]) * (mb / c1) / (xp.sqrt(vb / c2) + eps)
+                b = b - step_b * (mb / c1) / (xp.sqrt(vb / c2) + eps)
             shrink = eta
         else:
             if l2:  # scikit-learn's order: decay the old weights (once per sample), then add the gradient step
-                W = W * per_output(np.maximum(1 - eta * l2, 0) ** count)
-            step = per_output(eta)
-            W = W - step * gW
+                decay = np.maximum(1 - eta * l2, 0) ** count
+                W = W * per_output(float(decay) if isinstance(eta, float) else decay)[0]
+            step_W, step_b = per_output(eta)
+            W = W - step_W * gW
             if self.fit_intercept:
-                b = b - (step if np.ndim(step) == 0 else step[:, 0]) * gb
+                b = b - step_b * gb
             shrink = eta * count
         if l1:
             # Cumulative-penalty truncation (Tsuruoka et al. 2009, scikit-learn's): each weight may have
@@ -387,7 +396,7 @@ class _SGD(LinearModel):
             # plain proximal step, a small weight that the gradient keeps nudging stays exactly at zero.
             u = self._l1_u = self._l1_u + shrink * l1
             q = self._l1_q if self._l1_q is not None else xp.zeros_like(W)
-            before, u = W, per_output(u)
+            before, u = W, per_output(u)[0]
             W = xp.where(before > 0, xp.maximum(before - (u + q), 0),
                          xp.where(before < 0, xp.minimum(before + (u - q), 0), before))
             self._l1_q = q + (W - before)
