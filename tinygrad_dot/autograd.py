@@ -110,8 +110,13 @@ def record(cls, data, backend, *edges, op: str = "", saved=(), saves_output: boo
             out._parents = kept
             out._stamp = next(_stamp)
             if saved or saves_output:
-                tensors = saved + (out,) if saves_output else saved
-                out._saved = (op, tuple((c, c[0], t.array) for t in tensors for c in (t._shared_counter(),)))
+                entries = []
+                for t in saved + (out,) if saves_output else saved:
+                    counter = t._counter
+                    if counter is None:  # inline _shared_counter(): this runs for most recorded ops
+                        counter = t._counter = [0]
+                    entries.append((counter, counter[0], t.array))
+                out._saved = (op, entries)
     return out
 
 

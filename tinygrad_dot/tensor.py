@@ -1,6 +1,7 @@
 """The Tensor: an array on a device, plus what autograd needs to know about it."""
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -119,11 +120,9 @@ class Tensor:
         if self._parents is not None:
             raise RuntimeError("only tensors created explicitly by the user (graph leaves) support deepcopy, "
                                f"this one (shape {self.shape}) is the result of recorded ops; use .detach() first")
-        new = _rebuild(type(self), self.numpy(), self.device, self.dtype.str, self.requires_grad)
-        memo[id(self)] = new
-        if self.grad is not None:
-            import copy
-
+        rebuild, args = self.__reduce_ex__(2)
+        new = memo[id(self)] = rebuild(*args)
+        if self.grad is not None:  # as PyTorch: a deep copy keeps the gradient (a pickle does not)
             new.grad = copy.deepcopy(self.grad, memo)
         return new
 
