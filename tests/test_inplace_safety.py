@@ -325,6 +325,11 @@ def test_a_copied_fitted_estimator_predicts_and_refits(how):
     np.testing.assert_allclose(clone.predict(X), model.predict(X), rtol=1e-6)
     clone.fit(X, 2 * y)  # trains with fresh tensors
     np.testing.assert_allclose(clone.predict(X), 2 * model.predict(X), rtol=1e-2, atol=1e-2)
+    labels = (y > 0).astype(int)
+    classifier = td.models.LogisticRegression().fit(X, labels)
+    clone = copy.deepcopy(classifier) if how == "deepcopy" else pickle.loads(pickle.dumps(classifier))
+    np.testing.assert_array_equal(clone.predict(X), classifier.predict(X))
+    np.testing.assert_array_equal(clone.fit(X, labels).predict(X), classifier.predict(X))
 
 
 def test_tensors_from_distinct_backend_objects_of_one_device_combine():
