@@ -443,8 +443,9 @@ class SGDClassifier(ClassifierMixin, _SGD):
         self.batch_size, self.optimizer, self.device, self.dtype = batch_size, optimizer, device, dtype
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch over (X, y), continuing from the current coefficients; the first call
-        needs ``classes`` (every label the stream will hold)."""
+        """One epoch over (X, y), continuing from the current coefficients (no stopping rule:
+        tol, n_iter_no_change and early_stopping belong to fit). The first call needs
+        ``classes``, every label the stream will hold."""
         if not hasattr(self, "classes_") and self.class_weight == "balanced":
             raise ValueError("class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' "
                              "weights, use compute_class_weight('balanced', classes=classes, y=y). In place of y you "
@@ -556,7 +557,8 @@ class SGDRegressor(RegressorMixin, _SGD):
         self.batch_size, self.optimizer, self.device, self.dtype = batch_size, optimizer, device, dtype
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y), continuing from the current coefficients."""
+        """One epoch over (X, y), continuing from the current coefficients (no stopping rule:
+        tol, n_iter_no_change and early_stopping belong to fit)."""
         return self._partial_fit(X, y, None, sample_weight)
 
     def _targets(self, y, classes):
