@@ -10,10 +10,11 @@ chunk lost with a worker from its source.
 from __future__ import annotations
 
 import sys
+import uuid
 
 import numpy as np
 
-__all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend", "tree_sum"]
+__all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend"]
 
 
 def is_dask(data) -> bool:
@@ -108,15 +109,18 @@ def _add(a, b):
     return a + b
 
 
-def tree_sum(client, futures):
-    """The sum of the results of ``futures`` (arrays or tuples of arrays), added pairwise on
-    the workers (a tree: log2(chunks) rounds, one result comes back)."""
-    futures = list(futures)
-    while len(futures) > 1:
-        paired = [client.submit(_add, futures[i], futures[i + 1], pure=False)
-                  for i in range(0, len(futures) - 1, 2)]
-        futures = paired + ([futures[-1]] if len(futures) % 2 else [])
-    return futures[0].result()
+def _each(function, chunks, args):
+    """On a worker: ``function(*chunk, *args)`` for each of the chunks it holds, in order."""
+    return [function(*chunk, *args) for chunk in chunks]
+
+
+def _sum_each(function, chunks, args):
+    """On a worker: the sum of ``function(*chunk, *args)`` over its chunks, added in chunk order."""
+    total = None
+    for chunk in chunks:
+        value = function(*chunk, *args)
+        total = value if total is None else _add(total, value)
+    return total
 
 
 # ----------------------------------------------------------------- the blocks
@@ -127,12 +131,21 @@ class RowBlocks:
 
     ``x``, ``y``, ``w`` are lists of futures, chunk by chunk (``y``, ``w`` None where
     not given); ``rows`` the rows per chunk; ``summaries`` what ``_summary`` found.
-    Build with ``RowBlocks.load``; ``map`` runs a module-level function on every chunk.
+    Build with ``RowBlocks.load``.
+
+    A pass over the data (``map_gather``) is one task per worker, over the chunks that
+    worker holds, not one per chunk: a task costs the scheduler milliseconds, and an
+    optimiser makes dozens of passes. Results come back chunk by chunk (or summed on
+    each worker, then across workers), so they do not depend on where chunks live.
     """
 
-    def __init__(self, client, x, y, w, rows, d, dtype, summaries):
+    def __init__(self, client, x, y, w, dtype):
         self.client, self.x, self.y, self.w = client, x, y, w
-        self.rows, self.d, self.dtype, self.summaries = rows, d, np.dtype(dtype), summaries
+        self.dtype = np.dtype(dtype)
+        self._groups = None
+
+    def _set_rows(self, rows):
+        self.rows = rows
         self.n = int(sum(rows))
         self.offsets = np.concatenate([[0], np.cumsum(rows)]).astype(int)
 
@@ -213,15 +226,14 @@ class RowBlocks:
             y_blocks, rest = rest[:nblocks], rest[nblocks:]
         if parts["w"] is not None:
             w_blocks = rest[:nblocks]
-        summaries = client.gather([
-            client.submit(_summary, x_blocks[i], None if y_blocks is None else y_blocks[i],
-                          None if w_blocks is None else w_blocks[i], y_kind, pure=False) for i in range(nblocks)])
-        rows = [s["x_shape"][0] for s in summaries]
-        blocks = cls(client, x_blocks, y_blocks, w_blocks, rows, None, X.dtype, summaries)
+        wait(computed)
+        blocks = cls(client, x_blocks, y_blocks, w_blocks, X.dtype)
+        blocks.summaries = blocks.map_gather(_summary, y_kind)
+        blocks._set_rows([s["x_shape"][0] for s in blocks.summaries])
         blocks._check(X, n_features, y_kind)
         dtype = blocks._working_dtype(dtype_rule)
         if dtype != X.dtype:
-            blocks.x = [client.submit(_astype, f, dtype, pure=False) for f in x_blocks]
+            blocks.x = blocks.map(_astype, dtype, chunks=[(f,) for f in x_blocks])
             wait(blocks.x)
             del x_blocks, computed
         blocks.dtype = dtype
@@ -276,17 +288,54 @@ class RowBlocks:
             return self.dtype if self.dtype in [np.dtype(r) for r in rule] else np.dtype(rule[0])
         return np.dtype(rule)
 
-    def map(self, function, *args, blocks=None):
-        """Futures of ``function(x_i, y_i, w_i, *args)`` (or of ``function(b_i, *args)`` for
-        the ``blocks`` given), one per chunk."""
-        submit = self.client.submit
-        if blocks is not None:
-            return [submit(function, b, *args, pure=False) for b in blocks]
-        return [submit(function, self.x[i], None if self.y is None else self.y[i],
-                       None if self.w is None else self.w[i], *args, pure=False) for i in range(len(self.x))]
+    def chunks(self):
+        """(x_i, y_i, w_i) futures of every chunk (None for what was not given)."""
+        n = len(self.x)
+        return list(zip(self.x, self.y or [None] * n, self.w or [None] * n))
 
-    def gather(self, futures):
-        return self.client.gather(futures)
+    @property
+    def groups(self):
+        """{worker address: indices of the chunks of X it holds}, looked up once."""
+        if self._groups is None:
+            who = self.client.who_has(self.x)
+            groups = {}
+            for i, f in enumerate(self.x):
+                holders = who.get(f.key) or (None,)
+                groups.setdefault(holders[0], []).append(i)
+            self._groups = groups
+        return self._groups
+
+    def map(self, function, *args, chunks=None):
+        """Futures of ``function(*chunk_i, *args)``, one task per chunk, run where chunk i of X is
+        (results that stay on the workers); ``chunks`` defaults to ``self.chunks()``."""
+        chunks = self.chunks() if chunks is None else chunks
+        where = {i: address for address, indices in self.groups.items() for i in indices}
+        return [self.client.submit(function, *chunk, *args, pure=False, allow_other_workers=True,
+                                   workers=None if where.get(i) is None else [where[i]])
+                for i, chunk in enumerate(chunks)]
+
+    def map_gather(self, function, *args, chunks=None, reduce: bool = False):
+        """``function(*chunk_i, *args)`` for every chunk, one task per worker over the chunks it
+        holds: the results in chunk order, or with ``reduce`` their sum (arrays or tuples of
+        arrays; added in chunk order on each worker, then across workers on the client).
+        If a worker is lost, its task runs elsewhere and Dask recomputes the chunks it needs."""
+        chunks = self.chunks() if chunks is None else chunks
+        groups = list(self.groups.items())
+        futures = [self.client.submit(_sum_each if reduce else _each, function, [chunks[i] for i in indices], args,
+                                      key=f"td-{function.__name__}-{uuid.uuid4().hex}", allow_other_workers=True,
+                                      workers=None if address is None else [address])
+                   for address, indices in groups]
+        results = self.client.gather(futures)
+        if reduce:
+            total = None
+            for value in results:
+                total = value if total is None else _add(total, value)
+            return total
+        out = [None] * len(chunks)
+        for (_, indices), values in zip(groups, results):
+            for i, value in zip(indices, values):
+                out[i] = value
+        return out
 
     def release(self):
         self.x = self.y = self.w = None

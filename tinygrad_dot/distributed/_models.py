@@ -14,7 +14,7 @@ import numpy as np
 
 from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
                               refine, solve_gram, svd_coef)
-from ._blocks import RowBlocks, as_dask_array, block_backend, get_client, tree_sum
+from ._blocks import RowBlocks, as_dask_array, block_backend, get_client
 
 __all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
 
@@ -47,7 +47,7 @@ def _weighted_sums(x, y, w, weight_of):
         return float(weights.sum()), backend.to_numpy(wx).astype(np.float64)
 
 
-def _subset_squares(x, y, w, weight_of, mean, stride, offset):
+def _subset_squares(x, y, w, offset, weight_of, mean, stride):
     """The strided subset's share of ``column_moments``' variance: rows whose global index is a
     multiple of ``stride`` (the chunk starts at row ``offset``): (their weight, weighted squares)."""
     rows = slice((-offset) % stride, None, stride)
@@ -66,15 +66,14 @@ def column_moments(blocks, weight_of, *args):
     ``weight_of(y_i, w_i, *args)`` gives a chunk's row weights. Returns (total weight, mean, std)."""
     from ..models.solvers import _SCALE_SAMPLE_ROWS
 
-    sums = blocks.gather(blocks.map(_weighted_sums, _Bound(weight_of, args)))
+    sums = blocks.map_gather(_weighted_sums, _Bound(weight_of, args))
     total = sum(p[0] for p in sums)
     if not total > 0:
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
     mean = sum(p[1] for p in sums) / total
     stride = max(1, blocks.n // _SCALE_SAMPLE_ROWS)
-    parts = blocks.gather([blocks.client.submit(_subset_squares, blocks.x[i], _y(blocks, i), _w(blocks, i),
-                                                _Bound(weight_of, args), mean, stride, int(blocks.offsets[i]),
-                                                pure=False) for i in range(len(blocks.x))])
+    chunks = [chunk + (int(offset),) for chunk, offset in zip(blocks.chunks(), blocks.offsets)]
+    parts = blocks.map_gather(_subset_squares, _Bound(weight_of, args), mean, stride, chunks=chunks)
     subset_total = sum(p[0] for p in parts)
     var = sum(p[1] for p in parts) / subset_total if subset_total > 0 else np.zeros_like(mean)
     return total, mean, np.sqrt(np.maximum(var, 0.0))
@@ -167,7 +166,7 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         if y_ndim == 2 and any(s["y_shape"][1] != blocks.summaries[0]["y_shape"][1] for s in blocks.summaries):
             raise ValueError("y's chunks disagree in their number of targets")
         alpha = alpha_of(1 if y_ndim == 1 else blocks.summaries[0]["y_shape"][1])
-        y_parts = blocks.gather(blocks.map(_y_moments))
+        y_parts = blocks.map_gather(_y_moments)
         if not sum(p[0] for p in y_parts) > 0:
             raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
         y_mean, y_var = _combine(y_parts)
@@ -183,16 +182,16 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(y_mean),))
         coef, solver = None, "svd"
         if estimator.solver != "svd":
-            G, B = tree_sum(client, blocks.map(_gram_block, *design))
+            G, B = blocks.map_gather(_gram_block, *design, reduce=True)
             solved = solve_gram(G, B, alpha, blocks.dtype, stacklevel=4)
             if solved is not None:
                 coef, solve, needs_refinement = solved
                 if needs_refinement:
                     coef = refine(coef, alpha, solve,
-                                  lambda c: tree_sum(client, blocks.map(_residual_block, c, *design)))
+                                  lambda c: blocks.map_gather(_residual_block, c, *design, reduce=True))
                 solver = "cholesky"
         if coef is None:  # SVD through a tall-skinny QR: the chunks' R factors stacked, one small SVD
-            pieces = blocks.gather(blocks.map(_qr_block, *design))
+            pieces = blocks.map_gather(_qr_block, *design)
             R = np.concatenate([p[0] for p in pieces])
             QtT = np.concatenate([p[1] for p in pieces])
             U, s, Vt = np.linalg.svd(R, full_matrices=False)
@@ -218,9 +217,9 @@ def _targets(y, w, classes, class_weight, total, dtype):
     return T, weights.astype(dtype)
 
 
-def _logistic_eval(chunk, coef, intercept, need_grad):
+def _logistic_eval(x, targets, coef, intercept, need_grad):
     """logistic_block on one chunk (its X block and (targets, weights)), the results as host NumPy."""
-    x, (T, weights) = chunk
+    T, weights = targets
     backend = block_backend(x)
     with backend.scope():
         loss, RtX, r_sum = logistic_block(backend, x, backend.asarray(T), backend.asarray(weights),
@@ -239,19 +238,12 @@ class DaskLogisticObjective(LogisticObjective):
         self._setup(backend, k, blocks.d, l2, l1, mean, scale, fit_intercept)
 
     def _data_terms(self, coef, intercept, need_grad):
-        parts = self.blocks.gather(self.blocks.map(_logistic_eval, np.asarray(coef), np.asarray(intercept),
-                                                   need_grad, blocks=_Zip(self.blocks.x, self.targets)))
+        parts = self.blocks.map_gather(_logistic_eval, np.asarray(coef), np.asarray(intercept), need_grad,
+                                       chunks=list(zip(self.blocks.x, self.targets)))
         loss = np.float64(sum(p[0] for p in parts))
         if not need_grad:
             return loss, None, None
         return loss, sum(p[1] for p in parts), sum(p[2] for p in parts)
-
-
-class _Zip(list):
-    """Chunk i's (x, targets) futures for RowBlocks.map's ``blocks``."""
-
-    def __init__(self, x, targets):
-        super().__init__(zip(x, targets))
 
 
 def logistic_parts(estimator, X, y, sample_weight):
@@ -294,18 +286,14 @@ def logistic_parts(estimator, X, y, sample_weight):
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
     _, mean, std = column_moments(blocks, _class_weights_of, classes, class_weight)
     k = 1 if len(classes) == 2 else len(classes)
-    targets = blocks.map(_targets_pair, classes, class_weight, total, blocks.dtype,
-                         blocks=_Zip(blocks.y, blocks.w or [None] * len(blocks.x)))
+    targets = blocks.map(_targets, classes, class_weight, total, blocks.dtype,
+                         chunks=[(y, w) for _, y, w in blocks.chunks()])
     backend = get_backend("cpu")  # the parameters live on the client
 
     def make_objective(l2, l1, scale):
         return DaskLogisticObjective(backend, blocks, targets, k, l2, l1, mean, scale, estimator.fit_intercept)
 
     return backend, blocks.dtype, classes, per_class / total, total, mean, std, make_objective
-
-
-def _targets_pair(pair, classes, class_weight, total, dtype):
-    return _targets(pair[0], pair[1], classes, class_weight, total, dtype)
 
 
 # ----------------------------------------------------------------- prediction

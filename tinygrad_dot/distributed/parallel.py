@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import RowBlocks, block_backend, get_client, tree_sum
+from ._blocks import RowBlocks, block_backend, get_client
 
 __all__ = ["DataParallel"]
 
@@ -84,12 +84,12 @@ class DataParallel:
     def map(self, function, *args) -> list:
         """``function(X_i, y_i, *args)`` on every chunk (NumPy or CuPy arrays, y_i None without
         y), run where the chunk lives; the results, chunk by chunk."""
-        return self.blocks.gather(self.blocks.map(_chunk_call, function, args))
+        return self.blocks.map_gather(_chunk_call, function, args)
 
     def sum(self, function, *args):
-        """The sum over chunks of ``function(X_i, y_i, *args)`` (an array or a tuple of arrays),
-        added on the workers by a tree; only the total comes back."""
-        return tree_sum(self.client, self.blocks.map(_chunk_call, function, args))
+        """The sum over chunks of ``function(X_i, y_i, *args)`` (an array or a tuple of arrays):
+        each worker adds its chunks' results and sends one sum; the client adds those."""
+        return self.blocks.map_gather(_chunk_call, function, args, reduce=True)
 
     def loss_and_grad(self, model, loss_fn):
         """(loss, gradients) of the mean of ``loss_fn`` over all rows: ``loss_fn(model, X_i, y_i)``
@@ -98,7 +98,7 @@ class DataParallel:
         parameters = list(model.parameters())
         if not parameters:
             raise ValueError("the model has no parameters")
-        total = tree_sum(self.client, self.blocks.map(_chunk_loss_and_grads, model, loss_fn, self.blocks.n))
+        total = self.blocks.map_gather(_chunk_loss_and_grads, model, loss_fn, self.blocks.n, reduce=True)
         return float(total[0]), list(total[1:])
 
     def step(self, model, loss_fn, optimizer) -> float:
