@@ -419,9 +419,10 @@ class SGDClassifier(ClassifierMixin, _SGD):
 
     ``coef_`` is (1, n_features) for two classes, (n_classes, n_features) otherwise;
     ``predict_proba`` exists for ``loss="log_loss"`` and ``"modified_huber"``. Ours:
-    ``batch_size`` (mini-batch size; None: full batch), ``optimizer`` ("sgd" or "adam"),
-    ``device``, ``dtype``; fitted ``loss_curve_`` (mean training loss per epoch). ``n_iter_``
-    counts epochs of the last fit (1 after partial_fit), ``t_`` updates + 1, as scikit-learn's.
+    ``batch_size`` (mini-batch size, a batch's step being the sum of its samples' steps;
+    None: full batch), ``optimizer`` ("sgd" or "adam"), ``device``, ``dtype``; fitted
+    ``loss_curve_`` (mean training loss per epoch). ``n_iter_`` counts the epochs of the last
+    fit (1 after partial_fit), ``t_`` is 1 + the samples stepped over, as scikit-learn's.
     """
 
     _losses = CLASSIFICATION_LOSSES
