@@ -14,7 +14,7 @@ ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /opt/tinygrad_dot
 COPY . .
-RUN pip install ".[cuda12,progress,plot]"
+RUN pip install ".[cuda12,models,plot]"
 # `bench` runs the benchmark scripts from this copy of the source tree.
 ENV TINYGRAD_DOT_BENCHMARKS_DIR=/opt/tinygrad_dot/benchmarks
 

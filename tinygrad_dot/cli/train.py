@@ -63,11 +63,15 @@ def _estimator(args, kind: str, device: str):
             return models.LinearRegression(**common)
         return models.LogisticRegression(verbose=int(args.verbose), **common)
     common["verbose"] = int(args.verbose)
+    cls, loss = (models.SGDClassifier, "log_loss") if kind == "logistic" else (models.SGDRegressor, "squared_error")
     if args.lr is not None:
-        stochastic["learning_rate"] = "constant"  # --lr is the step size used, not a schedule's start
-    if kind == "logistic":
-        return models.SGDClassifier(loss="log_loss", random_state=args.seed, **stochastic, **common)
-    return models.SGDRegressor(loss="squared_error", random_state=args.seed, **stochastic, **common)
+        # --lr is PyTorch's: a constant step on the mean gradient of a mini-batch. The SGD estimators
+        # step by the sum of the batch's per-sample steps (scikit-learn's scale), so plain SGD's eta0
+        # is lr / batch_size; Adam's step does not scale with the gradient, so it takes lr as it is.
+        batch = stochastic.get("batch_size", cls().batch_size)
+        stochastic["eta0"] = args.lr if args.optimizer == "adam" else args.lr / batch
+        stochastic["learning_rate"] = "constant"
+    return cls(loss=loss, random_state=args.seed, **stochastic, **common)
 
 
 def _csv_only(args, kind: str, source: str) -> None:
@@ -334,7 +338,8 @@ def add_parser(sub, formatter) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"),
                    help="train by stochastic gradient descent with this update rule (default: the exact solver)")
     p.add_argument("--lr", type=positive_float,
-                   help="stochastic: a constant learning rate (default: the estimator's schedule)")
+                   help="stochastic: a constant learning rate, the step on a mini-batch's mean gradient as in "
+                        "PyTorch (default: the estimator's schedule)")
     p.add_argument("--epochs", type=positive_int,
                    help="stochastic: at most this many passes over the training split (default: the estimator's)")
     p.add_argument("--batch-size", type=positive_int, help="stochastic: the mini-batch size (default: the estimator's)")
