@@ -17,17 +17,20 @@ Protocol
   ``--threads`` (default 1) for the whole run with threadpoolctl; the pools seen
   under that limit are recorded. Per row: one warm-up fit of each side, then
   ``repeats`` timed fits alternating which side goes first; the figure is the
-  median. Scores are each estimator's own ``score`` on the test rows (accuracy,
-  R^2). For logistic rows the objective scikit-learn and td both minimise,
-  mean log-loss + ||coef||^2 / (2 C n), is evaluated in float64 on the training
-  rows for both fitted models (equal optimum <=> equal objective).
+  median. ``--runs N`` makes N such passes over all the rows (a noisy minute on
+  a shared machine then spoils one run, not one row): the figure is the median
+  of all N x repeats fits, and each run's own ratio is recorded. Scores are
+  each estimator's own ``score`` on the test rows (accuracy, R^2). For
+  logistic rows the objective scikit-learn and td both minimise, mean log-loss
+  + ||coef||^2 / (2 C n), is evaluated in float64 on the training rows for
+  both fitted models (equal optimum <=> equal objective).
   Issue 12's targets: at equal test score (|difference| <= 0.005), td's fit
   time at most 1.0x scikit-learn's on the 200,000 x 500 problems and at most
   1.5x on the embedded datasets. ``--profile`` adds a cProfile of one td fit
   (top 15 by cumulative time) for every row that misses its target.
 
     python benchmarks/models.py [--quick] [--threads 1] [--repeats-small 5] [--repeats-large 3]
-                                [--profile] [--out tinygrad-dot-bench/cpu-models.json]
+                                [--runs 1] [--profile] [--out tinygrad-dot-bench/cpu-models.json]
 
 The results go to --out (./tinygrad-dot-bench/cpu-models.json by default, as
 ``tinygrad-dot bench`` writes; the committed figures are
@@ -191,16 +194,36 @@ def profile_fit(make, X, y, top=15):
     return text[text.index("   ncalls"):] if "   ncalls" in text else text
 
 
-def run_row(dataset, kind, task, name, make_td, make_sk, data, repeats, settle, C):
+def measure(acc, make_td, make_sk, data, repeats, settle):
+    """One run of a row (warm-up, then ``repeats`` timed fits a side), pooled into ``acc``."""
+    models, times, cpu_times, seen = time_pair(make_td, make_sk, data[0], data[2], repeats, settle)
+    for side in ("td", "sklearn"):
+        acc["times"][side] += times[side]
+        acc["cpu_times"][side] += cpu_times[side]
+        acc["seen"][side].update(seen[side])
+    acc["models"] = models
+    acc["ratio_per_run"].append(statistics.median(times["td"]) / statistics.median(times["sklearn"]))
+    acc["cpu_ratio_per_run"].append(statistics.median(cpu_times["td"]) / statistics.median(cpu_times["sklearn"]))
+    return acc
+
+
+def new_accumulator():
+    return {"times": {"td": [], "sklearn": []}, "cpu_times": {"td": [], "sklearn": []},
+            "seen": {"td": set(), "sklearn": set()}, "ratio_per_run": [], "cpu_ratio_per_run": []}
+
+
+def build_row(dataset, kind, task, name, data, acc, repeats, C):
+    """The row of the results: medians over the timed fits of every run (runs pooled)."""
     X_train, X_test, y_train, y_test = data
-    models, times, cpu_times, seen = time_pair(make_td, make_sk, X_train, y_train, repeats, settle)
+    models, times, cpu_times = acc["models"], acc["times"], acc["cpu_times"]
+    seen = {side: sorted(w) for side, w in acc["seen"].items()}
     ours, theirs = models["td"], models["sklearn"]
     td_s, sk_s = statistics.median(times["td"]), statistics.median(times["sklearn"])
     td_score, sk_score = ours.score(X_test, y_test), theirs.score(X_test, y_test)
     coef_ours, coef_theirs = np.asarray(ours.coef_, np.float64), np.asarray(theirs.coef_, np.float64)
     row = {"dataset": dataset, "kind": kind, "task": task, "estimator": name,
            "n": int(X_train.shape[0]), "d": int(X_train.shape[1]), "n_test": int(X_test.shape[0]),
-           "X_dtype": str(X_train.dtype), "repeats": repeats,
+           "X_dtype": str(X_train.dtype), "repeats": repeats, "runs": len(acc["ratio_per_run"]),
            "td_seconds": td_s, "sklearn_seconds": sk_s, "ratio_td_sklearn": td_s / sk_s,
            "td_seconds_all": times["td"], "sklearn_seconds_all": times["sklearn"],
            # process CPU time of the same fits: less sensitive to other processes on a shared machine
@@ -229,6 +252,9 @@ def run_row(dataset, kind, task, name, make_td, make_sk, data, repeats, settle, 
     row["target_ratio"] = TARGET_SMALL if kind == "small" else TARGET_LARGE
     row["equal_score"] = abs(row["score_difference"]) <= SCORE_TOLERANCE
     row["target_met"] = row["equal_score"] and row["ratio_td_sklearn"] <= row["target_ratio"]
+    # each run's own ratio of medians (wall clock and CPU): how much the verdict depends on the run
+    row["ratio_per_run"], row["cpu_ratio_per_run"] = acc["ratio_per_run"], acc["cpu_ratio_per_run"]
+    row["runs_target_met"] = sum(row["equal_score"] and r <= row["target_ratio"] for r in acc["ratio_per_run"])
     return row
 
 
@@ -310,7 +336,7 @@ def machine(threadpools, state):
 # ----------------------------------------------------------------- main
 
 
-def run(quick=False, threads=1, repeats_small=5, repeats_large=3, seed=0, C=1.0, settle=0.1, profile=False,
+def run(quick=False, threads=1, repeats_small=5, repeats_large=3, runs=1, seed=0, C=1.0, settle=0.1, profile=False,
         only=None, git_dir=None, log=print):
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -321,6 +347,8 @@ def run(quick=False, threads=1, repeats_small=5, repeats_large=3, seed=0, C=1.0,
     import sklearn.linear_model  # noqa: F401
     import tinygrad_dot.models  # noqa: F401
 
+    gc.collect()
+    gc.freeze()  # the modules' objects: the collection before each timed fit need not walk them
     rows, profiles = [], {}
     state = source_state(git_dir)  # before measuring: the commit the measured code is compared with
     load_before = os.getloadavg()
@@ -329,16 +357,22 @@ def run(quick=False, threads=1, repeats_small=5, repeats_large=3, seed=0, C=1.0,
         wrong = [p["filepath"] for p in pools if p["num_threads"] != threads]
         if wrong:
             raise RuntimeError(f"threadpoolctl could not limit {wrong} to {threads} thread(s)")
-        for dataset, kind, task, *data in problems(quick, seed):
-            if only and not any(o in dataset for o in only):
-                continue
-            for name, make_td, make_sk in estimators(task, C):
+        cases = [(dataset, kind, task, data, name, make_td, make_sk)
+                 for dataset, kind, task, *data in problems(quick, seed) if not only or any(o in dataset for o in only)
+                 for name, make_td, make_sk in estimators(task, C)]
+        accumulators = [new_accumulator() for _ in cases]
+        for run_index in range(runs):  # whole passes over every row, so that a noisy minute hits one run only
+            for (dataset, kind, task, data, name, make_td, make_sk), acc in zip(cases, accumulators):
                 repeats = repeats_small if kind == "small" else repeats_large
-                row = run_row(dataset, kind, task, name, make_td, make_sk, data, repeats, settle, C)
-                rows.append(row)
-                log(format_row(row))
-                if profile and not row["target_met"]:
-                    profiles[f"{dataset} {name}"] = profile_fit(make_td, data[0], data[2])
+                measure(acc, make_td, make_sk, data, repeats, settle)
+                log(f"run {run_index + 1}/{runs} {dataset} {name}: td/sklearn {acc['ratio_per_run'][-1]:.3f} "
+                    f"(cpu {acc['cpu_ratio_per_run'][-1]:.3f})")
+        for (dataset, kind, task, data, name, make_td, make_sk), acc in zip(cases, accumulators):
+            repeats = repeats_small if kind == "small" else repeats_large
+            row = build_row(dataset, kind, task, name, data, acc, repeats, C)
+            rows.append(row)
+            if profile and not row["target_met"]:
+                profiles[f"{dataset} {name}"] = profile_fit(make_td, data[0], data[2])
         pools_after = threadpool_info()
     load_after = os.getloadavg()
     if [p["filepath"] for p in pools_after] != [p["filepath"] for p in pools] or \
@@ -348,6 +382,7 @@ def run(quick=False, threads=1, repeats_small=5, repeats_large=3, seed=0, C=1.0,
              "num_threads": p["num_threads"]} for p in pools_after]
     report = {"benchmark": "td.models vs scikit-learn (CPU)", "mode": "quick" if quick else "full",
               "protocol": {"threads": threads, "repeats_small": repeats_small, "repeats_large": repeats_large,
+                           "runs": runs,
                            "warmup_fits": 1, "statistic": "median", "seed": seed, "C": C,
                            "synthetic_shape": dict(zip(("n_train", "d", "n_test"),
                                                        QUICK_SHAPE if quick else FULL_SHAPE)),
@@ -382,6 +417,8 @@ def format_row(r):
     it = lambda v: "-" if v is None else str(v)  # noqa: E731
     obj = f"{r['objective_relative_difference']:12.2e}" if "objective_relative_difference" in r else f"{'-':>12s}"
     verdict = ("met" if r["target_met"] else "MISSED") + f" (<= {r['target_ratio']}x)"
+    if r["runs"] > 1:
+        verdict += f", per run {'/'.join(f'{x:.2f}' for x in r['ratio_per_run'])}"
     return (f"{r['dataset']:32s} {r['estimator']:18s} {r['n']:7d} {r['d']:4d} {r['td_seconds']:9.5f} "
             f"{r['sklearn_seconds']:9.5f} {r['ratio_td_sklearn']:6.2f} "
             f"{r['ratio_cpu_td_sklearn']:5.2f} {r['td_score']:9.4f} {r['sklearn_score']:9.4f} "
@@ -391,7 +428,8 @@ def format_row(r):
 def print_report(report):
     m, p = report["machine"], report["protocol"]
     print(f"\ntd.models vs scikit-learn {m['sklearn']}, {report['mode']} mode, {p['threads']} thread(s), "
-          f"median of {p['repeats_small']} (small) / {p['repeats_large']} (large) fits after one warm-up")
+          f"median of {p['runs']} x {p['repeats_small']} (small) / {p['runs']} x {p['repeats_large']} (large) fits, "
+          "each run after one warm-up")
     print(HEADER)
     for row in report["rows"]:
         print(format_row(row))
@@ -414,6 +452,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="BLAS and OpenMP threads for both sides (default 1)")
     parser.add_argument("--repeats-small", type=int, default=5, help="timed fits per embedded-dataset row")
     parser.add_argument("--repeats-large", type=int, default=3, help="timed fits per synthetic row")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="passes over all rows (each with its warm-up); the medians pool every run's fits")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic problems")
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation of both LogisticRegressions")
     parser.add_argument("--settle", type=float, default=0.1, help="idle seconds before each timed fit")
@@ -423,11 +463,10 @@ def main(argv=None):
     parser.add_argument("--git-dir", help="git directory to read the commit from (default: the checkout's)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"results JSON (default ./{DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeats_small < 1 or args.repeats_large < 1:
-        parser.error("--threads and --repeats-* must be at least 1")
-    print(HEADER)
+    if min(args.threads, args.repeats_small, args.repeats_large, args.runs) < 1:
+        parser.error("--threads, --runs and --repeats-* must be at least 1")
     report = run(quick=args.quick, threads=args.threads, repeats_small=args.repeats_small,
-                 repeats_large=args.repeats_large, seed=args.seed, C=args.C, settle=args.settle,
+                 repeats_large=args.repeats_large, runs=args.runs, seed=args.seed, C=args.C, settle=args.settle,
                  profile=args.profile, only=args.only, git_dir=args.git_dir)
     print_report(report)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -12,7 +12,8 @@ pytest.importorskip("threadpoolctl")
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "models.py"
 ROW_FIELDS = {"dataset", "estimator", "n", "d", "td_seconds", "sklearn_seconds", "ratio_td_sklearn", "td_score",
-              "sklearn_score", "score_difference", "td_n_iter", "sklearn_n_iter", "target_met"}
+              "sklearn_score", "score_difference", "td_n_iter", "sklearn_n_iter", "target_met", "ratio_per_run",
+              "td_cpu_seconds", "sklearn_cpu_seconds"}
 
 
 @pytest.mark.slow  # about 6 s of CPU (importing scikit-learn, 20,000 x 100 fits); longer on a loaded machine
