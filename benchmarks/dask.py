@@ -31,10 +31,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))  # the repository, for tinygrad_dot
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import gc  # noqa: E402
 import importlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -73,7 +76,18 @@ def _timed(fit, repeats):
 def _solvers(C):
     from tinygrad_dot.models import LinearRegression, LogisticRegression
 
-    return {"exact": (LinearRegression, {}, "y"), "lbfgs": (LogisticRegression, {"C": C}, "labels")}
+    return {"exact": (LinearRegression, {}, "y"), "lbfgs": (LogisticRegression, {"C": C, "verbose": 1}, "labels")}
+
+
+def _fit(cls, params, X, target, counts):
+    """One fit; LogisticRegression's verbose line gives its number of loss evaluations."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        model = cls(**params).fit(X, target)
+    found = re.search(r"(\d+) loss evaluations", text.getvalue())
+    if found:
+        counts.append(int(found.group(1)))
+    return model
 
 
 def single_process(X, y, labels, repeats, C, log):
@@ -82,8 +96,10 @@ def single_process(X, y, labels, repeats, C, log):
     out = {}
     with threadpool_limits(limits=1):
         for name, (cls, params, target) in _solvers(C).items():
-            model, times = _timed(lambda: cls(**params).fit(X, y if target == "y" else labels), repeats)
+            evaluations = []
+            model, times = _timed(lambda: _fit(cls, params, X, y if target == "y" else labels, evaluations), repeats)
             out[name] = {"seconds": min(times), "all_seconds": times, "coef": model.coef_,
+                         "loss_evaluations": evaluations[-1] if evaluations else None,
                          "n_iter": int(model.n_iter_[0]) if hasattr(model, "n_iter_") else None,
                          "score": model.score(X, y if target == "y" else labels)}
             log(f"  single process, {name}: {min(times):.2f} s")
@@ -126,10 +142,12 @@ def measure(client, data, repeats, C, reference, log, dask_ml=False):
     out["keys_spilled_to_disk_after_persist"] = sum(client.run(_spilled).values())
     for name, (cls, params, target) in _solvers(C).items():
         before = _worker_bytes(client)
-        model, times = _timed(lambda: cls(**params).fit(X, y if target == "y" else labels), repeats)
+        evaluations = []
+        model, times = _timed(lambda: _fit(cls, params, X, y if target == "y" else labels, evaluations), repeats)
         sent = (_worker_bytes(client) - before) / repeats
         iterations = int(model.n_iter_[0]) if hasattr(model, "n_iter_") else 1
         row = {"seconds": min(times), "all_seconds": times, "n_iter": iterations,
+               "loss_evaluations": evaluations[-1] if evaluations else None,
                "worker_bytes_sent_per_fit": sent, "worker_bytes_sent_per_iteration": sent / iterations}
         if reference is not None:
             ref = reference[name]["coef"]
@@ -141,7 +159,7 @@ def measure(client, data, repeats, C, reference, log, dask_ml=False):
         if name == "lbfgs":
             out[name]["score"] = model.score(X, labels)
     if dask_ml:
-        out["dask_ml_lbfgs"] = _dask_ml(X, labels, C, repeats, log)
+        out["dask_ml_lbfgs"] = _dask_ml(X, labels, C, 1, log)  # minutes per fit: one
     return out
 
 

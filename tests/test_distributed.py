@@ -295,3 +295,25 @@ def test_fit_survives_a_killed_worker(client, rng):
     assert model.n_iter_[0] == reference.n_iter_[0]
     assert rel_error(model.coef_, reference.coef_) < 1e-6
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+# ----------------------------------------------------------------- the benchmark's measuring code
+
+
+def test_benchmark_measures_on_a_small_problem(client):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dask.py"
+    spec = importlib.util.spec_from_file_location("bench_dask", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = bench.make_data(40_000, 8, 4)  # past 16,384 rows: the subset-of-rows column scales
+    X, y, labels = dask.compute(*data, scheduler="sync")
+    single = bench.single_process(X, y, labels, 1, 1.0, log=lambda *a: None)
+    out = bench.measure(client, data, 1, 1.0, single, log=lambda *a: None)
+    assert sum(out["X_chunks_per_worker"]) >= 4  # replicas count twice
+    for name in ("exact", "lbfgs"):
+        assert out[name]["coef_rel_error_vs_single_process"] < 1e-4  # float32 data
+        assert out[name]["worker_bytes_sent_per_iteration"] > 0
+    assert out["lbfgs"]["n_iter"] == single["lbfgs"]["n_iter"]

@@ -295,13 +295,30 @@ class RowBlocks:
 
     @property
     def groups(self):
-        """{worker address: indices of the chunks of X it holds}, looked up once."""
+        """[(worker address, indices of chunks of X it holds)], looked up once. A worker's chunks
+        are split into batches of at most a quarter of its memory_limit, so that a task's inputs
+        fit in memory even where the worker keeps most of its chunks spilled to disk."""
         if self._groups is None:
             who = self.client.who_has(self.x)
-            groups = {}
+            sizes = self.client.nbytes(keys=[f.key for f in self.x], summary=False)
+            limits = {address: info.get("memory_limit") or 0
+                      for address, info in self.client.scheduler_info(n_workers=-1)["workers"].items()}
+            by_worker = {}
             for i, f in enumerate(self.x):
                 holders = who.get(f.key) or (None,)
-                groups.setdefault(holders[0], []).append(i)
+                by_worker.setdefault(holders[0], []).append(i)
+            groups = []
+            for address, indices in by_worker.items():
+                cap = limits.get(address, 0) / 4 or float("inf")
+                batch, used = [], 0
+                for i in indices:
+                    size = sizes.get(self.x[i].key, 0) or 0
+                    if batch and used + size > cap:
+                        groups.append((address, batch))
+                        batch, used = [], 0
+                    batch.append(i)
+                    used += size
+                groups.append((address, batch))
             self._groups = groups
         return self._groups
 
@@ -309,7 +326,7 @@ class RowBlocks:
         """Futures of ``function(*chunk_i, *args)``, one task per chunk, run where chunk i of X is
         (results that stay on the workers); ``chunks`` defaults to ``self.chunks()``."""
         chunks = self.chunks() if chunks is None else chunks
-        where = {i: address for address, indices in self.groups.items() for i in indices}
+        where = {i: address for address, indices in self.groups for i in indices}
         return [self.client.submit(function, *chunk, *args, pure=False, allow_other_workers=True,
                                    workers=None if where.get(i) is None else [where[i]])
                 for i, chunk in enumerate(chunks)]
@@ -320,7 +337,7 @@ class RowBlocks:
         arrays; added in chunk order on each worker, then across workers on the client).
         If a worker is lost, its task runs elsewhere and Dask recomputes the chunks it needs."""
         chunks = self.chunks() if chunks is None else chunks
-        groups = list(self.groups.items())
+        groups = self.groups
         futures = [self.client.submit(_sum_each if reduce else _each, function, [chunks[i] for i in indices], args,
                                       key=f"td-{function.__name__}-{uuid.uuid4().hex}", allow_other_workers=True,
                                       workers=None if address is None else [address])
