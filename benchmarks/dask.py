@@ -177,6 +177,58 @@ def _dask_ml(X, labels, C, repeats, log):
     return {"seconds": min(times), "all_seconds": times, "score": accuracy, "solver": "lbfgs", "max_iter": 100}
 
 
+def _kernel_loop(rows, d, repeats, start, results):
+    """In a separate process: ``repeats`` times the per-chunk work of each solver on one chunk
+    (L-BFGS: logistic_block, two passes over the chunk; exact: the Gram product), once the
+    shared start time is reached; returns the seconds each took."""
+    from threadpoolctl import threadpool_limits
+
+    from tinygrad_dot.backends import get_backend
+    from tinygrad_dot.models.solvers import logistic_block
+
+    backend = get_backend("cpu")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, d), dtype=np.float32)
+    Y = (rng.random((rows, 1)) < 0.5).astype(np.float32)
+    w = np.full(rows, 1.0 / rows, dtype=np.float32)
+    coef, intercept = rng.standard_normal((1, d)) * 0.1, np.zeros(1)
+    with threadpool_limits(limits=1):
+        logistic_block(backend, X, Y, w, coef, intercept)
+        while time.time() < start:
+            time.sleep(0.001)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            logistic_block(backend, X, Y, w, coef, intercept)
+        t1 = time.perf_counter()
+        for _ in range(max(1, repeats // 4)):
+            X.T @ X
+        t2 = time.perf_counter()
+    results.put({"lbfgs": (t1 - t0) / repeats, "exact": (t2 - t1) / max(1, repeats // 4)})
+
+
+def machine_ceiling(rows, d, repeats=40):
+    """How much two processes get out of this machine against one, on the same per-chunk work
+    with no Dask at all: each process works on its own chunk; the ratio of throughputs
+    (2 x one process's time / two processes' time) bounds what 2 workers can reach."""
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    out = {}
+    for processes in (1, 2):
+        queue = context.Queue()
+        start = time.time() + 8.0  # after the children have started and built their chunks
+        children = [context.Process(target=_kernel_loop, args=(rows, d, repeats, start, queue))
+                    for _ in range(processes)]
+        for child in children:
+            child.start()
+        times = [queue.get(timeout=600) for _ in children]
+        for child in children:
+            child.join()
+        out[processes] = {name: max(t[name] for t in times) for name in ("lbfgs", "exact")}
+    return {name: {"seconds_per_chunk_1_process": out[1][name], "seconds_per_chunk_2_processes": out[2][name],
+                   "throughput_2_vs_1": 2 * out[1][name] / out[2][name]} for name in ("lbfgs", "exact")}
+
+
 def machine():
     import dask
     import distributed
@@ -239,6 +291,9 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
         out_of_core[f"{workers}_workers"] = on_cluster(workers, data, 1, C, single, log, memory_limit=limit)
     for result in single.values():
         result.pop("coef")
+    ceiling = machine_ceiling(-(-n // chunks), d, repeats=40 if not quick else 2)
+    for name, row in ceiling.items():
+        log(f"machine ceiling, {name}: 2 processes give {row['throughput_2_vs_1']:.2f}x one process's throughput")
     summary = {}
     for name in ("exact", "lbfgs"):
         one, two = clusters["1_workers"][name]["seconds"], clusters["2_workers"][name]["seconds"]
@@ -257,7 +312,7 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
               "problem": {"n": n, "d": d, "chunks": chunks, "dtype": "float32", "C": C, "repeats": repeats,
                           "X_bytes": x_bytes},
               "threads": {"single_process_blas": 1, "worker_threads": 1, "worker_blas": 1},
-              "single_process": single, "cluster": clusters,
+              "single_process": single, "cluster": clusters, "machine_ceiling_no_dask": ceiling,
               "out_of_core": {"memory_limit_bytes_per_worker": limit, **out_of_core},
               "summary": summary, "targets": targets}
     for name, row in summary.items():
@@ -276,7 +331,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a small problem (smoke test); writes only with --out")
     parser.add_argument("--repeats", type=int, default=None, help="timed fits per case (default 2, quick 1)")
     parser.add_argument("--out", default=None, help=f"results file (default {os.path.relpath(RESULTS)})")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="only measure the machine's 2-vs-1-process ceiling on one chunk's work, no Dask")
     args = parser.parse_args(argv)
+    if args.ceiling:
+        print(json.dumps(machine_ceiling(250_000, 100), indent=1))
+        return
     out = args.out if args.out or args.quick else RESULTS
     run(quick=args.quick, repeats=args.repeats or (1 if args.quick else 2), out_path=out)
 
