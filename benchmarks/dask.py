@@ -17,7 +17,11 @@ both training accuracies. Then the out-of-core case: workers whose
 ``memory_limit`` is below the size of X (one worker must spill to disk, two
 hold it in memory).
 
-Times are the best of ``--repeats`` fits (all are recorded). Nothing here is
+The single-process, 1-worker and 2-worker fits take turns (round robin, both
+clusters up at once), so that a change in the machine's load hits every
+configuration alike; times are the best of ``--repeats`` rounds (all are
+recorded). The machine's own ceiling is measured too: one chunk's L-BFGS and
+Gram work in 1 against 2 concurrent processes, without Dask. Nothing here is
 estimated: every figure in the JSON is measured by this script in one run.
 """
 from __future__ import annotations
@@ -261,7 +265,80 @@ def source_state():
     return {"commit": git("rev-parse", "HEAD"), "measured_code_dirty": bool(git("status", "--porcelain", "--", *paths))}
 
 
-def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
+def interleaved(data, arrays, repeats, C, log):
+    """Single process, 1 worker and 2 workers, fit after fit in turn (round robin), so that a
+    change in the machine's load hits every configuration alike; the best time of each."""
+    from threadpoolctl import threadpool_limits
+    from distributed import Client, LocalCluster, wait
+
+    X_np, y_np, labels_np = arrays
+    with contextlib.ExitStack() as stack:
+        clients, persisted = {}, {}
+        for workers in (1, 2):
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None, silence_logs=40))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+            client.run(importlib.import_module, "tinygrad_dot.distributed._models")
+            persisted[workers] = client.persist(list(data))
+            with client.as_current():
+                wait(persisted[workers])
+            clients[workers] = client
+        rows = {"single_process": {}, "1_workers": {}, "2_workers": {}}
+        for workers in (1, 2):
+            rows[f"{workers}_workers"]["X_chunks_per_worker"] = sorted(
+                clients[workers].run(_chunks_held, persisted[workers][0].name).values())
+        for _ in range(repeats):
+            for config in ("single_process", "1_workers", "2_workers"):
+                for name, (cls, params, target) in _solvers(C).items():
+                    evaluations = []
+                    if config == "single_process":
+                        with threadpool_limits(limits=1):
+                            gc.collect()
+                            start = time.perf_counter()
+                            model = _fit(cls, params, X_np, y_np if target == "y" else labels_np, evaluations)
+                            seconds = time.perf_counter() - start
+                        sent = None
+                        if name == "lbfgs":
+                            rows[config].setdefault(name, {"all_seconds": []})["score"] = model.score(X_np, labels_np)
+                    else:
+                        client = clients[int(config[0])]
+                        X, y, labels = persisted[int(config[0])]
+                        before = _worker_bytes(client)
+                        with client.as_current():
+                            gc.collect()
+                            start = time.perf_counter()
+                            model = _fit(cls, params, X, y if target == "y" else labels, evaluations)
+                            seconds = time.perf_counter() - start
+                        sent = _worker_bytes(client) - before
+                    row = rows[config].setdefault(name, {"all_seconds": []})
+                    row["all_seconds"].append(seconds)
+                    row["seconds"] = min(row["all_seconds"])
+                    row["n_iter"] = int(model.n_iter_[0]) if hasattr(model, "n_iter_") else 1
+                    row["loss_evaluations"] = evaluations[-1] if evaluations else None
+                    row["coef"] = model.coef_.astype(np.float64)
+                    if sent is not None:
+                        row["worker_bytes_sent_per_fit"] = sent
+                        row["worker_bytes_sent_per_iteration"] = sent / row["n_iter"]
+                    log(f"  {config}, {name}: {seconds:.2f} s")
+        for config in ("1_workers", "2_workers"):
+            X, y, labels = persisted[int(config[0])]
+            with clients[int(config[0])].as_current():
+                model = _solvers(C)["lbfgs"][0](C=C).fit(X, labels)
+                rows[config]["lbfgs"]["score"] = model.score(X, labels)
+        with clients[2].as_current():
+            rows["2_workers"]["dask_ml_lbfgs"] = _dask_ml(persisted[2][0], persisted[2][2], C, 1, log)
+    for config in ("1_workers", "2_workers"):
+        for name in ("exact", "lbfgs"):
+            ref, coef = rows["single_process"][name]["coef"], rows[config][name]["coef"]
+            rows[config][name]["coef_rel_error_vs_single_process"] = float(np.linalg.norm(coef - ref) /
+                                                                           np.linalg.norm(ref))
+    for config in rows.values():
+        for name in ("exact", "lbfgs"):
+            config[name].pop("coef")
+    return rows
+
+
+def run(quick=False, repeats=3, C=1.0, out_path=None, log=print):
     import dask
 
     from tinygrad_dot.gemm.sources import kernels_sha256
@@ -272,14 +349,12 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
     data = make_data(n, d, chunks)
     x_bytes = n * d * 4
     log(f"problem: {n} x {d} float32 in {chunks} chunks ({x_bytes / 1e9:.2f} GB)")
-    X, y, labels = dask.compute(*data, scheduler="threads")
-    single = single_process(X, y, labels, repeats, C, log)
-    del X, y, labels
+    arrays = dask.compute(*data, scheduler="threads")
+    rows = interleaved(data, arrays, repeats, C, log)
+    del arrays
     gc.collect()
-    clusters = {}
-    for workers in (1, 2):
-        clusters[f"{workers}_workers"] = on_cluster(workers, data, repeats, C, single, log,
-                                                    dask_ml=workers == 2 and not quick)
+    single = rows.pop("single_process")
+    clusters = rows
     # Out of core: each worker's memory_limit is 0.6 x the size of X + 0.8 GB (a worker process with
     # td, scikit-learn and Dask loaded takes about 0.3 GB before any data), so one worker cannot hold X
     # and spills chunks to disk, and two hold it in memory (under dask's spill thresholds). Quick mode's
@@ -288,9 +363,7 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
     out_of_core = {}
     for workers in (1, 2) if not quick else ():
         log(f"out of core: {workers} worker(s), memory_limit {limit / 1e9:.2f} GB each")
-        out_of_core[f"{workers}_workers"] = on_cluster(workers, data, 1, C, single, log, memory_limit=limit)
-    for result in single.values():
-        result.pop("coef")
+        out_of_core[f"{workers}_workers"] = on_cluster(workers, data, 1, C, None, log, memory_limit=limit)
     ceiling = machine_ceiling(-(-n // chunks), d, repeats=40 if not quick else 2)
     for name, row in ceiling.items():
         log(f"machine ceiling, {name}: 2 processes give {row['throughput_2_vs_1']:.2f}x one process's throughput")
@@ -298,7 +371,8 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
     for name in ("exact", "lbfgs"):
         one, two = clusters["1_workers"][name]["seconds"], clusters["2_workers"][name]["seconds"]
         summary[name] = {"speedup_2_vs_1_worker": one / two, "slowdown_1_worker_vs_single_process":
-                         one / single[name]["seconds"]}
+                         one / single[name]["seconds"],
+                         "machine_ceiling_2_vs_1_process": ceiling[name]["throughput_2_vs_1"]}
     ml = clusters["2_workers"].get("dask_ml_lbfgs", {})
     if "seconds" in ml:
         summary["lbfgs"]["dask_ml_seconds_over_ours_2_workers"] = ml["seconds"] / clusters["2_workers"]["lbfgs"]["seconds"]
@@ -312,6 +386,7 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
               "problem": {"n": n, "d": d, "chunks": chunks, "dtype": "float32", "C": C, "repeats": repeats,
                           "X_bytes": x_bytes},
               "threads": {"single_process_blas": 1, "worker_threads": 1, "worker_blas": 1},
+              "order": "round robin: single process, 1 worker, 2 workers, each solver, repeated; best time",
               "single_process": single, "cluster": clusters, "machine_ceiling_no_dask": ceiling,
               "out_of_core": {"memory_limit_bytes_per_worker": limit, **out_of_core},
               "summary": summary, "targets": targets}
@@ -329,7 +404,7 @@ def run(quick=False, repeats=2, C=1.0, out_path=None, log=print):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small problem (smoke test); writes only with --out")
-    parser.add_argument("--repeats", type=int, default=None, help="timed fits per case (default 2, quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed fits per case (default 3, quick 1)")
     parser.add_argument("--out", default=None, help=f"results file (default {os.path.relpath(RESULTS)})")
     parser.add_argument("--ceiling", action="store_true",
                         help="only measure the machine's 2-vs-1-process ceiling on one chunk's work, no Dask")
@@ -338,7 +413,7 @@ def main(argv=None):
         print(json.dumps(machine_ceiling(250_000, 100), indent=1))
         return
     out = args.out if args.out or args.quick else RESULTS
-    run(quick=args.quick, repeats=args.repeats or (1 if args.quick else 2), out_path=out)
+    run(quick=args.quick, repeats=args.repeats or (1 if args.quick else 3), out_path=out)
 
 
 if __name__ == "__main__":

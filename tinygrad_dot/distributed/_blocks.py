@@ -75,7 +75,9 @@ def _summary(x, y, w, y_kind):
     fits the label counts (classification) or nothing more."""
     xp = block_backend(x).xp
     out = {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str}
-    out["x_finite"] = bool(xp.isfinite(x).all()) if x.dtype.kind in "fc" else True
+    # A finite sum means finite entries (scikit-learn's shortcut: one pass, no boolean temporary);
+    # an overflowing sum of finite entries falls back to the entrywise check.
+    out["x_finite"] = x.dtype.kind not in "fc" or bool(xp.isfinite(x.sum())) or bool(xp.isfinite(x).all())
     if y is not None:
         out["y_shape"] = tuple(y.shape)
         out["y_dtype"] = y.dtype.str
