@@ -71,7 +71,7 @@ class Tensor:
         dtype = _check_dtype(dtype)
         if isinstance(data, Tensor):
             backend = get_backend(device if device is not None else data._backend)
-            array = backend.asarray(data.array if backend == data._backend else data._backend.to_numpy(data.array),
+            array = backend.asarray(data.array if backend.name == data._backend.name else data._backend.to_numpy(data.array),
                                     dtype=dtype)
             array = array.copy() if array is data.array else array
         elif hasattr(data, "__cuda_array_interface__"):  # GPU data stays on the GPU unless told otherwise
@@ -230,7 +230,7 @@ class Tensor:
             grad = self.xp.ones(self.shape, dtype=self.dtype)
         else:
             grad = gradient.array if isinstance(gradient, Tensor) else self._backend.asarray(gradient)
-            if isinstance(gradient, Tensor) and gradient._backend != self._backend:
+            if isinstance(gradient, Tensor) and gradient._backend.name != self._backend.name:
                 raise RuntimeError(f"backward(): gradient is on {gradient.device}, the tensor on {self.device}")
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): gradient has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
@@ -268,7 +268,7 @@ class Tensor:
         out = self
         if device is not None:
             target = get_backend(device)
-            if target != self._backend:
+            if target.name != self._backend.name:
                 with target.scope():
                     array = target.asarray(self.array)
                 source = self._backend
@@ -307,7 +307,7 @@ class Tensor:
     def copy_(self, src) -> "Tensor":
         self._begin_in_place("copy_")
         src = src if isinstance(src, Tensor) else Tensor(src)
-        array = src.array if src._backend == self._backend else self._backend.asarray(src.numpy())
+        array = src.array if src._backend.name == self._backend.name else self._backend.asarray(src.numpy())
         try:
             self.array[...] = array
         except ValueError:

@@ -27,7 +27,7 @@ def _check_reduction(reduction):
 def _tensor_like(value, like: Tensor, name: str) -> Tensor:
     """A target given as a tensor, NumPy array, list or number, on ``like``'s device."""
     if isinstance(value, Tensor):
-        if value._backend != like._backend:
+        if value._backend.name != like._backend.name:
             raise RuntimeError(f"{name} is on {value.device} but the input is on {like.device}; "
                                f"move it with .to({like.device!r})")
         return value
@@ -60,7 +60,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
                          f"(its last dimension must be in_features={w.shape[1]})")
-    if weight._backend != input._backend or (bias is not None and bias._backend != input._backend):
+    device = input._backend.name  # a device is its name (Backend.__eq__), whichever backend object
+    if weight._backend.name != device or (bias is not None and bias._backend.name != device):
         raise RuntimeError(f"linear: input is on {input.device}, weight on {weight.device}"
                            + ("" if bias is None else f", bias on {bias.device}") + "; move them to one device")
     backend = input._backend
@@ -199,7 +200,7 @@ def _class_targets(target, logits: Tensor):
     """Integer class indices (N,) on the logits' device, checked where it is cheap."""
     n, classes = logits.shape
     if isinstance(target, Tensor):
-        if target._backend != logits._backend:
+        if target._backend.name != logits._backend.name:
             raise RuntimeError(f"cross_entropy: target is on {target.device} but the input is on {logits.device}")
         array = target.array
     elif logits._backend.is_array(target):
@@ -237,25 +238,41 @@ def _ones(backend, shape: tuple, dtype):
     return ones
 
 
-def _global_shift(z, xp):
-    """One number to subtract from every logit before exp(), or None for per-row maxima.
-
-    On the host the global max is used when it is finite (NumPy's per-row max over
-    short rows costs as much as the rest of the loss); the caller falls back to
-    per-row maxima if some row's sum of exponentials comes out too small. A NaN or
-    inf logit would make the global max useless for every row: per-row maxima
-    confine it to its own row."""
-    if xp is np and z.size:
-        peak = z.max()
-        return peak if math.isfinite(peak) else None
-    return None
-
-
 def _exp_rows(z, shift, mm, ones, xp):
     """exp(z - shift) and its row sums."""
     probs = z - shift
     xp.exp(probs, out=probs)
     return probs, mm(probs, ones)
+
+
+def _softmax_rows(z, picks, mm, ones, xp):
+    """exp(z - shift), its row sums and -log softmax(z)[y] of each row, shifted by the max.
+
+    On the host one global max is used when it is finite and safe (NumPy's per-row
+    max over short rows costs as much as the rest of the loss); per-row maxima
+    otherwise: when some row lies far below the global max (its sum of exponentials
+    comes out too small), or a NaN or inf logit makes the global max useless for
+    every row. A row holding NaN, +inf or only -inf then gets a NaN loss (inf - inf),
+    as in PyTorch, and poisons no other row."""
+    if xp is np and z.size:
+        shift = z.max()
+        if math.isfinite(shift):
+            probs, norm = _exp_rows(z, shift, mm, ones, xp)
+            if norm.min() >= 1e-8:
+                return probs, norm, _nll_rows(z, picks, shift, norm, xp)
+    with np.errstate(invalid="ignore") if xp is np else contextlib.nullcontext():  # inf - inf: no warning
+        shift = z.max(axis=1, keepdims=True)
+        probs, norm = _exp_rows(z, shift, mm, ones, xp)
+        return probs, norm, _nll_rows(z, picks, shift.reshape(-1), norm, xp)
+
+
+def _nll_rows(z, picks, shift, norm, xp):
+    # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
+    picked = z.reshape(-1)[picks]
+    picked -= shift  # before the log term: no cancellation at large z
+    per = xp.log(norm).reshape(-1)
+    per -= picked
+    return per
 
 
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -273,29 +290,16 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
         raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
     labels = _class_targets(target, input)
     xp, backend = input.xp, input._backend
-    wide, dtype = ops._float_dtypes(input.array.dtype)
-    z = input.array if wide is None else input.array.astype(wide)
+    dtype = input.array.dtype
+    z = input.array
+    if dtype.kind != "f" or dtype in ops._WIDER:  # integers and float16 compute in float32
+        wide, dtype = ops._float_dtypes(dtype)
+        z = z.astype(wide)
     n, classes = z.shape
-    ones = _ones(backend, (classes, 1), z.dtype)
-    mm = backend.matmul
     # Flat positions of the target logits: 1-D fancy indexing is cheaper than z[rows, labels].
     picks = xp.arange(0, n * classes, classes)
     picks += labels
-    shift = _global_shift(z, xp)
-    if shift is not None:
-        probs, norm = _exp_rows(z, shift, mm, ones, xp)
-    per_row = shift is None or not norm.min() >= 1e-8  # some row lies far below the global max
-    # With per-row maxima a row holding +inf or only -inf computes inf - inf: that row's
-    # loss is NaN, as in PyTorch, and NumPy is told not to warn about it.
-    with np.errstate(invalid="ignore") if per_row and xp is np else contextlib.nullcontext():
-        if per_row:
-            shift = z.max(axis=1, keepdims=True)
-            probs, norm = _exp_rows(z, shift, mm, ones, xp)
-        # -log softmax(z)[y] = log(sum exp(z - shift)) - (z[y] - shift)
-        picked = z.reshape(-1)[picks]
-        picked -= shift.reshape(-1) if shift.ndim else shift  # before the log term: no cancellation at large z
-        per = xp.log(norm).reshape(n)
-        per -= picked
+    probs, norm, per = _softmax_rows(z, picks, backend.matmul, _ones(backend, (classes, 1), z.dtype), xp)
     if reduction == "none":
         out = ops._narrow(per, dtype)
     else:

@@ -154,7 +154,7 @@ class Module:
                 if t is None:
                     continue
                 target = backend or t._backend
-                array = t.array if target == t._backend else target.asarray(t._backend.to_numpy(t.array))
+                array = t.array if target.name == t._backend.name else target.asarray(t._backend.to_numpy(t.array))
                 if dtype is not None:
                     array = array.astype(dtype, copy=False)
                 if array is not t.array:  # a graph that saved the old array must not run on the new one
