@@ -187,7 +187,11 @@ class Tensor:
 
     def _bump(self) -> None:
         """Record one in-place change of the storage, so a backward() that saved it can tell."""
-        self._shared_counter()[0] += 1
+        counter = self._counter
+        if counter is None:  # (inline _shared_counter: optimizer steps bump every parameter)
+            self._counter = [1]
+        else:
+            counter[0] += 1
 
     def numel(self) -> int:
         return self.size
