@@ -248,7 +248,10 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     dtype; ``coef`` (k, d) and ``intercept`` (k,) are float64 arrays of the backend. Over
     blocks of rows the three add up to those of the whole."""
     xp = backend.xp
-    Z = backend.matmul(X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
+    if bool(coef.any()):
+        Z = backend.matmul(X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
+    else:  # every fit starts at coef = 0, where X coef^T is known without a pass over X
+        Z = xp.broadcast_to(intercept.astype(X.dtype), (X.shape[0], intercept.shape[0]))
     if Y.shape[1] == 1:
         z = Z[:, 0]
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
