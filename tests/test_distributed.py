@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -317,3 +316,18 @@ def test_benchmark_measures_on_a_small_problem(client):
         assert out[name]["coef_rel_error_vs_single_process"] < 1e-4  # float32 data
         assert out[name]["worker_bytes_sent_per_iteration"] > 0
     assert out["lbfgs"]["n_iter"] == single["lbfgs"]["n_iter"]
+
+
+def test_docs_data_parallel_example_runs(client):
+    """docs/distributed.md's DataParallel example, on this module's cluster and with 10 steps."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "distributed.md").read_text()
+    code = next(block for block in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "DataParallel(" in block)
+    assert "client = Client(LocalCluster(" in code and "range(100)" in code
+    code = re.sub(r"client = Client\(LocalCluster\(.*\)\)", "client = test_client", code)
+    code = code.replace("range(100)", "range(10)")
+    namespace = {"test_client": client}
+    exec(compile(code, "docs/distributed.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["loss"] < 0.05 * float(np.arange(20.0) @ np.arange(20.0))  # from about sum(coef^2) + 1

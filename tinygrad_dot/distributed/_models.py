@@ -1,12 +1,13 @@
 """td.models on Dask arrays: the estimators' data passes, chunk by chunk on the workers.
 
 The parameters stay on the client and the data on the workers. What comes back
-per pass is small: a summary per chunk (validation), moments (d numbers),
-d x d and d x k Gram pieces summed on the workers by a tree (exact least
-squares), one scalar and one k x d gradient per chunk per evaluation
-(L-BFGS, FISTA). The d x d solve and the optimisers are the single-machine
-code (``td.models.solvers``, ``minimize_lbfgs``), so the result is the same
-fit up to the order of floating-point sums.
+per pass is small: a summary per chunk (validation), d sums per chunk
+(moments), the d x d and d x k Gram pieces summed on each worker and then
+across workers (exact least squares), one scalar, one k x d array and k sums
+per chunk per evaluation (L-BFGS, FISTA). The d x d solve and the optimisers
+are the single-machine code (``solvers.solve_gram``, ``LogisticObjective``,
+``minimize_lbfgs``, ``fista``), so the result is the same fit up to the order
+of floating-point sums.
 """
 from __future__ import annotations
 
