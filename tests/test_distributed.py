@@ -137,6 +137,20 @@ def test_dask_dataframe_records_feature_names(client, rng):
     np.testing.assert_allclose(model.predict(frame).compute(), model.predict(frame.compute()), rtol=1e-10)
 
 
+def test_unknown_chunk_sizes_are_read_from_the_chunks(client, rng):
+    dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe needs pandas")
+    pd = pytest.importorskip("pandas")
+    X, y = regression(rng, n=500, d=3)
+    frame = dd.from_pandas(pd.DataFrame(X), npartitions=3)
+    target = dd.from_pandas(pd.Series(y), npartitions=3)
+    Xd, yd = frame.to_dask_array(), target.to_dask_array()  # no lengths: row chunks of unknown size
+    assert np.isnan(Xd.chunks[0][0])
+    model = Ridge(alpha=2.0).fit(Xd, yd)
+    assert rel_error(model.coef_, Ridge(alpha=2.0).fit(X, y).coef_) < 1e-6
+    with pytest.raises(ValueError, match="chunk sizes are unknown"):
+        Ridge().fit(Xd, y)
+
+
 # ----------------------------------------------------------------- bad input: clear errors before the solver moves
 
 

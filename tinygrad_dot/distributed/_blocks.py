@@ -186,14 +186,13 @@ class RowBlocks:
                 value = as_dask_array(value, label)
             else:
                 value = np.asarray(value)
-                if value.ndim == 0 or any(np.isnan(c) for c in X.chunks[0]):
-                    if value.ndim == 0 and name == "w":
-                        value = np.full(int(X.shape[0]), float(value))
-                    elif value.ndim == 0:
-                        raise ValueError(f"{label} must be an array of one entry per sample")
-                    else:
-                        raise ValueError(f"{label} is a NumPy array and X's chunk sizes are unknown: pass "
-                                         f"{label} as a dask array cut like X, or call X.compute_chunk_sizes()")
+                if value.ndim == 0 and name != "w":
+                    raise ValueError(f"{label} must be an array of one entry per sample")
+                if any(np.isnan(c) for c in X.chunks[0]):
+                    raise ValueError(f"{label} is a NumPy array and X's chunk sizes are unknown: pass "
+                                     f"{label} as a dask array cut like X, or call X.compute_chunk_sizes()")
+                if value.ndim == 0:  # one weight for every sample
+                    value = np.full(int(X.shape[0]), float(value))
                 if value.shape[0] != X.shape[0]:
                     raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                                      f"[{X.shape[0]}, {value.shape[0]}] (X, {label})")
