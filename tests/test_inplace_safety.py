@@ -341,3 +341,21 @@ def test_tensors_from_distinct_backend_objects_of_one_device_combine():
     np.testing.assert_array_equal((a + b).numpy(), [4.0, 6.0])
     layer = td.nn.Linear(2, 1)
     assert F.linear(b.reshape(1, 2), layer.weight, layer.bias).shape == (1, 1)
+
+
+def test_nn_init_counts_as_an_in_place_change():
+    import tinygrad_dot as td
+
+    w = td.nn.Parameter(td.randn(3, 2, seed=0).numpy())
+    x = td.randn(4, 3, seed=1)
+    loss = (x @ w).sum() * (w * w).sum()  # mul saves w for its backward
+    td.nn.init.constant_(w, 0.5)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_td_var_is_the_tensor_method():
+    import tinygrad_dot as td
+
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(td.var(x, dim=0).numpy(), x.var(axis=0, ddof=1), rtol=1e-5)

@@ -33,7 +33,7 @@ def _function_of(op):
 exp, log, sqrt, abs, relu, sigmoid, tanh, clamp = map(_function_of, (
     _ops.exp, _ops.log, _ops.sqrt, _ops.abs_, _ops.relu, _ops.sigmoid, _ops.tanh, _ops.clamp))
 softmax, log_softmax, logsumexp = map(_function_of, (_ops.softmax, _ops.log_softmax, _ops.logsumexp))
-sum, mean, max, min = map(_function_of, (_ops.sum_, _ops.mean, _ops.max_, _ops.min_))  # noqa: A001
+sum, mean, var, max, min = map(_function_of, (_ops.sum_, _ops.mean, _ops.var, _ops.max_, _ops.min_))  # noqa: A001
 reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function_of, (
     _ops.reshape, _ops.permute, _ops.transpose, _ops.squeeze, _ops.unsqueeze, _ops.flatten))
 
@@ -64,7 +64,7 @@ __all__ = [
     "manual_seed",
     "dot", "matmul", "cat", "stack", "where",
     "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax", "logsumexp",
-    "sum", "mean", "max", "min", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
+    "sum", "mean", "var", "max", "min", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
     "nn", "optim", "models", "data", "io", "save", "load",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck", "GradcheckError", "cuda",
     "float16", "float32", "float64", "int32", "int64", "bool_",

@@ -30,7 +30,7 @@ class TensorDataset:
             t = a if isinstance(a, Tensor) else from_numpy(a) if isinstance(a, np.ndarray) else Tensor(a)
             if t.ndim == 0:
                 raise ValueError(f"TensorDataset: array {i} is a scalar; each array needs a first (sample) axis")
-            if device is not None and t._backend is not get_backend(device):
+            if device is not None and t.device != get_backend(device).name:
                 t = t.detach().to(device)
             tensors.append(t.detach())
         lengths = {len(t) for t in tensors}

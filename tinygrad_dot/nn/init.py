@@ -14,8 +14,13 @@ from .. import random
 from ..tensor import Tensor
 
 
-def _fill(tensor: Tensor, host_values) -> Tensor:
-    tensor.array[...] = tensor._backend.asarray(host_values.astype(tensor.dtype, copy=False))
+def _fill(tensor: Tensor, values) -> Tensor:
+    """Write ``values`` (host data or a number) into the tensor's storage, outside autograd (as
+    PyTorch's init runs under no_grad), and record the change for backward()'s version check."""
+    if isinstance(values, np.ndarray):
+        values = tensor._backend.asarray(values.astype(tensor.dtype, copy=False))
+    tensor.array[...] = values
+    tensor._bump()
     return tensor
 
 
@@ -41,18 +46,15 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
-    tensor.array[...] = 0
-    return tensor
+    return _fill(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
-    tensor.array[...] = 1
-    return tensor
+    return _fill(tensor, 1)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.array[...] = val
-    return tensor
+    return _fill(tensor, val)
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None, seed=None) -> Tensor:
