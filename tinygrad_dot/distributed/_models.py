@@ -90,14 +90,6 @@ class _Bound:
         return self.function(*self.args)(y, w) if self.args else self.function(y, w)
 
 
-def _y(blocks, i):
-    return None if blocks.y is None else blocks.y[i]
-
-
-def _w(blocks, i):
-    return None if blocks.w is None else blocks.w[i]
-
-
 def _combine(parts):
     """Chan et al.'s parallel combination of (count, mean, m2) per chunk: (mean, variance)."""
     total = sum(p[0] for p in parts)
