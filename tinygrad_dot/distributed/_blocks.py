@@ -111,16 +111,16 @@ def _add(a, b):
     return a + b
 
 
-def _each(function, chunks, args):
-    """On a worker: ``function(*chunk, *args)`` for each of the chunks it holds, in order."""
-    return [function(*chunk, *args) for chunk in chunks]
+def _each(function, chunks, args, extras=None):
+    """On a worker: ``function(*chunk, [extra,] *args)`` for each of the chunks it holds, in order
+    (``extras``: one more argument per chunk, e.g. a list kept on the worker by ``map_groups``)."""
+    return [function(*chunk, *(() if extras is None else (extras[j],)), *args) for j, chunk in enumerate(chunks)]
 
 
-def _sum_each(function, chunks, args):
-    """On a worker: the sum of ``function(*chunk, *args)`` over its chunks, added in chunk order."""
+def _sum_each(function, chunks, args, extras=None):
+    """On a worker: the sum of ``_each``'s results, added in chunk order."""
     total = None
-    for chunk in chunks:
-        value = function(*chunk, *args)
+    for value in _each(function, chunks, args, extras):
         total = value if total is None else _add(total, value)
     return total
 
@@ -332,17 +332,30 @@ class RowBlocks:
                                    workers=None if where.get(i) is None else [where[i]])
                 for i, chunk in enumerate(chunks)]
 
-    def map_gather(self, function, *args, chunks=None, reduce: bool = False):
+    def map_groups(self, function, *args, chunks=None):
+        """Futures, one per group of ``groups``, each holding the list of ``function(*chunk_i, *args)``
+        over its chunks: per-chunk results that stay on the workers (pass them to ``map_gather``
+        as ``group_extras``) at the cost of one task per worker instead of one per chunk."""
+        chunks = self.chunks() if chunks is None else chunks
+        return [self.client.submit(_each, function, [chunks[i] for i in indices], args,
+                                   key=f"td-{function.__name__}-{uuid.uuid4().hex}", allow_other_workers=True,
+                                   workers=None if address is None else [address])
+                for address, indices in self.groups]
+
+    def map_gather(self, function, *args, chunks=None, reduce: bool = False, group_extras=None):
         """``function(*chunk_i, *args)`` for every chunk, one task per worker over the chunks it
         holds: the results in chunk order, or with ``reduce`` their sum (arrays or tuples of
         arrays; added in chunk order on each worker, then across workers on the client).
-        If a worker is lost, its task runs elsewhere and Dask recomputes the chunks it needs."""
+        ``group_extras``: futures from ``map_groups``; chunk i then gets its entry as an
+        argument after the chunk's own. If a worker is lost, its task runs elsewhere and
+        Dask recomputes the chunks it needs."""
         chunks = self.chunks() if chunks is None else chunks
         groups = self.groups
         futures = [self.client.submit(_sum_each if reduce else _each, function, [chunks[i] for i in indices], args,
+                                      None if group_extras is None else group_extras[g],
                                       key=f"td-{function.__name__}-{uuid.uuid4().hex}", allow_other_workers=True,
                                       workers=None if address is None else [address])
-                   for address, indices in groups]
+                   for g, (address, indices) in enumerate(groups)]
         results = self.client.gather(futures)
         if reduce:
             total = None

@@ -232,7 +232,7 @@ class DaskLogisticObjective(LogisticObjective):
 
     def _data_terms(self, coef, intercept, need_grad):
         parts = self.blocks.map_gather(_logistic_eval, np.asarray(coef), np.asarray(intercept), need_grad,
-                                       chunks=list(zip(self.blocks.x, self.targets)))
+                                       chunks=[(x,) for x in self.blocks.x], group_extras=self.targets)
         loss = np.float64(sum(p[0] for p in parts))
         if not need_grad:
             return loss, None, None
@@ -279,8 +279,8 @@ def logistic_parts(estimator, X, y, sample_weight):
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
     _, mean, std = column_moments(blocks, _class_weights_of, classes, class_weight)
     k = 1 if len(classes) == 2 else len(classes)
-    targets = blocks.map(_targets, classes, class_weight, total, blocks.dtype,
-                         chunks=[(y, w) for _, y, w in blocks.chunks()])
+    targets = blocks.map_groups(_targets, classes, class_weight, total, blocks.dtype,
+                                chunks=[(y, w) for _, y, w in blocks.chunks()])
     backend = get_backend("cpu")  # the parameters live on the client
 
     def make_objective(l2, l1, scale):
