@@ -24,6 +24,7 @@ import numpy as np
 try:
     from sklearn.base import BaseEstimator
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
 except ImportError as exc:  # td.models is the one part of the package that needs scikit-learn
     raise ImportError(f"td.models needs scikit-learn, which is not installed ({exc}); "
@@ -65,6 +66,13 @@ def host_numpy(data):
     if hasattr(data, "__cuda_array_interface__"):
         return _device_array(data).get()
     return data
+
+
+def check_class_labels(y) -> None:
+    """scikit-learn's check that y holds class labels, except that integral float labels are
+    classes even past int64 (its check casts them to int, so a label of 1e20 reads as continuous)."""
+    if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
+        check_classification_targets(y)
 
 
 class LinearModel(BaseEstimator):

@@ -22,11 +22,10 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..optim.lbfgs import minimize_lbfgs
-from .base import ConvergenceWarning, LinearModel, host_numpy, is_dask
+from .base import ConvergenceWarning, LinearModel, check_class_labels, host_numpy, is_dask
 from .solvers import LogisticObjective, column_moments, fista
 
 PENALTIES = ("l2", "l1", "elasticnet", None)
@@ -130,10 +129,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         make_objective(l2, l1, scale)) of in-memory data."""
         backend, X, y = self._validate_Xy(X, y)
         n = X.shape[0]
-        if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
-            # Integral float labels are classes even past int64 (scikit-learn's check casts them
-            # to int, so a label of 1e20 would read as "continuous").
-            check_classification_targets(y)
+        check_class_labels(y)
         classes, index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "

@@ -58,10 +58,10 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
+from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import check_is_fitted
 
-from .base import ConvergenceWarning, DivergenceError, LinearModel, host_numpy
+from .base import ConvergenceWarning, DivergenceError, LinearModel, check_class_labels, host_numpy
 
 __all__ = ["SGDClassifier", "SGDRegressor"]
 
@@ -459,8 +459,7 @@ class SGDClassifier(ClassifierMixin, _SGD):
 
     def _targets(self, y, classes):
         """+-1 targets (n, k) of the one-vs-rest problems and their class weights (n, k) or None."""
-        if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.floor(y))):
-            check_classification_targets(y)  # integral float labels are classes even past int64
+        check_class_labels(y)
         if classes is not None:
             self.classes_ = classes
             if len(classes) < 2:
