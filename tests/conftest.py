@@ -28,6 +28,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def iris():
+    """The embedded iris split, standardized, in float64 (estimator tests)."""
+    from tinygrad_dot.data import load_dataset
+
+    return load_dataset("iris", standardize=True, dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def cancer():
+    """The embedded breast-cancer split, standardized, in float64 (estimator tests)."""
+    from tinygrad_dot.data import load_dataset
+
+    return load_dataset("breast_cancer", standardize=True, dtype=np.float64)
+
+
 @pytest.fixture
 def rng(request):
     """A fresh generator per test, seeded from the test name so failures reproduce."""

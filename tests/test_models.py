@@ -30,16 +30,6 @@ def diabetes():
     return load_dataset("diabetes", dtype=np.float64)  # raw: uncentred features, target in the hundreds
 
 
-@pytest.fixture(scope="module")
-def iris():
-    return load_dataset("iris", standardize=True, dtype=np.float64)
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    return load_dataset("breast_cancer", standardize=True, dtype=np.float64)
-
-
 def with_intercept(X):
     return np.c_[X, np.ones(len(X))]
 

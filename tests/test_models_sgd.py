@@ -19,16 +19,6 @@ SEEDS = range(3)
 
 
 @pytest.fixture(scope="module")
-def iris():
-    return load_dataset("iris", standardize=True, dtype=np.float64)
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    return load_dataset("breast_cancer", standardize=True, dtype=np.float64)
-
-
-@pytest.fixture(scope="module")
 def diabetes():
     return load_dataset("diabetes", standardize=True, dtype=np.float64)  # target in the hundreds
 
