@@ -44,12 +44,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # td.models needs scikit-learn (the "models" extra): imported on first use, so that
-    # `import tinygrad_dot` needs only NumPy.
-    if name == "models":
+    # td.models needs scikit-learn (the "models" extra) and td.distributed Dask (the "dask" extra):
+    # imported on first use, so that `import tinygrad_dot` needs only NumPy.
+    if name in ("models", "distributed"):
         import importlib
 
-        return importlib.import_module(".models", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 float16 = _np.dtype(_np.float16)
@@ -65,7 +65,7 @@ __all__ = [
     "dot", "matmul", "cat", "stack", "where",
     "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax", "logsumexp",
     "sum", "mean", "var", "max", "min", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
-    "nn", "optim", "models", "data", "io", "save", "load",
+    "nn", "optim", "models", "distributed", "data", "io", "save", "load",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck", "GradcheckError", "cuda",
     "float16", "float32", "float64", "int32", "int64", "bool_",
 ]
