@@ -341,3 +341,28 @@ def test_fitting_on_the_gpu_matches_the_cpu(iris, diabetes):
         on_device = clone(estimator).fit(cp.asarray(split.X_train), cp.asarray(split.y_train))
         np.testing.assert_allclose(on_device.coef_, cpu.coef_, rtol=1e-6, atol=1e-9)
         assert isinstance(on_device.predict(cp.asarray(split.X_test)), (np.ndarray, cp.ndarray))
+
+
+def test_a_constant_column_as_the_users_own_bias(rng):
+    # A column of 3.0 with fit_intercept=False is the intercept in disguise; its rounding-level
+    # deviation once preconditioned it by 1e-15, and the fit returned coefficients of 1e8.
+    x = rng.standard_normal(200)
+    X = np.c_[np.full(200, 3.0), x]
+    y = (x + rng.standard_normal(200) > 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's saga convergence and l1_ratio notices
+        saga = sk.LogisticRegression(l1_ratio=1.0, solver="saga", fit_intercept=False, tol=1e-10,
+                                     max_iter=100000).fit(X, y)
+    ours = LogisticRegression("l1", fit_intercept=False, tol=1e-8, max_iter=5000).fit(X, y)
+    assert rel_error(ours.coef_, saga.coef_) < 1e-4
+    unpenalised = sk.LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-8).fit(X, y)
+    assert rel_error(LogisticRegression(None, fit_intercept=False, tol=1e-8).fit(X, y).coef_,
+                     unpenalised.coef_) < 1e-4
+    with_intercept = LogisticRegression(None).fit(X, y)  # the column is collinear with the intercept
+    assert np.all(np.abs(with_intercept.coef_) < 10) and with_intercept.score(X, y) == unpenalised.score(X, y)
+
+
+def test_multinomial_intercepts_equal_scikit_learns(iris):
+    ours = LogisticRegression(tol=1e-8).fit(iris.X_train, iris.y_train)
+    theirs = sk.LogisticRegression(tol=1e-8).fit(iris.X_train, iris.y_train)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-5)

@@ -38,8 +38,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     ``coef_`` is (1, n_features) for two classes, (n_classes, n_features) otherwise.
 
     ``tol`` bounds the largest gradient entry (L-BFGS) or the largest relative change
-    of the coefficients (FISTA), as in scikit-learn's lbfgs and saga; a
-    ``ConvergenceWarning`` says when ``max_iter`` ran out first.
+    of the parameters (FISTA), as in scikit-learn's lbfgs and saga, measured in the
+    solvers' preconditioned coordinates (each feature scaled to unit spread): on
+    standardized data that is scikit-learn's own measure. A ``ConvergenceWarning``
+    says when a solver stopped short of it, and why.
     """
 
     _fitted_attributes = ("coef_", "intercept_", "n_features_in_", "n_iter_", "classes_")
@@ -96,9 +98,14 @@ class LogisticRegression(ClassifierMixin, LinearModel):
             parts = self._logistic_parts(X, y, sample_weight)
         backend, dtype, classes, priors, total_weight, mean, std, make_objective = parts
         l2, l1, solver = self._penalty_split(total_weight)
-        # Preconditioning: u_j = coef_j * t_j with t_j^2 = var_j + 4 l2 makes every coordinate's
-        # curvature about 1/4 at the start (the log-loss's is at most 1/4 times the variance).
-        scale = np.sqrt(std * std + 4 * l2)
+        # Preconditioning: u_j = coef_j * t_j with t_j^2 = spread_j^2 + 4 l2 makes every coordinate's
+        # curvature about 1/4 at the start (the log-loss's is at most 1/4 times the spread squared).
+        # The spread is the deviation around the mean where the intercept absorbs the mean, the
+        # root mean square without an intercept; a constant column's rounding-level deviation
+        # (1e-15 of its mean) is no spread, or coef = u / 1e-15 would blow the problem up.
+        spread2 = std * std if self.fit_intercept else std * std + mean * mean
+        negligible = spread2 <= (16 * np.finfo(dtype).eps * mean) ** 2
+        scale = np.sqrt(np.where(negligible, 0.0, spread2) + 4 * l2)
         scale = np.where(scale > 0, scale, 1.0)
         with backend.scope():
             objective = make_objective(l2, l1, scale)
@@ -107,13 +114,13 @@ class LogisticRegression(ClassifierMixin, LinearModel):
                 result = minimize_lbfgs(objective.value_and_grad, start, max_iter=self.max_iter, tol=self.tol)
                 params, n_iter, converged, why = result.x, result.nit, result.converged, result.message
             else:
-                params, n_iter, converged = fista(objective, start, self.max_iter, self.tol)
-                why = f"reached max_iter={self.max_iter}"
+                params, n_iter, converged, why = fista(objective, start, self.max_iter, self.tol)
             coef, intercept = (backend.to_numpy(a) for a in objective.unpack(params))
         if not np.all(np.isfinite(coef)) or not np.all(np.isfinite(intercept)):
             raise FloatingPointError(f"{type(self).__name__}: the solver produced non-finite coefficients")
         if not converged:
-            warnings.warn(f"{solver} stopped before max|gradient| <= tol={self.tol}: {why}; raise max_iter, or "
+            goal = "max|gradient|" if solver == "lbfgs" else "the relative change of the parameters"
+            warnings.warn(f"{solver} stopped before {goal} <= tol={self.tol}: {why}; raise max_iter, or "
                           "standardize X if it is badly scaled", ConvergenceWarning, stacklevel=2)
         if self.verbose:
             print(f"{type(self).__name__}: {solver}, {n_iter} iterations, "
@@ -166,7 +173,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
             return objective.pack(previous, self.intercept_)
         intercept = np.zeros(k)
         if self.fit_intercept and np.all(priors > 0):
-            intercept = np.log(priors[1] / priors[0])[None] if k == 1 else np.log(priors)
+            # Multinomial: log-priors shifted to sum to zero, where scikit-learn's optimum lies too
+            # (the softmax's gradient never changes the intercepts' sum).
+            log_priors = np.log(priors)
+            intercept = (log_priors[1] - log_priors[0])[None] if k == 1 else log_priors - log_priors.mean()
         return objective.pack(np.zeros((k, objective.d)), intercept)
 
     # ------------------------------------------------------------ prediction

@@ -348,7 +348,7 @@ def fista(objective, x0, max_iter: int, tol: float):
     """Accelerated proximal gradient (Beck & Teboulle 2009) with backtracking on the
     Lipschitz constant and O'Donoghue & Candes' adaptive restart. Stops when the
     largest coordinate change is at most ``tol`` times the largest coefficient
-    (scikit-learn's saga rule). Returns (params, iterations, converged)."""
+    (scikit-learn's saga rule). Returns (params, iterations, converged, why it stopped)."""
     xp = objective.xp
     x, y, momentum = x0, x0, 1.0
     lipschitz = 1.0
@@ -360,8 +360,10 @@ def fista(objective, x0, max_iter: int, tol: float):
             diff = candidate - y
             bound = value_y + float(grad_y @ diff) + 0.5 * lipschitz * float(diff @ diff)
             value_c = objective.smooth_value(candidate)
-            if value_c <= bound * (1 + 1e-12) + 1e-300 or lipschitz > 1e20:
+            if value_c <= bound * (1 + 1e-12) + 1e-300:
                 break
+            if lipschitz > 1e20:  # no step decreases f: never accept one that raises it
+                return x, iteration - 1, False, "the backtracking found no step that decreases the objective"
             lipschitz *= 2.0
         change = float(xp.abs(candidate - x).max())
         size = float(xp.abs(candidate).max())
@@ -371,8 +373,10 @@ def fista(objective, x0, max_iter: int, tol: float):
         else:
             y = candidate + ((momentum - 1) / next_momentum) * (candidate - x)
         x, momentum = candidate, next_momentum
-        if change <= tol * max(size, 1e-12) or not math.isfinite(value_c):
-            return x, iteration, math.isfinite(value_c)
+        if not math.isfinite(value_c):
+            return x, iteration, False, "the objective became non-finite"
+        if change <= tol * max(size, 1e-12):
+            return x, iteration, True, "converged"
         lipschitz *= 0.9  # let the step grow back where the curvature allows
         value_y, grad_y = objective.value_and_grad(y)
-    return x, max_iter, False
+    return x, max_iter, False, f"reached max_iter={max_iter}"
