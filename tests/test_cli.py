@@ -63,7 +63,7 @@ def test_sgd_options_train_stochastically_and_stop_by_the_estimators_rule(capsys
     assert params["loss"] == "log_loss" and params["eta0"] == 0.05 / 16 and params["learning_rate"] == "constant"
     assert params["max_iter"] == 60 and params["batch_size"] == 16 and params["random_state"] == 1
     assert 1 <= report["epochs"] <= 60 and len(report["loss_curve"]) == report["epochs"]
-    assert report["loss_curve"][-1] < report["loss_curve"][0] and report["loss"].startswith("log_loss")
+    assert report["loss_curve"][-1] < report["loss_curve"][0] and report["loss"] == "log_loss: per sample, in nats"
     assert report["scores"]["test"] >= 0.85
     assert f"{report['epochs']} epochs, final loss" in capsys.readouterr().out
 
@@ -220,7 +220,7 @@ def test_regression_runs_exact_by_default_and_stochastic_without_optional_extras
     assert "-- Epoch 5: avg. loss" in captured.out  # --verbose: the estimator's line per epoch
     report = json.loads((tmp_path / "sgd" / "report.json").read_text())
     assert report["model"] == "SGDRegressor" and report["metric"] == "r2" and "loss_plot" not in report
-    assert report["loss"] == "squared_error, per sample, in the target's units"
+    assert report["loss"] == "squared_error: half the squared error per sample, in the target's units squared"
     assert not (tmp_path / "sgd" / "loss_curve.png").exists()
     # --lr is a step on the mean gradient of a batch, as in PyTorch: 0.01 with batches of 64 trains.
     assert main(["train", "--dataset", "diabetes", "--lr", "0.01", "--batch-size", "64", "--out",

@@ -49,7 +49,7 @@ to stderr. A first CSV column holding exactly 0..n-1 is a row index and is dropp
 PLOT_HINT = "for a loss-curve plot: pip install 'tinygrad_dot[plot]'"
 
 
-def _estimator(args, kind: str, device: str):
+def _estimator(args, kind: str, device: str, n_train: int):
     """The exact solver's estimator, or the stochastic one when an SGD option asks for it.
     Only options the user gave are passed on: the rest are the estimator's own defaults."""
     import tinygrad_dot.models as models
@@ -68,7 +68,7 @@ def _estimator(args, kind: str, device: str):
         # --lr is PyTorch's: a constant step on the mean gradient of a mini-batch. The SGD estimators
         # step by the sum of the batch's per-sample steps (scikit-learn's scale), so plain SGD's eta0
         # is lr / batch_size; Adam's step does not scale with the gradient, so it takes lr as it is.
-        batch = stochastic.get("batch_size", cls().batch_size)
+        batch = min(stochastic.get("batch_size", cls().batch_size), n_train)  # batches never exceed the data
         stochastic["eta0"] = args.lr if args.optimizer == "adam" else args.lr / batch
         stochastic["learning_rate"] = "constant"
     return cls(loss=loss, random_state=args.seed, **stochastic, **common)
@@ -184,7 +184,7 @@ def run_train(args) -> int:
     device = resolve_device(args.device)
     split = _load_split(args)
     kind = _model_kind(args, split)
-    model = _estimator(args, kind, device)
+    model = _estimator(args, kind, device, len(split.y_train))
     out = Path(args.out)
     created = [p for p in (out, *out.parents) if not p.exists()]  # removed again if the run ends without files
     try:  # before training: a bad --out should not cost a training run
@@ -272,9 +272,10 @@ def _solver_facts(model) -> dict:
     """What the fit did, for the report: the solver and its iterations; for stochastic runs the
     epochs actually run (the stopping rule may end before --epochs) and the loss curve, with its units."""
     if hasattr(model, "loss_curve_"):
-        units = "the target's units" if model.loss == "squared_error" else "nats"
+        meaning = ("half the squared error per sample, in the target's units squared"
+                   if model.loss == "squared_error" else "per sample, in nats")
         return {"solver": f"stochastic ({model.optimizer})", "epochs": int(model.n_iter_),
-                "loss": f"{model.loss}, per sample, in {units}", "final_loss": float(model.loss_curve_[-1]),
+                "loss": f"{model.loss}: {meaning}", "final_loss": float(model.loss_curve_[-1]),
                 "loss_curve": [float(v) for v in model.loss_curve_]}
     if hasattr(model, "n_iter_"):
         solver = model.solver if model.solver != "auto" else ("fista" if model.penalty in ("l1", "elasticnet")
@@ -336,7 +337,8 @@ def add_parser(sub, formatter) -> None:
                         "most 20 distinct integers, linear otherwise")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when a GPU is usable)")
     p.add_argument("--optimizer", choices=("sgd", "adam"),
-                   help="train by stochastic gradient descent with this update rule (default: the exact solver)")
+                   help="train by stochastic gradient descent with this update rule (default: the exact solver); "
+                        "more than two classes are then one-vs-rest, not softmax")
     p.add_argument("--lr", type=positive_float,
                    help="stochastic: a constant learning rate, the step on a mini-batch's mean gradient as in "
                         "PyTorch (default: the estimator's schedule)")
