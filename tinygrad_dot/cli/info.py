@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 HELP = "versions, GPUs, kernel paths and cache locations"

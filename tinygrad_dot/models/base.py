@@ -170,8 +170,8 @@ class LinearModel(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
     def _linear_output(self, X):
-        """X coef^T + intercept on the fitting device: (n, outputs), the backend and whether
-        the input lived on a GPU (results go back where the data came from)."""
+        """(X coef^T + intercept as an (n, outputs) array on the fitting device, its backend).
+        Results stay where the data came from: NumPy for host data, CuPy for GPU data."""
         check_is_fitted(self)
         backend, X = self._validate_X(X)
         coef = np.atleast_2d(self.coef_)
@@ -179,11 +179,6 @@ class LinearModel(BaseEstimator):
             out = backend.matmul(X, backend.asarray(coef.T, dtype=X.dtype))
             out += backend.asarray(np.atleast_1d(self.intercept_), dtype=X.dtype)
         return out, backend
-
-    @staticmethod
-    def _to_caller(out, backend):
-        """Results on the host for host data; on the GPU for GPU data (as the data came)."""
-        return out if backend.name != "cpu" else np.asarray(out)
 
     # ------------------------------------------------------------ persistence
     def save(self, path) -> None:

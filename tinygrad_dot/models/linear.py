@@ -17,7 +17,7 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
-from .base import LinearModel, host_numpy as _numpy, is_dask
+from .base import LinearModel, host_numpy, is_dask
 from .solvers import column_moments, gram_least_squares
 
 SOLVERS = ("auto", "cholesky", "svd")
@@ -77,7 +77,7 @@ class _LeastSquares(RegressorMixin, LinearModel):
 
             return predict(self, X, "predict")
         out, backend = self._linear_output(X)
-        return self._to_caller(out[:, 0] if np.ndim(self.coef_) == 1 else out, backend)
+        return out[:, 0] if np.ndim(self.coef_) == 1 else out
 
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of the prediction (uniformly averaged over targets), sample-weighted if given."""
@@ -87,7 +87,7 @@ class _LeastSquares(RegressorMixin, LinearModel):
 
             return score(self, X, y, sample_weight, r2_score)
         prediction = self.predict(X)
-        return float(r2_score(_numpy(y), _numpy(prediction), sample_weight=_numpy(sample_weight)))
+        return float(r2_score(host_numpy(y), host_numpy(prediction), sample_weight=host_numpy(sample_weight)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -187,7 +187,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
 
             return dask_predict(self, X, "decision_function")
         out, backend = self._linear_output(X)
-        return self._to_caller(out[:, 0] if out.shape[1] == 1 else out, backend)
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns in the order of ``classes_``."""
@@ -199,9 +199,9 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         xp = backend.xp
         if out.shape[1] == 1:
             positive = 0.5 * (1 + xp.tanh(0.5 * out))  # the sigmoid, without overflow
-            return self._to_caller(xp.concatenate([1 - positive, positive], axis=1), backend)
+            return xp.concatenate([1 - positive, positive], axis=1)
         e = xp.exp(out - out.max(axis=1, keepdims=True))
-        return self._to_caller(e / e.sum(axis=1, keepdims=True), backend)
+        return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
         if is_dask(X):
@@ -213,7 +213,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         if out.shape[1] == 1:
             out = xp.concatenate([xp.zeros_like(out), out], axis=1)  # softmax of (0, z) is the sigmoid
         shifted = out - out.max(axis=1, keepdims=True)
-        return self._to_caller(shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True)), backend)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
 
     def predict(self, X):
         """The most probable class of each sample (labels from ``classes_``, on the host)."""

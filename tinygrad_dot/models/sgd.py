@@ -493,7 +493,7 @@ class SGDClassifier(ClassifierMixin, _SGD):
     def decision_function(self, X):
         """Signed distances X coef^T + intercept: (n_samples,) for two classes, else (n_samples, n_classes)."""
         out, backend = self._linear_output(X)
-        return self._to_caller(out[:, 0] if out.shape[1] == 1 else out, backend)
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def predict(self, X):
         out, backend = self._linear_output(X)
@@ -519,13 +519,13 @@ class SGDClassifier(ClassifierMixin, _SGD):
         """Class probabilities (n_samples, n_classes), scikit-learn's: the sigmoid (log_loss) or
         (clip(score, -1, 1) + 1) / 2 (modified_huber) of each one-vs-rest score, normalised over
         the classes when there are more than two."""
-        return self._to_caller(*self._proba(X))
+        return self._proba(X)[0]  # on the data's device, as the data came
 
     @available_if(_check_proba)
     def predict_log_proba(self, X):
         prob, backend = self._proba(X)
         with np.errstate(divide="ignore"):
-            return self._to_caller(backend.xp.log(prob), backend)
+            return backend.xp.log(prob)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy, sample-weighted if given."""
@@ -572,7 +572,7 @@ class SGDRegressor(RegressorMixin, _SGD):
 
     def predict(self, X):
         out, backend = self._linear_output(X)
-        return self._to_caller(out[:, 0], backend)
+        return out[:, 0]
 
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of the prediction, sample-weighted if given."""
