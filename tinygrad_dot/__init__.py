@@ -40,7 +40,20 @@ reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function_of, (
 from . import data, io, nn, optim  # noqa: E402  (they build on the names above)
 from .io import load, save  # noqa: E402
 
-__version__ = "0.1.0"
+
+
+def _installed_version() -> str:
+    """The version pip installed (pyproject.toml's, one home for it); a source tree on
+    PYTHONPATH that was never installed says so instead of guessing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tinygrad_dot")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 
 def __getattr__(name):

@@ -34,6 +34,17 @@ class Backend:
         """target[index] += values, accumulating repeated indices."""
         raise NotImplementedError
 
+    def column_sums(self, x, weights=None):
+        """Sum over the rows of a 2-D array, each row times its weight when weights
+        (1-D, one per row) are given: the bias gradients and the estimators' weighted
+        means. A backend primitive, never a one-row product through the GEMM
+        dispatch (and its autotuner)."""
+        raise NotImplementedError
+
+    def row_sums(self, x):
+        """Sum over the columns of a 2-D array, one value per row (softmax's normalizers)."""
+        raise NotImplementedError
+
     def is_array(self, obj) -> bool:
         return isinstance(obj, self.xp.ndarray)
 

@@ -77,3 +77,25 @@ class CupyBackend(Backend):
     def scatter_add(self, target, index, values) -> None:
         with self._device:
             self._scatter_add(target, index, values)
+
+    def column_sums(self, x, weights=None):
+        with self._device:
+            if weights is None:
+                return x.sum(axis=0)
+            return _weighted_column_sum(self.xp)(self.xp.asarray(weights, dtype=x.dtype)[:, None], x, axis=0)
+
+    def row_sums(self, x):
+        with self._device:
+            return x.sum(axis=1)
+
+
+_weighted_column_sum_kernel = None
+
+
+def _weighted_column_sum(cupy):
+    """sum_i w_i x_ij as one fused CuPy reduction (no n x d temporary)."""
+    global _weighted_column_sum_kernel
+    if _weighted_column_sum_kernel is None:
+        _weighted_column_sum_kernel = cupy.ReductionKernel(
+            "T w, T x", "T y", "w * x", "a + b", "y = a", "0", "td_weighted_column_sum")
+    return _weighted_column_sum_kernel

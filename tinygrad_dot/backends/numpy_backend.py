@@ -27,3 +27,28 @@ class NumpyBackend(Backend):
 
     def scatter_add(self, target, index, values) -> None:
         np.add.at(target, index, values)
+
+    # Sums through BLAS (a product with weights or ones): several times faster than
+    # NumPy's axis reductions over the short rows and columns of training batches.
+    def column_sums(self, x, weights=None):
+        if weights is None:
+            weights = _ones(x.shape[0], x.dtype)
+        return np.asarray(weights, dtype=x.dtype) @ x
+
+    def row_sums(self, x):
+        return x @ _ones(x.shape[1], x.dtype)
+
+
+_ones_cache: dict = {}
+
+
+def _ones(n: int, dtype):
+    """A cached vector of n ones (read only: shared by every caller)."""
+    key = (n, dtype.str)
+    ones = _ones_cache.get(key)
+    if ones is None:
+        if len(_ones_cache) > 64:
+            _ones_cache.clear()
+        ones = _ones_cache[key] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones

@@ -44,7 +44,7 @@ def _weighted_sums(x, y, w, weight_of):
     weights = weight_of(y, w)
     backend = block_backend(x)
     with backend.scope():
-        wx = backend.matmul(backend.asarray(weights, dtype=x.dtype)[None, :], x)[0]
+        wx = backend.column_sums(x, weights)
         return float(weights.sum()), backend.to_numpy(wx).astype(np.float64)
 
 
@@ -57,7 +57,7 @@ def _subset_squares(x, y, w, offset, weight_of, mean, stride):
     with backend.scope():
         centred = x[rows] - backend.asarray(mean, dtype=x.dtype)
         centred *= centred
-        squares = backend.matmul(backend.asarray(weights, dtype=x.dtype)[None, :], centred)[0]
+        squares = backend.column_sums(centred, weights)
         return float(weights.sum()), backend.to_numpy(squares).astype(np.float64)
 
 

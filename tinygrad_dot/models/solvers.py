@@ -42,8 +42,7 @@ def _row_chunks(n: int):
 def weighted_mean(backend, X, share):
     """Column means of X under weights ``share`` (host float64, summing to 1), as host float64:
     one matrix-vector product on X's device."""
-    w = backend.asarray(share, dtype=X.dtype)[None, :]
-    return backend.to_numpy(backend.matmul(w, X)[0]).astype(np.float64)
+    return backend.to_numpy(backend.column_sums(X, share)).astype(np.float64)
 
 
 _SCALE_SAMPLE_ROWS = 1 << 14
@@ -55,13 +54,13 @@ def column_moments(backend, X, share):
     The deviations only precondition the solvers (any positive scale gives the same
     optimum), so past 16,384 rows they come from an evenly strided subset: a pass
     over all of X would cost as much as a third of a logistic fit."""
-    xp, mm = backend.xp, backend.matmul
+    xp = backend.xp
     mean = weighted_mean(backend, X, share)
     rows = slice(None, None, max(1, X.shape[0] // _SCALE_SAMPLE_ROWS))
     sample_share = share[rows] / share[rows].sum() if share[rows].sum() > 0 else share[rows]
     centred = X[rows] - xp.asarray(mean, dtype=X.dtype)
     centred *= centred
-    var = backend.to_numpy(mm(xp.asarray(sample_share, dtype=X.dtype)[None, :], centred)[0]).astype(np.float64)
+    var = backend.to_numpy(backend.column_sums(centred, sample_share)).astype(np.float64)
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -268,7 +267,7 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     if not need_grad:
         return loss, None, None
     R = residual * weights[:, None]  # (n, k)
-    return loss, backend.matmul(R.T, X).astype(np.float64), R.sum(axis=0).astype(np.float64)
+    return loss, backend.matmul(R.T, X).astype(np.float64), backend.column_sums(R).astype(np.float64)
 
 
 class LogisticObjective:

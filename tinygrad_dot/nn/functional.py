@@ -84,8 +84,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return mm(rows(g).T, x2)
 
     def grad_bias(g):
-        g2 = rows(g)
-        return mm(_ones(backend, (1, g2.shape[0]), g2.dtype), g2)[0]  # a BLAS column sum (see _ones)
+        return backend.column_sums(rows(g))
 
     edges = [(input, grad_input), (weight, grad_weight)]
     if bias is not None:
@@ -221,31 +220,14 @@ def _class_targets(target, logits: Tensor):
     return array
 
 
-_ones_cache: dict = {}
-
-
-def _ones(backend, shape: tuple, dtype):
-    """A cached array of ones: sums over short rows go through the backend's matmul
-    (``a @ ones``; BLAS on the host, the project's kernels on a GPU), several times
-    faster than NumPy's axis reductions at these sizes."""
-    key = (backend.name, shape, dtype.str)
-    ones = _ones_cache.get(key)
-    if ones is None:
-        if len(_ones_cache) > 64:
-            _ones_cache.clear()
-        with backend.scope():
-            ones = _ones_cache[key] = backend.xp.ones(shape, dtype=dtype)
-    return ones
-
-
-def _exp_rows(z, shift, mm, ones, xp):
-    """exp(z - shift) and its row sums."""
+def _exp_rows(z, shift, backend, xp):
+    """exp(z - shift) and its row sums (a column, to divide the rows by)."""
     probs = z - shift
     xp.exp(probs, out=probs)
-    return probs, mm(probs, ones)
+    return probs, backend.row_sums(probs)[:, None]
 
 
-def _softmax_rows(z, picks, mm, ones, xp):
+def _softmax_rows(z, picks, backend, xp):
     """exp(z - shift), its row sums and -log softmax(z)[y] of each row, shifted by the max.
 
     On the host one global max is used when it is finite and safe (NumPy's per-row
@@ -257,12 +239,12 @@ def _softmax_rows(z, picks, mm, ones, xp):
     if xp is np and z.size:
         shift = z.max()
         if math.isfinite(shift):
-            probs, norm = _exp_rows(z, shift, mm, ones, xp)
+            probs, norm = _exp_rows(z, shift, backend, xp)
             if norm.min() >= 1e-8:
                 return probs, norm, _nll_rows(z, picks, shift, norm, xp)
     with np.errstate(invalid="ignore") if xp is np else contextlib.nullcontext():  # inf - inf: no warning
         shift = z.max(axis=1, keepdims=True)
-        probs, norm = _exp_rows(z, shift, mm, ones, xp)
+        probs, norm = _exp_rows(z, shift, backend, xp)
         return probs, norm, _nll_rows(z, picks, shift.reshape(-1), norm, xp)
 
 
@@ -299,7 +281,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     # Flat positions of the target logits: 1-D fancy indexing is cheaper than z[rows, labels].
     picks = xp.arange(0, n * classes, classes)
     picks += labels
-    probs, norm, per = _softmax_rows(z, picks, backend.matmul, _ones(backend, (classes, 1), z.dtype), xp)
+    probs, norm, per = _softmax_rows(z, picks, backend, xp)
     if reduction == "none":
         out = ops._narrow(per, dtype)
     else:
