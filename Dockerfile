@@ -15,7 +15,8 @@ ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/tinygrad_dot
 COPY . .
 RUN pip install ".[cuda12,models,plot]"
-# `bench` runs the benchmark scripts from this copy of the source tree.
+# `bench` runs the training benchmark from the installed package and the GEMM
+# benchmark, a script of the source tree, from this copy of it.
 ENV TINYGRAD_DOT_BENCHMARKS_DIR=/opt/tinygrad_dot/benchmarks
 
 ENTRYPOINT ["tinygrad-dot"]

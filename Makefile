@@ -14,6 +14,7 @@ $(PY):
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[models]'
 	touch $@
+	@echo "installed into $(VENV): the command is $(VENV)/bin/tinygrad-dot (or: source $(VENV)/bin/activate)"
 
 # PyTorch is an optional cross-check in the tests (they skip, saying why, without
 # it). It is installed only where a local CPU wheel exists, as on our CI machines:
@@ -23,6 +24,7 @@ TORCH_CPU_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-*.whl))
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_CPU_WHEEL)
 	touch $@ $(VENV)/.installed
+	@echo "installed into $(VENV): the command is $(VENV)/bin/tinygrad-dot (or: source $(VENV)/bin/activate)"
 
 install: $(VENV)/.installed
 

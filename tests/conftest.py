@@ -10,7 +10,9 @@ def _gpu_skip_reason():
     try:
         import cupy
     except ImportError:
-        return "no GPU: CuPy is not installed (pip install 'tinygrad_dot[cuda12]' or '[cuda13]')"
+        from tinygrad_dot._extras import cuda_hint
+
+        return f"no GPU: CuPy is not installed ({cuda_hint()})"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:

@@ -5,6 +5,7 @@ to keep the suite fast."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import warnings
@@ -15,6 +16,7 @@ import pytest
 
 import tinygrad_dot.data as data
 import tinygrad_dot.models as models
+from tinygrad_dot._extras import install_hint
 from tinygrad_dot.cli import main
 from tinygrad_dot.cli import train as train_cli
 
@@ -216,7 +218,7 @@ def test_regression_runs_exact_by_default_and_stochastic_without_optional_extras
     assert main(["train", "--dataset", "diabetes", "--epochs", "5", "--verbose", "--out", str(tmp_path / "sgd"),
                  "--seed", "2"]) == 0
     captured = capsys.readouterr()
-    assert "pip install 'tinygrad_dot[plot]'" in captured.out
+    assert f"for a loss-curve plot: {install_hint('plot')}" in captured.out
     assert "-- Epoch 5: avg. loss" in captured.out  # --verbose: the estimator's line per epoch
     report = json.loads((tmp_path / "sgd" / "report.json").read_text())
     assert report["model"] == "SGDRegressor" and report["metric"] == "r2" and "loss_plot" not in report
@@ -245,33 +247,104 @@ def test_folding_standardization_into_weights_is_exact(tmp_path):
         np.testing.assert_allclose(folded.predict(raw.X_test), model.predict(split.X_test), rtol=1e-10)
 
 
-def test_bench_runs_scripts_and_skips_gpu_part(capfd, tmp_path, monkeypatch):
+def test_install_hints_name_the_extras_requirements_and_this_environments_pip(monkeypatch):
+    from importlib import metadata
+
+    from tinygrad_dot import _extras
+
+    monkeypatch.setattr(metadata, "requires", lambda name: [
+        "numpy>=1.24", "matplotlib>=3.6; extra == 'plot'", 'dask[array]>=2024.8; extra == "dask"',
+        "distributed>=2024.8; extra == 'dask'", "seaborn; extra == 'plotting'"])
+    monkeypatch.setattr(_extras.shutil, "which", lambda name: str(Path(sys.executable).parent / name))
+    assert install_hint("plot") == "pip install 'matplotlib>=3.6'"  # an activated venv: its own pip
+    assert install_hint("dask") == "pip install 'dask[array]>=2024.8' 'distributed>=2024.8'"
+    monkeypatch.setattr(_extras.shutil, "which", lambda name: "/somewhere/else/bin/pip")  # after make, not activated
+    assert install_hint("plot") == f"{shlex.quote(sys.executable)} -m pip install 'matplotlib>=3.6'"
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "requires", not_installed)  # a source tree on PYTHONPATH
+    assert install_hint("plot") == "pip install '.[plot]' in the source checkout"
+
+
+@pytest.fixture
+def fake_train_benchmark(monkeypatch):
+    """tinygrad_dot.bench.train.main recording its arguments (the real one runs in the packaging test)."""
+    from tinygrad_dot.bench import train as train_bench
+
+    calls, status = [], {"code": 0}
+
+    def main(argv=None, default_out=None):
+        calls.append(argv)
+        print("TRAIN TABLE", argv)
+        return status["code"]
+
+    monkeypatch.setattr(train_bench, "main", main)
+    return calls, status
+
+
+def test_bench_runs_the_training_benchmark_and_says_why_gemm_is_skipped(capfd, tmp_path, monkeypatch,
+                                                                       fake_train_benchmark):
     import tinygrad_dot as td
 
+    calls, status = fake_train_benchmark
     monkeypatch.setattr(td.cuda, "is_available", lambda: False)
-    (tmp_path / "gemm.py").write_text("print('GEMM RAN')\n")
-    (tmp_path / "train.py").write_text("import sys; print('TRAIN TABLE', sys.argv[1:])\n")
-    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # results default to the current directory, never the checkout's benchmarks/results
     assert main(["bench"]) == 0
     out = capfd.readouterr().out
     default = work / "tinygrad-dot-bench"
-    assert "gemm: skipped, no GPU" in out and "GEMM RAN" not in out and f"results go to {default}" in out
-    assert f"TRAIN TABLE ['--out', '{default / 'cpu-train.json'}']" in out and default.is_dir()
-    assert main(["bench", "--only", "train", "--out", str(tmp_path / "mine"), "--", "--rounds", "2"]) == 0
-    assert f"TRAIN TABLE ['--rounds', '2', '--out', '{tmp_path / 'mine' / 'cpu-train.json'}']" in capfd.readouterr().out
-    assert main(["bench", "--only", "train", "--", "--out", "x.json"]) == 0
-    assert "TRAIN TABLE ['--out', 'x.json']" in capfd.readouterr().out  # the script's own --out wins
+    assert "gemm: skipped, no GPU" in out and f"results go to {default}" in out and default.is_dir()
+    assert calls.pop() == ["--out", str(default / "cpu-train.json")]  # no --device cuda without a GPU
+    assert main(["bench", "--quick", "--only", "train", "--out", str(tmp_path / "mine"), "--", "--rounds", "2"]) == 0
+    assert calls.pop() == ["--rounds", "2", "--quick", "--out", str(tmp_path / "mine" / "cpu-train.json")]
+    assert main(["bench", "--only", "train", "--", "--out=x.json"]) == 0
+    assert calls.pop() == ["--out=x.json"]  # the benchmark's own --out wins
     assert main(["bench", "--", "--rounds", "2"]) == 1
-    assert "need --only" in capfd.readouterr().err
-    (tmp_path / "train.py").write_text("raise SystemExit(3)\n")
+    assert "need --only" in capfd.readouterr().err and not calls
+    status["code"] = 3
     assert main(["bench", "--only", "train"]) == 1
     assert "benchmark failed: train (exit status 3)" in capfd.readouterr().err
-    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path / "empty"))
-    assert main(["bench"]) == 1
-    assert "benchmark scripts not found" in capfd.readouterr().err
+    assert main(["bench", "--only", "gemm"]) == 1
+    assert "the GEMM benchmark needs a GPU" in capfd.readouterr().err
+
+
+def test_bench_with_a_gpu_runs_the_checkouts_gemm_script_or_says_where_it_is(capfd, tmp_path, monkeypatch,
+                                                                            fake_train_benchmark):
+    import tinygrad_dot as td
+
+    calls, _ = fake_train_benchmark
+    monkeypatch.setattr(td.cuda, "is_available", lambda: True)
+    (tmp_path / "gemm.py").write_text("import sys; print('GEMM RAN', sys.argv[1:])\n")
+    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path))
+    assert main(["bench", "--quick", "--out", str(tmp_path / "r")]) == 0
+    out = capfd.readouterr().out
+    assert f"GEMM RAN ['--quick', '--out-dir', '{tmp_path / 'r'}']" in out
+    assert out.index("GEMM RAN") < out.index("TRAIN TABLE")  # GEMM first: no PyTorch threads spinning yet
+    assert calls.pop() == ["--quick", "--device", "cuda", "--out", str(tmp_path / "r" / "cpu-train.json")]
+    monkeypatch.setenv("TINYGRAD_DOT_BENCHMARKS_DIR", str(tmp_path / "elsewhere"))  # as an installed wheel
+    assert main(["bench", "--out", str(tmp_path / "r")]) == 0
+    assert "gemm: skipped: the GEMM benchmark is benchmarks/gemm.py in the source checkout" in capfd.readouterr().out
+    assert main(["bench", "--only", "gemm", "--out", str(tmp_path / "r")]) == 1
+    assert "TINYGRAD_DOT_BENCHMARKS_DIR" in capfd.readouterr().err
+
+
+def test_bench_finds_the_gemm_script_of_the_packages_checkout_or_of_the_current_one(monkeypatch, tmp_path):
+    from tinygrad_dot.cli import bench
+
+    monkeypatch.delenv("TINYGRAD_DOT_BENCHMARKS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert bench.gemm_script() == ROOT / "benchmarks" / "gemm.py"  # the package these tests import is the checkout's
+    # As a wheel installed from a checkout: the package sits in site-packages, the script in the checkout.
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "tinygrad_dot" / "cli" / "bench.py"))
+    assert bench.gemm_script() is None
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "gemm.py").touch()
+    assert bench.gemm_script() is None  # a benchmarks/ folder alone is not a checkout
+    (tmp_path / "pyproject.toml").touch()
+    assert bench.gemm_script() == tmp_path / "benchmarks" / "gemm.py"
 
 
 def test_demo_trains_both_models(capsys):

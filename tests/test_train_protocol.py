@@ -1,26 +1,22 @@
 """Issue 4's reference training protocol, through nn.Linear + F.cross_entropy +
 optim.SGD + DataLoader, must land on the published figures (the same code that
-benchmarks/train.py times)."""
-import importlib.util
-import pathlib
-
+the training benchmark, tinygrad_dot/bench/train.py, times)."""
 import numpy as np
 import pytest
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train.py"
-_spec = importlib.util.spec_from_file_location("train_benchmark", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from tinygrad_dot.bench import train as bench
 
 
-@pytest.mark.slow  # about 3 s on an idle 2-core machine: 47M random numbers and 705 steps
-def test_reference_protocol_reaches_published_loss_and_accuracy():
-    X, y = bench.make_data()
+# The full protocol: about 3 s on an idle 2-core machine (47M random numbers and 705 steps);
+# the --quick one, which `tinygrad-dot bench --quick` checks an installation against, a fifth of it.
+@pytest.mark.parametrize("n", [pytest.param(bench.N, marks=pytest.mark.slow), bench.QUICK_N])
+def test_reference_protocol_reaches_published_loss_and_accuracy(n):
+    X, y = bench.make_data(n=n)
     trainer = bench.train_tinygrad(X, y)
     for _ in range(3):
         weight, bias = next(trainer)
     loss, accuracy = bench.full_loss_and_accuracy(X, y, weight, bias)
-    assert round(loss, 5) == bench.REFERENCE_LOSS and round(accuracy, 4) == bench.REFERENCE_ACCURACY
+    assert (round(loss, 5), round(accuracy, 4)) == bench.REFERENCES[n]
 
 
 def test_tape_training_follows_the_hand_written_loop_step_for_step():

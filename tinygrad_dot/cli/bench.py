@@ -1,9 +1,12 @@
-"""``tinygrad-dot bench``: run the GEMM benchmark (GPU) and the training
-benchmark (CPU, and GPU when there is one) and print their tables.
+"""``tinygrad-dot bench``: the training benchmark (softmax regression against a
+hand-written NumPy loop and PyTorch; on the CPU, and on the GPU when there is
+one) and, with a GPU, the GEMM benchmark (our kernels against cuBLAS).
 
-The scripts are benchmarks/gemm.py and benchmarks/train.py: found in
-$TINYGRAD_DOT_BENCHMARKS_DIR, in the wheel's tinygrad_dot/_benchmarks, or in
-the source checkout's benchmarks/ folder, in that order.
+The training benchmark is package code (tinygrad_dot/bench/train.py), so it runs
+wherever the package is installed. The GEMM benchmark is still a script of the
+source checkout, benchmarks/gemm.py: it is run when a checkout is at hand
+($TINYGRAD_DOT_BENCHMARKS_DIR, as in the Docker image; the checkout this package
+was imported from; the current directory); otherwise bench says how to run it.
 """
 from __future__ import annotations
 
@@ -14,60 +17,99 @@ from pathlib import Path
 
 from ._common import CliError
 
-HELP = "run the GEMM and training benchmarks for the available devices"
+HELP = "run the training benchmark, and the GEMM benchmark on a GPU"
 EPILOG = """examples:
   tinygrad-dot bench                      # everything this machine can run
-  tinygrad-dot bench --only train         # the CPU/GPU training benchmark only
-  tinygrad-dot bench --only train -- --rounds 2   # arguments after -- go to that script
+  tinygrad-dot bench --quick              # seconds: checks that this installation trains correctly
+  tinygrad-dot bench --only train -- --rounds 9   # arguments after -- go to that benchmark
   docker run --gpus all IMAGE bench       # in the project's Docker image
 
 Results (JSON, Markdown, plots) go to --out (./tinygrad-dot-bench by default),
 never into the source checkout's tracked benchmarks/results/; an --out or
---out-dir given to a script after -- takes precedence.
+--out-dir given to a benchmark after -- takes precedence.
 """
-SCRIPTS = {"gemm": "gemm.py", "train": "train.py"}
+BENCHMARKS = ("gemm", "train")  # the order they run in
 DEFAULT_OUT = "tinygrad-dot-bench"
 
 
-def _output_args(name: str, out: Path, script_args: list) -> list:
-    """Where the script writes its results, unless its own arguments already say."""
-    if name == "train":
-        given = any(a == "--out" or a.startswith("--out=") for a in script_args)
-        return [] if given else ["--out", str(out / "cpu-train.json")]
-    given = any(a == "--out-dir" or a.startswith("--out-dir=") for a in script_args)
-    return [] if given else ["--out-dir", str(out)]
+def _given(flag: str, args: list) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
-def benchmarks_dir() -> Path:
-    package = Path(__file__).resolve().parents[1]
-    candidates = [Path(os.environ["TINYGRAD_DOT_BENCHMARKS_DIR"])] if os.environ.get("TINYGRAD_DOT_BENCHMARKS_DIR") \
-        else [package / "_benchmarks", package.parent / "benchmarks"]
-    for folder in candidates:
-        if any((folder / script).is_file() for script in SCRIPTS.values()):
-            return folder
-    raise CliError(f"benchmark scripts not found (looked in {', '.join(map(str, candidates))}); run from a source "
-                   "checkout or set TINYGRAD_DOT_BENCHMARKS_DIR to its benchmarks/ folder")
+def gemm_script() -> Path | None:
+    """benchmarks/gemm.py of a source checkout: $TINYGRAD_DOT_BENCHMARKS_DIR's when set; else that
+    of the checkout this package runs from (an editable install), else that of the checkout in the
+    current directory (a wheel installed from it); None elsewhere."""
+    folder = os.environ.get("TINYGRAD_DOT_BENCHMARKS_DIR")
+    if folder:
+        candidates = [Path(folder) / "gemm.py"]
+    else:  # a checkout has pyproject.toml at its top; site-packages, above an installed wheel, has not
+        roots = (Path(__file__).resolve().parents[2], Path.cwd())
+        candidates = [root / "benchmarks" / "gemm.py" for root in roots if (root / "pyproject.toml").is_file()]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def _gpu_reason() -> str | None:
     """None when a CUDA GPU is usable, else why not."""
+    import importlib.util
+
     import tinygrad_dot as td
+    from tinygrad_dot._extras import cuda_hint
 
     if td.cuda.is_available():
         return None
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return "CuPy is not installed (pip install 'tinygrad_dot[cuda12]')"
+    if importlib.util.find_spec("cupy") is None:
+        return f"CuPy is not installed ({cuda_hint()})"
     return "CuPy sees no usable CUDA GPU"
+
+
+def _run_gemm(args, out: Path, gpu_reason: str | None) -> int | None:
+    """The GEMM script's exit status, or None when it could not run here (said why)."""
+    if gpu_reason:
+        print(f"== gemm: skipped, no GPU: {gpu_reason}", flush=True)
+        return None
+    script = gemm_script()
+    if script is None:
+        print("== gemm: skipped: the GEMM benchmark is benchmarks/gemm.py in the source checkout, not part of "
+              "the installed package; run `tinygrad-dot bench` in the checkout (or `make bench` there), or point "
+              "TINYGRAD_DOT_BENCHMARKS_DIR at its benchmarks/ folder", flush=True)
+        return None
+    script_args = list(args.script_args)
+    if args.quick and not _given("--quick", script_args):
+        script_args.append("--quick")
+    if not _given("--out-dir", script_args):
+        script_args += ["--out-dir", str(out)]
+    print(f"== gemm: {sys.executable} {script} {' '.join(script_args)}", flush=True)
+    return subprocess.run([sys.executable, str(script), *script_args]).returncode
+
+
+def _run_train(args, out: Path, gpu_reason: str | None) -> int:
+    from tinygrad_dot.bench import train
+
+    bench_args = list(args.script_args)
+    if args.quick and not _given("--quick", bench_args):
+        bench_args.append("--quick")
+    if gpu_reason is None and not _given("--device", bench_args):
+        bench_args += ["--device", "cuda"]
+    if not _given("--out", bench_args):
+        bench_args += ["--out", str(out / "cpu-train.json")]
+    print(f"== train: python -m tinygrad_dot.bench.train {' '.join(bench_args)}", flush=True)
+    try:
+        return train.main(bench_args)
+    except SystemExit as exc:  # its own argparse refusing an argument given after --
+        return exc.code if isinstance(exc.code, int) else 2
 
 
 def run(args) -> int:
     if args.script_args and not args.only:
-        raise CliError("arguments for a benchmark script need --only gemm or --only train (the scripts take "
-                       "different options)")
-    folder = benchmarks_dir()
+        raise CliError("arguments after -- need --only gemm or --only train (the benchmarks take different "
+                       "options)")
     gpu_reason = _gpu_reason()
+    if args.only == "gemm" and gpu_reason:
+        raise CliError(f"the GEMM benchmark needs a GPU: {gpu_reason}")
+    if args.only == "gemm" and gemm_script() is None:
+        raise CliError("the GEMM benchmark is benchmarks/gemm.py in the source checkout; run this in the "
+                       "checkout, or set TINYGRAD_DOT_BENCHMARKS_DIR to its benchmarks/ folder")
     out = Path(args.out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -75,23 +117,14 @@ def run(args) -> int:
         raise CliError(f"cannot create --out {out}: {exc}") from None
     out = out.resolve()
     print(f"results go to {out}", flush=True)
+    runners = {"gemm": _run_gemm, "train": _run_train}
     failed = []
-    for name in [args.only] if args.only else list(SCRIPTS):
-        script = folder / SCRIPTS[name]
-        if name == "gemm" and gpu_reason:
-            print(f"== gemm: skipped, no GPU: {gpu_reason}", flush=True)
-            continue
-        if not script.is_file():
-            print(f"== {name}: skipped, {script} is not there", flush=True)
-            continue
-        script_args = [*args.script_args, *_output_args(name, out, args.script_args)]
-        print(f"== {name}: {sys.executable} {script} {' '.join(script_args)}".rstrip(), flush=True)
-        # The scripts print their own tables; a failing one does not stop the other.
-        code = subprocess.run([sys.executable, str(script), *script_args]).returncode
-        if code != 0:
+    for name in [args.only] if args.only else BENCHMARKS:
+        code = runners[name](args, out, gpu_reason)  # each prints its own table; one failing does not stop the other
+        if code:
             failed.append(f"{name} (exit status {code})")
     if gpu_reason and args.only != "gemm":
-        print(f"note: the training benchmark ran on the CPU only ({gpu_reason})")
+        print("note: the training benchmark ran on the CPU only (no usable GPU: see above, or `tinygrad-dot info`)")
     if failed:
         raise CliError(f"benchmark failed: {', '.join(failed)}")
     return 0
@@ -99,8 +132,10 @@ def run(args) -> int:
 
 def add_parser(sub, formatter) -> None:
     p = sub.add_parser("bench", help=HELP, description=HELP + ".", epilog=EPILOG, formatter_class=formatter)
-    p.add_argument("--only", choices=sorted(SCRIPTS), help="run one benchmark")
+    p.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller problems, fewer rounds: a check of this installation, not figures to quote")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help="folder for the results (JSON, Markdown, plots); created if missing")
-    p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="passed to the benchmark script(s)")
+    p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="passed to the benchmark given by --only")
     p.set_defaults(run=run)

@@ -12,7 +12,6 @@ EPILOG = """examples:
   tinygrad-dot info
   tinygrad-dot info --json > info.json
 """
-_CUDA_HINT = "pip install 'tinygrad_dot[cuda12]' or 'tinygrad_dot[cuda13]'"
 
 
 def _unavailable(exc: Exception) -> str:
@@ -43,10 +42,12 @@ def _folder_size(path: Path) -> dict:
 
 
 def _cupy_facts(facts: dict) -> None:
+    from tinygrad_dot._extras import cuda_hint
+
     try:
         import cupy
     except ImportError:
-        facts["cupy"] = f"not installed ({_CUDA_HINT})"
+        facts["cupy"] = f"not installed ({cuda_hint()})"
         facts["gpus"] = []
         return
     except Exception as exc:  # noqa: BLE001 - installed but broken (e.g. missing CUDA libraries)
@@ -72,10 +73,11 @@ def _gpu(runtime, index: int) -> dict:
 
 
 def _nvrtc() -> str:
+    from tinygrad_dot._extras import pip_install
     from tinygrad_dot.gemm import nvrtc
 
     if not nvrtc.available():
-        return "not found (pip install nvidia-cuda-nvrtc-cu12)"
+        return f"not found ({pip_install('nvidia-cuda-nvrtc-cu12')})"
     major, minor = nvrtc.version()
     return f"{major}.{minor} ({nvrtc.library_path()})"
 

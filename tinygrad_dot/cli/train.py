@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._extras import install_hint
 from .._files import atomic_write, atomic_write_json
 from ._common import (CliError, UsageError, column, ctrl_c_held, delimiter, fraction, non_empty_path,
                       non_negative_int, positive_float, positive_int, resolve_device)
@@ -46,7 +47,6 @@ PREDICT_EPILOG = """examples:
 If it also has the target (a last CSV column, the --target column, or an array y), the score is printed
 to stderr. A first CSV column holding exactly 0..n-1 is a row index and is dropped, as in train.
 """
-PLOT_HINT = "for a loss-curve plot: pip install 'tinygrad_dot[plot]'"
 
 
 def _estimator(args, kind: str, device: str, n_train: int):
@@ -264,7 +264,7 @@ def _report_and_save(args, model, split, kind: str, device: str, out: Path, seco
     print(f"{shown}; {how}; {seconds:.2f} s")
     print(f"wrote {model_path}, {out / 'report.json'}" + (f", {report['loss_plot']}" if png else ""))
     if curve and png is None and not args.no_plot:
-        print(PLOT_HINT)
+        print(f"for a loss-curve plot: {install_hint('plot')}")
     return 0
 
 

@@ -9,7 +9,7 @@ the chunks stay on the workers, the parameters on the client. See
 td loss function over the persisted chunks, sum the gradients, step a td
 optimizer on the client.
 
-Needs the ``dask`` extra: ``pip install 'tinygrad_dot[dask]'``. Importing this
+Needs the ``dask`` extra: ``pip install '.[dask]'`` in the source checkout. Importing this
 package does not import Dask; using it does.
 """
 from __future__ import annotations

@@ -33,8 +33,10 @@ def get_client(client=None):
     try:
         import distributed
     except ImportError as exc:
+        from .._extras import install_hint
+
         raise ImportError(f"fitting Dask arrays needs dask.distributed ({exc}); "
-                          "pip install 'tinygrad_dot[dask]'") from None
+                          f"{install_hint('dask')}") from None
     if client is None:
         try:
             client = distributed.default_client()

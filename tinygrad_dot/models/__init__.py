@@ -7,7 +7,8 @@ for l1 and elastic-net penalties, by accelerated proximal gradient.
 mini-batches, with ``partial_fit`` for data streamed in chunks.
 ``td.models.load(path)`` reads what ``model.save(path)`` wrote.
 
-Needs the ``models`` extra (scikit-learn): ``pip install 'tinygrad_dot[models]'``.
+Needs the ``models`` extra (scikit-learn and SciPy): ``pip install '.[models]'`` in
+the source checkout.
 """
 from __future__ import annotations
 

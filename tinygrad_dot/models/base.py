@@ -27,8 +27,10 @@ try:
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
 except ImportError as exc:  # td.models is the one part of the package that needs scikit-learn
+    from .._extras import install_hint
+
     raise ImportError(f"td.models needs scikit-learn, which is not installed ({exc}); "
-                      "pip install 'tinygrad_dot[models]'") from None
+                      f"{install_hint('models')}") from None
 
 from .. import io
 from ..backends import get_backend
