@@ -32,7 +32,7 @@ def test_explicit_dtype_wins():
 def test_attributes(rng):
     t = td.tensor(rng.standard_normal((2, 3, 4)))
     assert t.shape == (2, 3, 4) and isinstance(t.shape, tuple)
-    assert t.ndim == 3 and t.size == 24 and len(t) == 2
+    assert t.ndim == 3 and t.numel() == 24 and t.size() == (2, 3, 4) and t.size(-1) == 4 and len(t) == 2
     assert t.device == "cpu"
     assert not t.requires_grad and t.grad is None
 

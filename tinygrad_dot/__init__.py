@@ -12,30 +12,36 @@ import numpy as _np
 
 from . import cuda
 from . import ops as _ops
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, logspace, ones, ones_like, rand,
+                       rand_like, randint, randn, randn_like, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
-from .ops import cat, dot, matmul, stack, where
+from .ops import cat, dot, matmul, maximum, minimum, stack, where
 from .random import manual_seed
-from .tensor import (Tensor, arange, eye, from_numpy, full, ones, ones_like, randn, tensor, zeros,
-                     zeros_like)
+from .tensor import Size, Tensor, from_numpy, tensor
 
 
-def _function_of(op):
-    """``td.exp(x)`` and friends: the op, taking array-likes as well as tensors."""
+def _function(op):
+    """``td.exp(x)`` and friends, the one form of every td.* function of a tensor: the op
+    itself, with array-likes (lists, NumPy arrays) accepted as its first argument."""
     def function(x, *args, **kwargs):
         return op(x if isinstance(x, Tensor) else Tensor(x), *args, **kwargs)
 
-    function.__name__ = function.__qualname__ = op.__name__.rstrip("_")
+    function.__name__ = function.__qualname__ = op.__name__
     function.__doc__ = op.__doc__
     return function
 
 
-exp, log, sqrt, abs, relu, sigmoid, tanh, clamp = map(_function_of, (
-    _ops.exp, _ops.log, _ops.sqrt, _ops.abs_, _ops.relu, _ops.sigmoid, _ops.tanh, _ops.clamp))
-softmax, log_softmax, logsumexp = map(_function_of, (_ops.softmax, _ops.log_softmax, _ops.logsumexp))
-sum, mean, var, max, min = map(_function_of, (_ops.sum_, _ops.mean, _ops.var, _ops.max_, _ops.min_))  # noqa: A001
-reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function_of, (
+exp, log, log1p, sqrt, abs, sign = map(_function, (_ops.exp, _ops.log, _ops.log1p, _ops.sqrt, _ops.abs, _ops.sign))
+relu, sigmoid, tanh, clamp = map(_function, (_ops.relu, _ops.sigmoid, _ops.tanh, _ops.clamp))
+softmax, log_softmax, logsumexp = map(_function, (_ops.softmax, _ops.log_softmax, _ops.logsumexp))
+sum, mean, var, std, norm = map(_function, (_ops.sum, _ops.mean, _ops.var, _ops.std, _ops.norm))  # noqa: A001
+max, min, amax, amin, argmax, argmin = map(_function, (  # noqa: A001
+    _ops.max, _ops.min, _ops.amax, _ops.amin, _ops.argmax, _ops.argmin))
+any, all = map(_function, (_ops.any, _ops.all))  # noqa: A001
+reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function, (
     _ops.reshape, _ops.permute, _ops.transpose, _ops.squeeze, _ops.unsqueeze, _ops.flatten))
+gather, scatter_add, masked_fill = map(_function, (_ops.gather, _ops.scatter_add, _ops.masked_fill))
 
 from . import data, io, nn, optim  # noqa: E402  (they build on the names above)
 from .io import load, save  # noqa: E402
@@ -71,14 +77,20 @@ float64 = _np.dtype(_np.float64)
 int32 = _np.dtype(_np.int32)
 int64 = _np.dtype(_np.int64)
 bool_ = _np.dtype(_np.bool_)
+int8, int16, uint8 = _np.dtype(_np.int8), _np.dtype(_np.int16), _np.dtype(_np.uint8)
+# PyTorch's other spellings (td.long, td.bool, ...); not in __all__, so that a star import
+# does not hide Python's own float, int and bool.
+half, float, double, int, long, bool = float16, float32, float64, int32, int64, bool_  # noqa: A001
 
 __all__ = [
-    "Tensor", "tensor", "from_numpy", "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "eye", "randn",
-    "manual_seed",
-    "dot", "matmul", "cat", "stack", "where",
-    "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax", "logsumexp",
-    "sum", "mean", "var", "max", "min", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
+    "Tensor", "Size", "tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+    "empty_like", "full_like", "arange", "linspace", "logspace", "eye", "randn", "rand", "randint", "randn_like",
+    "rand_like", "manual_seed",
+    "dot", "matmul", "cat", "stack", "where", "maximum", "minimum",
+    "exp", "log", "log1p", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax",
+    "logsumexp", "sum", "mean", "var", "std", "norm", "max", "min", "amax", "amin", "argmax", "argmin", "any", "all",
+    "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "gather", "scatter_add", "masked_fill",
     "nn", "optim", "models", "distributed", "data", "io", "save", "load",
-    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck", "GradcheckError", "cuda",
-    "float16", "float32", "float64", "int32", "int64", "bool_",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode", "gradcheck", "GradcheckError",
+    "cuda", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",
 ]

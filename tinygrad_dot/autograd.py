@@ -2,7 +2,9 @@
 
 Every op result that needs a gradient carries ``_parents``: a tuple of
 ``(parent, vjp)`` pairs, where ``vjp(g)`` maps the gradient of the result to
-the gradient of that parent. A global counter stamps each recorded result, so
+the gradient of that parent, or to its broadcast: a gradient whose shape is
+not its parent's is summed back over the broadcast axes here, once for every
+op (as HIPS autograd does), so that no op repeats it. A global counter stamps each recorded result, so
 the nodes reachable from a loss, sorted by stamp, are exactly the Wengert list
 of the forward pass; ``backward`` walks it in reverse with an explicit stack
 (no recursion, so graph depth is unbounded) and frees it as it goes.
@@ -34,40 +36,97 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-class set_grad_enabled:
-    """Context manager (and decorator) that turns recording on or off."""
+class _GradModeScope:
+    """Grad mode set to ``self.mode`` inside a ``with`` block or a decorated function,
+    and restored after it."""
 
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
+    mode = True
 
     def __enter__(self):
-        self.prev = _grad_mode.enabled
+        self._prev = _grad_mode.enabled
         _grad_mode.enabled = self.mode
 
     def __exit__(self, *exc):
-        _grad_mode.enabled = self.prev
+        _grad_mode.enabled = self._prev
 
     def __call__(self, fn):
         import functools
 
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(self.mode):
+            with _Scope(mode):  # a fresh scope per call: recursion and threads nest correctly
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-class no_grad(set_grad_enabled):
-    """``with td.no_grad():`` runs ops without recording them."""
-
-    def __init__(self):
-        super().__init__(False)
+class _Scope(_GradModeScope):
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
 
 
-class enable_grad(set_grad_enabled):
-    def __init__(self):
-        super().__init__(True)
+class set_grad_enabled(_GradModeScope):
+    """Turn recording on or off. As in PyTorch, the call itself takes effect at once
+    (``td.set_grad_enabled(False)`` on a line of its own); as a context manager it
+    restores the previous mode on exit, and as a decorator it changes nothing until
+    the function runs."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self):  # the mode is already set; __exit__ restores what was before the call
+        pass
+
+    def __call__(self, fn):
+        _grad_mode.enabled = self._prev  # a decorator: undo the call's effect
+        return super().__call__(fn)
+
+
+class no_grad(_GradModeScope):
+    """``with td.no_grad():`` (or ``@td.no_grad()``) runs ops without recording them."""
+
+    mode = False
+
+
+class enable_grad(_GradModeScope):
+    mode = True
+
+
+class inference_mode(_GradModeScope):
+    """PyTorch's inference_mode: here the same as no_grad (nothing is recorded; tensors
+    made inside carry no version-counter cost either, since only saved tensors get one)."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = not mode
+
+
+class GradFn:
+    """What ``tensor.grad_fn`` shows: the op that made a tensor (``<MulBackward>``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def grad_fn(node):
+    """The GradFn of a recorded result, named after its op; None for a leaf."""
+    if node._parents is None:
+        return None
+    if node._saved is not None and node._saved[0]:
+        op = node._saved[0]
+    elif node._parents:  # an op that saved nothing: the function that defined its vjp
+        op = node._parents[0][1].__qualname__.split(".")[0]
+    else:
+        op = "released"
+    return GradFn("".join(part.capitalize() for part in op.split("_")) + "Backward")
 
 
 def unbroadcast(grad, shape):
@@ -109,7 +168,7 @@ def record(cls, data, backend, *edges, op: str = "", saved=(), saves_output: boo
             out.requires_grad = True
             out._parents = kept
             out._stamp = next(_stamp)
-            if saved or saves_output:
+            if saved or saves_output or op:  # (an op name alone names grad_fn; nothing to check)
                 entries = []
                 for t in saved + (out,) if saves_output else saved:
                     counter = t._counter
@@ -180,6 +239,8 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             _check_saved(saved)
         for parent, vjp in edges:
             pg = vjp(g)
+            if pg.shape != parent.array.shape:  # the one place broadcasting is undone, for every op
+                pg = unbroadcast(pg, parent.array.shape)
             if parent._parents is None:
                 # A vjp returns a fresh array, its input g, or a view: only the first is owned.
                 _accumulate_leaf(parent, pg, owned=pg is not g and getattr(pg, "base", None) is None)

@@ -46,10 +46,10 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     originals = [t.array if i in checked else None for i, t in enumerate(base)]
     _, out0 = evaluate(originals)
-    n_out = out0.size
+    n_out = out0.numel()
 
     # Analytical Jacobian, one row per output element.
-    analytical = {i: np.zeros((n_out, base[i].size)) for i in checked}
+    analytical = {i: np.zeros((n_out, base[i].numel())) for i in checked}
     for row in range(n_out):
         args, out = evaluate(originals)
         seed = np.zeros(n_out)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
+import operator
 
 import numpy as np
 
-from . import autograd, random
+from . import autograd
 from .backends import Backend, canonical_device, get_backend
 
 _FLOAT_KINDS = "f"
@@ -47,6 +49,58 @@ def _check_dtype(dtype):
     if dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"unsupported dtype {dtype}: tensors hold bool, integer or float data")
     return dtype
+
+
+def shape_args(args, what: str, free: bool = False) -> tuple:
+    """A shape given PyTorch's ways, ``f(2, 3)`` or ``f((2, 3))`` / ``f([2, 3])``, as a
+    tuple of ints; ``free`` allows -1 (reshape's and expand's "whatever fits")."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    lowest = -1 if free else 0
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= lowest for n in args):
+        raise ValueError(f"{what}: a shape is {'integers >= -1' if free else 'non-negative integers'}, got {args}")
+    return tuple(int(n) for n in args)
+
+
+def check_device(a: "Tensor", b: "Tensor") -> None:
+    """Two tensors of one op must be on one device (a device is its name, whichever backend object)."""
+    if a._backend.name != b._backend.name:
+        raise RuntimeError(f"expected all tensors on one device, but found {a.device} (shape {a.shape}) and "
+                           f"{b.device} (shape {b.shape}); move one with .to({a.device!r})")
+
+
+def host_array(array) -> np.ndarray:
+    """Any array, NumPy or on a GPU (anything with __cuda_array_interface__, or a tensor),
+    as a NumPy array on the host (a GPU array is copied; a NumPy array is returned as is)."""
+    if isinstance(array, Tensor):
+        return array.numpy()
+    if hasattr(array, "__cuda_array_interface__"):
+        from .backends.cupy_backend import import_cupy
+
+        return import_cupy().asnumpy(array)
+    return np.asarray(array)
+
+
+def _is_device(name: str) -> bool:
+    """Whether a string names a device (``t.to("cuda")``) rather than a dtype (``t.to("float64")``)."""
+    try:
+        canonical_device(name)
+    except ValueError:
+        return False
+    return True
+
+
+class Size(tuple):
+    """What ``tensor.size()`` returns: a tuple of ints (torch.Size)."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"td.Size({list(self)})"
+
+
+_DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))  # repr leaves these out
 
 
 class Tensor:
@@ -136,10 +190,6 @@ class Tensor:
         return self.array.ndim
 
     @property
-    def size(self) -> int:
-        return int(self.array.size)
-
-    @property
     def dtype(self) -> np.dtype:
         return self.array.dtype
 
@@ -157,11 +207,36 @@ class Tensor:
         return self._parents is None
 
     @property
+    def grad_fn(self):
+        """The op that computed this tensor (``<MulBackward>``), None for a leaf."""
+        return autograd.grad_fn(self)
+
+    @property
     def data(self) -> "Tensor":
         """The same storage as a tensor outside autograd (PyTorch's ``.data``). Unlike
         PyTorch's, it shares the version counter: changing it under a live graph is caught."""
         return self._alias(self.array)
 
+    def size(self, dim=None):
+        """The shape (a td.Size), or the length of one dimension, as torch's size()."""
+        if dim is None:
+            return Size(self.array.shape)
+        if not -self.ndim <= dim < self.ndim:
+            raise IndexError(f"size({dim}): dimension out of range for a tensor of shape {self.shape}")
+        return self.array.shape[dim]
+
+    def numel(self) -> int:
+        return self.array.size
+
+    def dim(self) -> int:
+        return self.array.ndim
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.array.shape[0]
+
+    # ------------------------------------------------------------ version counters (see autograd)
     @property
     def _version(self) -> int:
         """How many in-place changes this tensor's storage has seen (PyTorch's ``_version``)."""
@@ -193,23 +268,6 @@ class Tensor:
         else:
             counter[0] += 1
 
-    def numel(self) -> int:
-        return self.size
-
-    def dim(self) -> int:
-        return self.ndim
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __len__(self) -> int:
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return self.array.shape[0]
-
     # ------------------------------------------------------------ autograd
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and self.dtype.kind not in _FLOAT_KINDS:
@@ -228,20 +286,20 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                                "computation had requires_grad=True (or it ran under td.no_grad())")
         if gradient is None:
-            if self.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar output, this one has shape "
                                    f"{self.shape}; pass gradient= of that shape")
             grad = self.xp.ones(self.shape, dtype=self.dtype)
         else:
+            if isinstance(gradient, Tensor):
+                check_device(self, gradient)
             grad = gradient.array if isinstance(gradient, Tensor) else self._backend.asarray(gradient)
-            if isinstance(gradient, Tensor) and gradient._backend.name != self._backend.name:
-                raise RuntimeError(f"backward(): gradient is on {gradient.device}, the tensor on {self.device}")
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): gradient has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
             grad = grad.astype(self.dtype, copy=False)
         autograd.run_backward(self, grad, retain_graph=retain_graph)
 
-    # ------------------------------------------------------------ host / device
+    # ------------------------------------------------------------ host, device and dtype
     def numpy(self) -> np.ndarray:
         """A host copy as a NumPy array (never shares memory with the tensor)."""
         return self._backend.to_numpy(self.array)
@@ -251,37 +309,45 @@ class Tensor:
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def item(self):
-        if self.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.array.reshape(()).item()
 
     def tolist(self):
         return self.numpy().tolist()
 
-    def to(self, device=None, dtype=None) -> "Tensor":
-        """Move to a device and/or cast: ``t.to('cuda')``, ``t.to(np.float64)``, ``t.to('cpu', 'float64')``.
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.array.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def to(self, *args, device=None, dtype=None) -> "Tensor":
+        """Move and/or cast, as torch's ``to``: ``t.to('cuda')``, ``t.to(td.float64)``,
+        ``t.to('cpu', td.float64)``, ``t.to(other)`` (other's device and dtype).
         Differentiable: the gradient flows back to this tensor."""
-        if device is not None and not isinstance(device, Backend):
-            try:
-                canonical_device(device)
-            except ValueError:
-                if dtype is None:  # t.to(dtype)
-                    device, dtype = None, device
-                else:
-                    raise
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, Backend) or (isinstance(arg, str) and _is_device(arg)):
+                device = arg
+            else:
+                dtype = arg
         out = self
         if device is not None:
-            target = get_backend(device)
-            if target.name != self._backend.name:
-                with target.scope():
-                    array = target.asarray(self.array)
-                source = self._backend
-                out = autograd.record(Tensor, array, target, (self, source.asarray))
+            out = ops.to_device(out, get_backend(device))
         if dtype is not None:
-            from . import ops
-
             out = ops.cast(out, _check_dtype(dtype))
         return out
+
+    def type(self, dtype=None):
+        """The dtype's name (``'td.float32'``) without an argument, else a cast to ``dtype``."""
+        return f"td.{self.dtype}" if dtype is None else self.to(dtype=dtype)
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
@@ -295,48 +361,166 @@ class Tensor:
     def double(self) -> "Tensor":
         return self.to(dtype=np.float64)
 
-    # ------------------------------------------------------------ in place (outside autograd)
-    def zero_(self) -> "Tensor":
-        return self._fill(0, "zero_")
+    def half(self) -> "Tensor":
+        return self.to(dtype=np.float16)
 
-    def fill_(self, value) -> "Tensor":
-        return self._fill(value, "fill_")
+    def long(self) -> "Tensor":
+        return self.to(dtype=np.int64)
 
-    def _fill(self, value, name: str) -> "Tensor":
-        self._begin_in_place(name)
-        self.array[...] = value
-        self._bump()
-        return self
+    def int(self) -> "Tensor":
+        return self.to(dtype=np.int32)
 
-    def copy_(self, src) -> "Tensor":
-        self._begin_in_place("copy_")
-        src = src if isinstance(src, Tensor) else Tensor(src)
-        array = src.array if src._backend.name == self._backend.name else self._backend.asarray(src.numpy())
-        try:
-            self.array[...] = array
-        except ValueError:
-            raise ValueError(f"copy_: cannot copy shape {src.shape} into shape {self.shape}") from None
-        self._bump()
-        return self
+    def bool(self) -> "Tensor":
+        return self.to(dtype=np.bool_)
+
+    # ------------------------------------------------------------ the surface
+    # Every method below is one call of the op in ops.py that holds its forward pass
+    # and its vector-Jacobian products; td.<name>(x, ...) calls the same op.
+
+    # ---------------------------------------------- arithmetic (broadcasting, PyTorch's promotion)
+    def __add__(self, other): return ops.add(self, other)
+    def __radd__(self, other): return ops.add(other, self)
+    def __sub__(self, other): return ops.sub(self, other)
+    def __rsub__(self, other): return ops.sub(other, self)
+    def __mul__(self, other): return ops.mul(self, other)
+    def __rmul__(self, other): return ops.mul(other, self)
+    def __truediv__(self, other): return ops.div(self, other)
+    def __rtruediv__(self, other): return ops.div(other, self)
+    def __mod__(self, other): return ops.remainder(self, other)
+    def __rmod__(self, other): return ops.remainder(other, self)
+    def __matmul__(self, other): return ops.matmul(self, other)
+    def __rmatmul__(self, other): return ops.matmul(other, self)
+    def __pow__(self, exponent): return ops.pow(self, exponent)
+    def __rpow__(self, base): return ops.rpow(self, base)
+    def __neg__(self): return ops.neg(self)
+    def __abs__(self): return ops.abs(self)
+    def add(self, other): return ops.add(self, other)
+    def sub(self, other): return ops.sub(self, other)
+    def mul(self, other): return ops.mul(self, other)
+    def div(self, other): return ops.div(self, other)
+    def pow(self, exponent): return ops.pow(self, exponent)
+    def remainder(self, other): return ops.remainder(self, other)
+    def matmul(self, other): return ops.matmul(self, other)
+    def dot(self, other): return ops.dot(self, other)
+    def maximum(self, other): return ops.maximum(self, other)
+    def minimum(self, other): return ops.minimum(self, other)
+    def neg(self): return ops.neg(self)
+    def abs(self): return ops.abs(self)
+    def sign(self): return ops.sign(self)
+    def exp(self): return ops.exp(self)
+    def log(self): return ops.log(self)
+    def log1p(self): return ops.log1p(self)
+    def sqrt(self): return ops.sqrt(self)
+    def relu(self): return ops.relu(self)
+    def sigmoid(self): return ops.sigmoid(self)
+    def tanh(self): return ops.tanh(self)
+    def clamp(self, min=None, max=None): return ops.clamp(self, min, max)  # noqa: A002
+    clip = clamp
+
+    # ---------------------------------------------- comparisons and logic (bool results, no gradient)
+    def __lt__(self, other): return ops.compare(self, other, operator.lt)
+    def __le__(self, other): return ops.compare(self, other, operator.le)
+    def __gt__(self, other): return ops.compare(self, other, operator.gt)
+    def __ge__(self, other): return ops.compare(self, other, operator.ge)
+    def __eq__(self, other): return ops.compare(self, other, operator.eq)
+    def __ne__(self, other): return ops.compare(self, other, operator.ne)
+    __hash__ = object.__hash__  # identity, as in PyTorch (== is elementwise)
+    def __and__(self, other): return ops.bitwise(self, other, operator.and_, "&")
+    def __rand__(self, other): return ops.bitwise(self, other, operator.and_, "&")
+    def __or__(self, other): return ops.bitwise(self, other, operator.or_, "|")
+    def __ror__(self, other): return ops.bitwise(self, other, operator.or_, "|")
+    def __xor__(self, other): return ops.bitwise(self, other, operator.xor, "^")
+    def __rxor__(self, other): return ops.bitwise(self, other, operator.xor, "^")
+    def __invert__(self): return ops.invert(self)
+    def logical_not(self): return ops.invert(self.bool())
+
+    # ---------------------------------------------- reductions (dim=/keepdim= or axis=/keepdims=)
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        return ops.var(self, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        return ops.std(self, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+
+    def norm(self, p=2, dim=None, keepdim=False): return ops.norm(self, p, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amax(self, dim=None, keepdim=False): return ops.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return ops.amin(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim=False, *, axis=None): return ops.argmax(self, dim, keepdim, axis=axis)
+    def argmin(self, dim=None, keepdim=False, *, axis=None): return ops.argmin(self, dim, keepdim, axis=axis)
+    def any(self, dim=None, keepdim=False): return ops.any(self, dim, keepdim)
+    def all(self, dim=None, keepdim=False): return ops.all(self, dim, keepdim)
+
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.logsumexp(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def softmax(self, dim=-1, *, axis=None): return ops.softmax(self, dim, axis=axis)
+    def log_softmax(self, dim=-1, *, axis=None): return ops.log_softmax(self, dim, axis=axis)
+
+    # ---------------------------------------------- shape
+    @property
+    def T(self): return ops.permute(self)  # noqa: N802
+    def reshape(self, *shape): return ops.reshape(self, *shape)
+    def view(self, *shape): return ops.reshape(self, *shape)
+    def permute(self, *dims): return ops.permute(self, *dims)
+    def transpose(self, dim0, dim1): return ops.transpose(self, dim0, dim1)
+    def t(self): return ops.t(self)
+    def squeeze(self, dim=None): return ops.squeeze(self, dim)
+    def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
+    def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
+    def expand(self, *sizes): return ops.expand(self, *sizes)
+    def expand_as(self, other): return ops.expand(self, other.shape)
+    def repeat(self, *repeats): return ops.repeat(self, *repeats)
+    def clone(self): return ops.clone(self)
+
+    # ---------------------------------------------- indexing (basic, integer-array and bool-mask)
+    def __getitem__(self, index): return ops.getitem(self, index)
+    def gather(self, dim, index): return ops.gather(self, dim, index)
+    def scatter_add(self, dim, index, src): return ops.scatter_add(self, dim, index, src)
+    def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
+
+    # ---------------------------------------------- in place: outside the tape, counted by _bump
+    def __setitem__(self, index, value): ops.setitem(self, index, value)
+    def __iadd__(self, other): return ops._update(self, "+=", operator.iadd, other)
+    def __isub__(self, other): return ops._update(self, "-=", operator.isub, other)
+    def __imul__(self, other): return ops._update(self, "*=", operator.imul, other)
+    def __itruediv__(self, other): return ops._update(self, "/=", operator.itruediv, other)
+    def add_(self, other, *, alpha=1): return ops.add_(self, other, alpha)
+    def sub_(self, other, *, alpha=1): return ops.sub_(self, other, alpha)
+    def mul_(self, other): return ops.mul_(self, other)
+    def div_(self, other): return ops.div_(self, other)
+    def clamp_(self, min=None, max=None): return ops.clamp_(self, min, max)  # noqa: A002
+    def zero_(self): return ops.zero_(self)
+    def fill_(self, value): return ops.fill_(self, value)
+    def copy_(self, src): return ops.copy_(self, src)
 
     # ------------------------------------------------------------ printing
     def __repr__(self) -> str:
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        values = self.numpy()
+        if values.dtype.kind == "f":
+            values = values + 0.0  # -0.0 + 0.0 is +0.0: a zero never prints as "-0."
+        body = np.array2string(values, separator=", ", prefix="tensor(")
         extras = []
-        if self.dtype != np.float32:
-            extras.append(f"dtype={self.dtype}")
+        if self.dtype not in _DEFAULT_DTYPES:
+            extras.append(f"dtype=td.{self.dtype}")
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.requires_grad:
+        if self._parents is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
             extras.append("requires_grad=True")
         return f"tensor({body}{''.join(', ' + e for e in extras)})"
-
-    __hash__ = object.__hash__
-
-    def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
-        return bool(self.item())
 
 
 def _rebuild(cls, data, device: str, dtype: str, requires_grad: bool) -> Tensor:
@@ -351,38 +535,6 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def _shape_args(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    if not all(isinstance(n, numbers.Integral) and n >= 0 for n in shape):
-        raise ValueError(f"a shape is non-negative integers, got {shape}")
-    return tuple(int(n) for n in shape)
-
-
-def _filled(shape, value, dtype, device, requires_grad):
-    backend = get_backend(device)
-    dtype = _check_dtype(dtype) or np.dtype(np.float32)
-    with backend.scope():
-        array = backend.xp.full(_shape_args(shape), value, dtype=dtype)
-    return Tensor._wrap(array, backend).requires_grad_(requires_grad)
-
-
-def zeros(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled(shape, 0, dtype, device, requires_grad)
-
-
-def ones(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled(shape, 1, dtype, device, requires_grad)
-
-
-def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
-
-
-def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
-
-
 def from_numpy(array: np.ndarray) -> Tensor:
     """A CPU tensor that shares memory with a NumPy array (torch.from_numpy)."""
     if not isinstance(array, np.ndarray):
@@ -391,35 +543,4 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array, get_backend("cpu"))
 
 
-def full(*shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    if dtype is None and isinstance(fill_value, bool):
-        dtype = np.bool_
-    elif dtype is None and isinstance(fill_value, numbers.Integral):
-        dtype = np.int64
-    return _filled(shape, fill_value, dtype, device, requires_grad)
-
-
-def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
-    if stop is None:
-        start, stop = 0, start
-    if dtype is None:
-        integral = all(isinstance(v, numbers.Integral) for v in (start, stop, step))
-        dtype = np.int64 if integral else np.float32
-    return Tensor(np.arange(start, stop, step, dtype=_check_dtype(dtype)), device=device,
-                  requires_grad=requires_grad)
-
-
-def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=_check_dtype(dtype) or np.float32), device=device, requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=None, device=None, requires_grad=False, seed=None, generator=None) -> Tensor:
-    """Standard normal samples, drawn on the host by a NumPy generator so that a
-    seed gives the same numbers on every device (default: td.manual_seed's generator)."""
-    rng = random.generator(generator, seed)
-    dtype = _check_dtype(dtype) or np.dtype(np.float32)
-    if dtype.kind != "f":
-        raise TypeError(f"randn draws floats, got dtype {dtype}")
-    sample = rng.standard_normal(_shape_args(shape)).astype(dtype)
-    return Tensor(sample, device=device, requires_grad=requires_grad)
+from . import ops  # noqa: E402  (ops builds on Tensor; the methods above look it up when called)

@@ -351,14 +351,14 @@ class LBFGS(Optimizer):
 
     def _gather_flat_grad(self):
         xp = self._flat_params[0].xp
-        return xp.concatenate([xp.zeros(p.size, p.dtype) if p.grad is None else p.grad.array.ravel()
+        return xp.concatenate([xp.zeros(p.numel(), p.dtype) if p.grad is None else p.grad.array.ravel()
                                for p in self._flat_params])
 
     def _set_flat(self, flat) -> None:
         offset = 0
         for p in self._flat_params:
-            p.array[...] = flat[offset:offset + p.size].reshape(p.shape)
-            offset += p.size
+            p.array[...] = flat[offset:offset + p.numel()].reshape(p.shape)
+            offset += p.numel()
             bump = getattr(p, "_bump", None)  # tell autograd's version counter (where it exists) of the change
             if bump is not None:
                 bump()
