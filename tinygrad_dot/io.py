@@ -37,7 +37,7 @@ import numpy as np
 
 from ._files import atomic_writer
 
-from .tensor import Tensor
+from .tensor import Tensor, host_array
 
 FORMAT_NAME = "tinygrad_dot"
 FORMAT_VERSION = 1
@@ -58,7 +58,7 @@ class _Encoder:
         self.open_containers: set = set()  # ids of the containers being encoded: a cycle's members
 
     def _store(self, array) -> str:
-        array = array.get() if hasattr(array, "__cuda_array_interface__") else np.asarray(array)
+        array = host_array(array)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"td.save stores numeric or bool arrays only, got dtype {array.dtype}")
         name = f"a{len(self.arrays)}"

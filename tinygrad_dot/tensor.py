@@ -349,29 +349,14 @@ class Tensor:
         """The dtype's name (``'td.float32'``) without an argument, else a cast to ``dtype``."""
         return f"td.{self.dtype}" if dtype is None else self.to(dtype=dtype)
 
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def cuda(self, index: int = 0) -> "Tensor":
-        return self.to(f"cuda:{index}")
-
-    def float(self) -> "Tensor":
-        return self.to(dtype=np.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(dtype=np.float64)
-
-    def half(self) -> "Tensor":
-        return self.to(dtype=np.float16)
-
-    def long(self) -> "Tensor":
-        return self.to(dtype=np.int64)
-
-    def int(self) -> "Tensor":
-        return self.to(dtype=np.int32)
-
-    def bool(self) -> "Tensor":
-        return self.to(dtype=np.bool_)
+    def cpu(self): return self.to("cpu")
+    def cuda(self, index: int = 0): return self.to(f"cuda:{index}")
+    def float(self): return self.to(dtype=np.float32)
+    def double(self): return self.to(dtype=np.float64)
+    def half(self): return self.to(dtype=np.float16)
+    def long(self): return self.to(dtype=np.int64)
+    def int(self): return self.to(dtype=np.int32)
+    def bool(self): return self.to(dtype=np.bool_)
 
     # ------------------------------------------------------------ the surface
     # Every method below is one call of the op in ops.py that holds its forward pass

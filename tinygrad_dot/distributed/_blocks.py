@@ -14,6 +14,8 @@ import uuid
 
 import numpy as np
 
+from ..tensor import host_array
+
 __all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend"]
 
 
@@ -86,8 +88,8 @@ def _summary(x, y, w, y_kind):
         numeric = y.dtype.kind in "biuf"
         out["y_finite"] = bool(xp.isfinite(y).all()) if y.dtype.kind == "f" else True
         if y_kind == "classes" and y.ndim == 1 and (w is None or w.shape == y.shape):
-            labels = y if not hasattr(y, "get") else y.get()
-            weights = None if w is None else (w if not hasattr(w, "get") else w.get())
+            labels = host_array(y)
+            weights = None if w is None else host_array(w)
             classes, index = np.unique(labels, return_inverse=True)
             out["classes"] = classes
             out["class_counts"] = np.bincount(index, minlength=len(classes))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
                               refine, solve_gram, svd_coef)
+from ..tensor import host_array as _host
 from ._blocks import RowBlocks, as_dask_array, block_backend, get_client
 
 __all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
@@ -96,10 +97,6 @@ def _combine(parts):
     mean = sum(p[0] * p[1] for p in parts) / total
     m2 = sum(p[2] + p[0] * (p[1] - mean) ** 2 for p in parts)
     return mean, np.maximum(m2 / total, 0.0)
-
-
-def _host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 def _y_moments(x, y, w):

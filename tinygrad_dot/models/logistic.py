@@ -24,6 +24,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
+from ..ops import stable_sigmoid
 from ..optim.lbfgs import minimize_lbfgs
 from .base import ConvergenceWarning, LinearModel, check_class_labels, host_numpy, is_dask
 from .solvers import LogisticObjective, column_moments, fista
@@ -198,7 +199,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         out, backend = self._linear_output(X)
         xp = backend.xp
         if out.shape[1] == 1:
-            positive = 0.5 * (1 + xp.tanh(0.5 * out))  # the sigmoid, without overflow
+            positive = stable_sigmoid(xp, out)
             return xp.concatenate([1 - positive, positive], axis=1)
         e = xp.exp(out - out.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)

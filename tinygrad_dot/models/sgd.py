@@ -61,6 +61,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import check_is_fitted
 
+from ..ops import stable_sigmoid
 from .base import ConvergenceWarning, DivergenceError, LinearModel, check_class_labels, host_numpy
 
 __all__ = ["SGDClassifier", "SGDRegressor"]
@@ -84,7 +85,7 @@ def _squared_hinge(xp, p, y, epsilon):
 
 def _log_loss(xp, p, y, epsilon):
     z = p * y
-    return xp.logaddexp(0, -z), -y * 0.5 * (1 - xp.tanh(0.5 * z))  # -y sigmoid(-z), without overflow
+    return xp.logaddexp(0, -z), -y * stable_sigmoid(xp, -z)
 
 
 def _modified_huber(xp, p, y, epsilon):
@@ -507,7 +508,7 @@ class SGDClassifier(ClassifierMixin, _SGD):
     def _proba(self, X):
         out, backend = self._linear_output(X)
         xp = backend.xp
-        prob = 0.5 * (1 + xp.tanh(0.5 * out)) if self.loss == "log_loss" else (xp.clip(out, -1, 1) + 1) / 2
+        prob = stable_sigmoid(xp, out) if self.loss == "log_loss" else (xp.clip(out, -1, 1) + 1) / 2
         if out.shape[1] == 1:
             return xp.concatenate([1 - prob, prob], axis=1), backend
         total = prob.sum(axis=1, keepdims=True)

@@ -31,6 +31,8 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular  # SciPy comes with scikit-learn, td.models' extra
 
+from ..ops import stable_sigmoid
+
 _ROWS_PER_CHUNK = 1 << 16  # row blocks for float64 passes over float32 data: bounded temporaries
 
 
@@ -255,7 +257,7 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
         z = Z[:, 0]
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
         loss = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))) - Y[:, 0] * z
-        residual = (0.5 * (1 + xp.tanh(0.5 * z)) - Y[:, 0])[:, None] if need_grad else None
+        residual = (stable_sigmoid(xp, z) - Y[:, 0])[:, None] if need_grad else None
     else:
         peak = Z.max(axis=1, keepdims=True)
         shifted = Z - peak
