@@ -1,5 +1,6 @@
-"""benchmarks/models.py (td.models vs scikit-learn) runs end to end in its quick
-mode and writes a results file with the fields the README table is built from."""
+"""benchmarks/models.py (td.models vs scikit-learn; the script calling
+tinygrad_dot/bench/models.py) runs end to end in its quick mode and writes a
+results file with the fields the README table is built from."""
 import json
 import pathlib
 import subprocess
@@ -28,6 +29,8 @@ def test_quick_run_writes_the_results_json(tmp_path):
     machine = report["machine"]
     assert {"date", "commit", "kernels_sha256", "blas", "cpu", "OPENBLAS_CORETYPE"} <= set(machine)
     assert len(machine["kernels_sha256"]) == 64
+    if (SCRIPT.parents[1] / ".git").exists():  # the script measures this checkout's package: its commit
+        assert machine["commit"] and machine["source_root"] == str(SCRIPT.parents[1])
     rows = {(r["dataset"], r["estimator"]): r for r in report["rows"]}
     assert {d for d, _ in rows} == {"iris", "wine", "breast_cancer", "digits", "diabetes",
                                     "synthetic_regression_20000x100", "synthetic_binary_20000x100"}

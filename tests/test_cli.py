@@ -270,17 +270,22 @@ def test_install_hints_name_the_extras_requirements_and_this_environments_pip(mo
 
 @pytest.fixture
 def fake_train_benchmark(monkeypatch):
-    """tinygrad_dot.bench.train.main recording its arguments (the real one runs in the packaging test)."""
+    """tinygrad_dot.bench.train.main and .models.main recording their arguments as (name, argv)
+    (the real ones run in the packaging test and test_bench_models.py)."""
+    from tinygrad_dot.bench import models as models_bench
     from tinygrad_dot.bench import train as train_bench
 
     calls, status = [], {"code": 0}
 
-    def main(argv=None, default_out=None):
-        calls.append(argv)
-        print("TRAIN TABLE", argv)
-        return status["code"]
+    def recorder(name):
+        def main(argv=None, default_out=None):
+            calls.append(argv if name == "train" else (name, argv))
+            print(f"{name.upper()} TABLE", argv)
+            return status["code"]
+        return main
 
-    monkeypatch.setattr(train_bench, "main", main)
+    monkeypatch.setattr(train_bench, "main", recorder("train"))
+    monkeypatch.setattr(models_bench, "main", recorder("models"))
     return calls, status
 
 
@@ -306,9 +311,16 @@ def test_bench_runs_the_training_benchmark_and_says_why_gemm_is_skipped(capfd, t
     assert "need --only" in capfd.readouterr().err and not calls
     status["code"] = 3
     assert main(["bench", "--only", "train"]) == 1
-    assert "benchmark failed: train (exit status 3)" in capfd.readouterr().err
+    assert "benchmark failed: train (exit status 3)" in capfd.readouterr().err and calls.pop()
     assert main(["bench", "--only", "gemm"]) == 1
     assert "the GEMM benchmark needs a GPU" in capfd.readouterr().err
+    status["code"] = 0
+    assert main(["bench", "--only", "models", "--quick", "--", "--runs", "2"]) == 0
+    assert calls.pop() == ("models", ["--runs", "2", "--quick", "--out", str(default / "cpu-models.json")])
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if the models extra were not installed
+    assert main(["bench", "--only", "models"]) == 1
+    assert f"the models benchmark needs the models extra: {install_hint('models')}" in capfd.readouterr().err
+    assert not calls
 
 
 def test_bench_with_a_gpu_runs_the_checkouts_gemm_script_or_says_where_it_is(capfd, tmp_path, monkeypatch,

@@ -3,6 +3,7 @@ subcommand of the installed `tinygrad-dot` must work outside the checkout."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -90,7 +91,12 @@ def installed(wheel, tmp_path_factory) -> Path:
     runtime requirements (NumPy, and scikit-learn and SciPy for the models extra) come from this
     environment through a .pth line placed after the venv's own site-packages. Neither the
     checkout nor the test extras (PyTorch, matplotlib, CuPy) are visible to it."""
-    home = tmp_path_factory.mktemp("venv")
+    home = tmp_path_factory.mktemp("repository") / "venv"
+    if shutil.which("git"):  # as a .venv in a checkout: no figure of the installed copy may take its commit
+        subprocess.run(["git", "init", "--quiet", str(home.parent)], check=True)
+        subprocess.run(["git", "-C", str(home.parent), "-c", "user.name=t", "-c", "user.email=t@example.org",
+                        "commit", "--quiet", "--allow-empty", "-m", "a commit the installed copy must not claim"],
+                       check=True)
     venv.create(home, with_pip=False)  # ensurepip would add seconds; this environment's pip installs into it
     python = home / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -151,6 +157,14 @@ def test_every_subcommand_runs_from_the_installed_wheel_outside_the_checkout(ins
     report = json.loads((tmp_path / "tinygrad-dot-bench" / "cpu-train.json").read_text())
     assert report["protocol"]["n"] == 12000 and report["check"]["tinygrad_dot"]["loss"] == 1.05512
     assert "torch_missing" in report  # PyTorch is a test extra: not in this venv
+    assert report["machine"]["commit"] == ""  # an installed copy is no commit's code
+
+    done = _run(installed, tmp_path, tdcli, "bench", "--only", "models", "--quick", "--",
+                "--only", "iris", "--repeats-small", "1", "--settle", "0")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "tinygrad-dot-bench" / "cpu-models.json").read_text())
+    assert [row["dataset"] for row in report["rows"]] == ["iris"] and report["rows"][0]["td_score"] > 0.8
+    assert report["machine"]["commit"] == "" and report["machine"]["note"] == "not a git checkout"
 
 
 def python_pip(installed: Path) -> str:

@@ -37,6 +37,7 @@ import numpy as np
 import tinygrad_dot as td
 from tinygrad_dot._extras import pip_install
 from tinygrad_dot._files import atomic_write_json
+from tinygrad_dot.bench import checkout_root
 from tinygrad_dot.gemm.sources import kernels_sha256
 from tinygrad_dot.nn import functional as F
 
@@ -223,7 +224,7 @@ def run(rounds=5, check_epochs=3, devices=(), n=N, settle_seconds=SETTLE_SECONDS
 def _machine(torch):
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+                                cwd=checkout_root(), timeout=10).stdout.strip() if checkout_root() else ""
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,

@@ -1,9 +1,10 @@
 """``tinygrad-dot bench``: the training benchmark (softmax regression against a
 hand-written NumPy loop and PyTorch; on the CPU, and on the GPU when there is
-one) and, with a GPU, the GEMM benchmark (our kernels against cuBLAS).
+one) and, with a GPU, the GEMM benchmark (our kernels against cuBLAS); on
+request (--only models) td.models against scikit-learn.
 
-The training benchmark is package code (tinygrad_dot/bench/train.py), so it runs
-wherever the package is installed. The GEMM benchmark is still a script of the
+The training and models benchmarks are package code (tinygrad_dot/bench/), so
+they run wherever the package is installed. The GEMM benchmark is still a script of the
 source checkout, benchmarks/gemm.py: it is run when a checkout is at hand
 ($TINYGRAD_DOT_BENCHMARKS_DIR, as in the Docker image; the checkout this package
 was imported from; the current directory); otherwise bench says how to run it.
@@ -19,16 +20,20 @@ from ._common import CliError
 
 HELP = "run the training benchmark, and the GEMM benchmark on a GPU"
 EPILOG = """examples:
-  tinygrad-dot bench                      # everything this machine can run
+  tinygrad-dot bench                      # the training benchmark, and the GEMM one on a GPU
   tinygrad-dot bench --quick              # seconds: checks that this installation trains correctly
   tinygrad-dot bench --only train -- --rounds 9   # arguments after -- go to that benchmark
+  tinygrad-dot bench --only models        # td.models against scikit-learn (minutes; --quick: seconds)
   docker run --gpus all IMAGE bench       # in the project's Docker image
 
 Results (JSON, Markdown, plots) go to --out (./tinygrad-dot-bench by default),
 never into the source checkout's tracked benchmarks/results/; an --out or
 --out-dir given to a benchmark after -- takes precedence.
 """
-BENCHMARKS = ("gemm", "train")  # the order they run in
+DEFAULT = ("gemm", "train")  # what runs without --only, in this order (GEMM before PyTorch's threads exist)
+# The benchmarks in tinygrad_dot/bench/: name -> (results file, extra it needs and a module that
+# shows the extra is there, or None). Each module's main(argv) takes --quick and --out.
+PACKAGED = {"train": ("cpu-train.json", None), "models": ("cpu-models.json", ("models", "sklearn"))}
 DEFAULT_OUT = "tinygrad-dot-bench"
 
 
@@ -83,27 +88,33 @@ def _run_gemm(args, out: Path, gpu_reason: str | None) -> int | None:
     return subprocess.run([sys.executable, str(script), *script_args]).returncode
 
 
-def _run_train(args, out: Path, gpu_reason: str | None) -> int:
-    from tinygrad_dot.bench import train
+def _run_packaged(name: str, args, out: Path, gpu_reason: str | None) -> int:
+    """Run tinygrad_dot.bench.<name> in this process (the installed package's own code)."""
+    import importlib
+    import importlib.util
 
+    from tinygrad_dot._extras import install_hint
+
+    results, needs = PACKAGED[name]
+    if needs and importlib.util.find_spec(needs[1]) is None:
+        raise CliError(f"the {name} benchmark needs the {needs[0]} extra: {install_hint(needs[0])}")
     bench_args = list(args.script_args)
     if args.quick and not _given("--quick", bench_args):
         bench_args.append("--quick")
-    if gpu_reason is None and not _given("--device", bench_args):
+    if name == "train" and gpu_reason is None and not _given("--device", bench_args):
         bench_args += ["--device", "cuda"]
     if not _given("--out", bench_args):
-        bench_args += ["--out", str(out / "cpu-train.json")]
-    print(f"== train: python -m tinygrad_dot.bench.train {' '.join(bench_args)}", flush=True)
+        bench_args += ["--out", str(out / results)]
+    print(f"== {name}: python -m tinygrad_dot.bench.{name} {' '.join(bench_args)}", flush=True)
     try:
-        return train.main(bench_args)
+        return importlib.import_module(f"tinygrad_dot.bench.{name}").main(bench_args)
     except SystemExit as exc:  # its own argparse refusing an argument given after --
         return exc.code if isinstance(exc.code, int) else 2
 
 
 def run(args) -> int:
     if args.script_args and not args.only:
-        raise CliError("arguments after -- need --only gemm or --only train (the benchmarks take different "
-                       "options)")
+        raise CliError("arguments after -- need --only (the benchmarks take different options)")
     gpu_reason = _gpu_reason()
     if args.only == "gemm" and gpu_reason:
         raise CliError(f"the GEMM benchmark needs a GPU: {gpu_reason}")
@@ -117,13 +128,13 @@ def run(args) -> int:
         raise CliError(f"cannot create --out {out}: {exc}") from None
     out = out.resolve()
     print(f"results go to {out}", flush=True)
-    runners = {"gemm": _run_gemm, "train": _run_train}
     failed = []
-    for name in [args.only] if args.only else BENCHMARKS:
-        code = runners[name](args, out, gpu_reason)  # each prints its own table; one failing does not stop the other
+    for name in [args.only] if args.only else DEFAULT:
+        # Each prints its own table; one failing does not stop the other.
+        code = _run_gemm(args, out, gpu_reason) if name == "gemm" else _run_packaged(name, args, out, gpu_reason)
         if code:
             failed.append(f"{name} (exit status {code})")
-    if gpu_reason and args.only != "gemm":
+    if gpu_reason and args.only in (None, "train"):
         print("note: the training benchmark ran on the CPU only (no usable GPU: see above, or `tinygrad-dot info`)")
     if failed:
         raise CliError(f"benchmark failed: {', '.join(failed)}")
@@ -132,7 +143,7 @@ def run(args) -> int:
 
 def add_parser(sub, formatter) -> None:
     p = sub.add_parser("bench", help=HELP, description=HELP + ".", epilog=EPILOG, formatter_class=formatter)
-    p.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
+    p.add_argument("--only", choices=("gemm", *PACKAGED), help="run this benchmark alone")
     p.add_argument("--quick", action="store_true",
                    help="smaller problems, fewer rounds: a check of this installation, not figures to quote")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
