@@ -492,3 +492,32 @@ def test_remainder_follows_the_sign_of_the_divisor(rng):
     a, b = rng.standard_normal((3, 4)) * 5, rng.choice([-1.0, 1.0], 4) * (rng.random(4) + 0.5)
     check(operator.mod, operator.mod, operator.mod, a, b)
     check(lambda p: p % 3, lambda p: p % 3, lambda p: p % 3, rng.integers(-9, 9, (5,)), grad=False)
+
+
+def test_a_device_mismatch_names_both_devices_and_shapes():
+    from tinygrad_dot.backends.numpy_backend import NumpyBackend
+
+    elsewhere = NumpyBackend()
+    elsewhere.name = "cuda:7"  # a stand-in second device (its arrays stay NumPy): only the names differ
+    a = td.zeros(2, 3)
+    b = td.Tensor._wrap(np.zeros(3, np.float32), elsewhere)
+    index = td.Tensor._wrap(np.zeros((2, 3), np.int64), elsewhere)
+    mask = td.Tensor._wrap(np.zeros((2, 3), bool), elsewhere)
+    for op in (lambda: a + b, lambda: td.maximum(a, b), lambda: a > b, lambda: a.gather(1, index),
+               lambda: a.masked_fill(mask, 0.0), lambda: a[mask], lambda: td.where(mask, a, a), lambda: td.cat([a, b])):
+        with pytest.raises(RuntimeError, match=r"one device, but found cpu \(shape \(2, 3\)\) and cuda:7 \(shape"):
+            op()
+
+
+def test_td_functions_take_array_likes_and_match_the_methods(rng):
+    x = rng.standard_normal((3, 4))
+    t = td.tensor(x)
+    for name, args in [("max", (1,)), ("min", ()), ("amax", (0,)), ("argmax", (1,)), ("norm", ()), ("std", (0,)),
+                       ("any", ()), ("sign", ()), ("log1p", ())]:
+        arg = np.abs(x) if name == "log1p" else x
+        by_function = getattr(td, name)(arg.tolist(), *args)
+        by_method = getattr(td.tensor(arg), name)(*args)
+        for f, m in zip(by_function if isinstance(by_function, tuple) else [by_function],
+                        by_method if isinstance(by_method, tuple) else [by_method]):
+            np.testing.assert_allclose(f.numpy(), m.numpy(), rtol=1e-6)
+    assert td.max(t, td.zeros(4, dtype=td.float64)).shape == (3, 4)

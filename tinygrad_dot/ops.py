@@ -943,7 +943,8 @@ def dot(a, b):
 # bumps the storage's version counter (see autograd) once it has changed it.
 
 
-def _update(x: Tensor, name: str, fn, other, alpha=1):
+def in_place(x: Tensor, name: str, fn, other, alpha=1):
+    """x = fn(x, other [* alpha]) in x's storage: ``fn`` is an in-place operator (operator.iadd, ...)."""
     x._begin_in_place(name)
     value = _as_tensor(other, x).array
     if alpha != 1:
@@ -959,19 +960,19 @@ def _update(x: Tensor, name: str, fn, other, alpha=1):
 
 
 def add_(x: Tensor, other, alpha=1):
-    return _update(x, "add_", operator.iadd, other, alpha)
+    return in_place(x, "add_", operator.iadd, other, alpha)
 
 
 def sub_(x: Tensor, other, alpha=1):
-    return _update(x, "sub_", operator.isub, other, alpha)
+    return in_place(x, "sub_", operator.isub, other, alpha)
 
 
 def mul_(x: Tensor, other):
-    return _update(x, "mul_", operator.imul, other)
+    return in_place(x, "mul_", operator.imul, other)
 
 
 def div_(x: Tensor, other):
-    return _update(x, "div_", operator.itruediv, other)
+    return in_place(x, "div_", operator.itruediv, other)
 
 
 def clamp_(x: Tensor, min=None, max=None):  # noqa: A002

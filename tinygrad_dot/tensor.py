@@ -477,10 +477,10 @@ class Tensor:
 
     # ---------------------------------------------- in place: outside the tape, counted by _bump
     def __setitem__(self, index, value): ops.setitem(self, index, value)
-    def __iadd__(self, other): return ops._update(self, "+=", operator.iadd, other)
-    def __isub__(self, other): return ops._update(self, "-=", operator.isub, other)
-    def __imul__(self, other): return ops._update(self, "*=", operator.imul, other)
-    def __itruediv__(self, other): return ops._update(self, "/=", operator.itruediv, other)
+    def __iadd__(self, other): return ops.in_place(self, "+=", operator.iadd, other)
+    def __isub__(self, other): return ops.in_place(self, "-=", operator.isub, other)
+    def __imul__(self, other): return ops.in_place(self, "*=", operator.imul, other)
+    def __itruediv__(self, other): return ops.in_place(self, "/=", operator.itruediv, other)
     def add_(self, other, *, alpha=1): return ops.add_(self, other, alpha)
     def sub_(self, other, *, alpha=1): return ops.sub_(self, other, alpha)
     def mul_(self, other): return ops.mul_(self, other)
