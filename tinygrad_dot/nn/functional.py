@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
+import warnings
 
 import numpy as np
 
-from .. import ops
+from .. import ops, random
 from ..autograd import is_grad_enabled, record
 from ..tensor import Tensor
 
@@ -22,6 +24,38 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_reduction(reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduction(size_average, reduce, reduction):
+    """The reduction, honouring PyTorch's deprecated ``size_average``/``reduce`` pair
+    (kept so that the positional order of every loss's arguments is PyTorch's)."""
+    if size_average is not None or reduce is not None:
+        warnings.warn("size_average and reduce are deprecated (as in PyTorch); use reduction='mean', 'sum' "
+                      "or 'none'", DeprecationWarning, stacklevel=3)
+        reduction = "none" if reduce is False else "sum" if size_average is False else "mean"
+    _check_reduction(reduction)
+    return reduction
+
+
+def _constant(value, like: Tensor, name: str, dtype, shape=None):
+    """A loss's constant (weight, pos_weight) as an array on ``like``'s device in the
+    loss's computing ``dtype``. Gradients do not flow into it, so one that asks for
+    them is refused rather than silently left at None. ``shape``: what it must
+    broadcast to without growing it."""
+    if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
+        raise NotImplementedError(f"{name}: gradients with respect to it are not supported; pass {name}.detach()")
+    array = _tensor_like(value, like, name).array
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    if shape is not None:
+        try:
+            grown = np.broadcast_shapes(array.shape, shape) != tuple(shape)
+        except ValueError:
+            grown = True
+        if grown:
+            raise ValueError(f"{name} of shape {tuple(array.shape)} does not broadcast to the input's shape "
+                             f"{tuple(shape)}")
+    return array.astype(dtype, copy=False)
 
 
 def _tensor_like(value, like: Tensor, name: str) -> Tensor:
@@ -95,63 +129,129 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ----------------------------------------------------------------- activations
 
 
-def softmax(input: Tensor, dim: int = -1) -> Tensor:
-    return ops.softmax(input, axis=dim)
+def _softmax_dim(input: Tensor, dim, name: str) -> int:
+    """PyTorch's implicit dimension when ``dim`` is None (0 for 0-, 1- and 3-D input,
+    1 otherwise), with its warning: the choice surprises on 3-D input."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated (as in PyTorch); pass dim=",
+                  UserWarning, stacklevel=3)
+    return 0 if input.ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    return ops.log_softmax(input, axis=dim)
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """Softmax along ``dim``; ``dtype`` casts the input first (as PyTorch's ``dtype=``)."""
+    dim = _softmax_dim(input, dim, "softmax")
+    return (input if dtype is None else input.to(dtype=dtype)).softmax(dim=dim)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    dim = _softmax_dim(input, dim, "log_softmax")
+    return (input if dtype is None else input.to(dtype=dtype)).log_softmax(dim=dim)
 
 
 def relu(input: Tensor) -> Tensor:
-    return ops.relu(input)
+    return input.relu()
 
 
 def sigmoid(input: Tensor) -> Tensor:
-    return ops.sigmoid(input)
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def _check_probability(p) -> None:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p), so
+    the expected value is unchanged; the identity when not ``training`` or p = 0.
+
+    The mask is drawn on the host from td's default generator (``td.manual_seed``
+    repeats it, on every device) and applied as one product; the gradient is the
+    incoming one times the same mask. ``inplace`` works on tensors outside autograd
+    only (the tape cannot re-point a recorded tensor's history), as td's other
+    in-place ops.
+    """
+    _check_probability(p)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"dropout: input must be a td.Tensor, got {type(input).__name__}")
+    if not training or p == 0:
+        return input
+    dtype = input.array.dtype
+    if dtype.kind != "f":
+        raise TypeError(f"dropout: input must be floating point, got dtype {dtype}")
+    keep = random.generator().random(input.shape) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    mask = input._backend.asarray((keep * scale).astype(dtype))
+    if inplace:
+        input._begin_in_place("dropout")  # the same refusal as every in-place op
+        input.array *= mask
+        input._bump()
+        return input
+    return record(Tensor, input.array * mask, input._backend, (input, lambda g: g * mask))
 
 
 # ----------------------------------------------------------------- losses
 
 
-def _reduced_loss(per_element, local_grad, reduction, dtype, input: Tensor, target: Tensor | None = None):
+def _quiet(xp):
+    """NumPy's warnings off for arithmetic whose NaN is the intended answer (inf - inf
+    in a row of infinite logits, 0 / 0 in a mean over no counted rows)."""
+    return np.errstate(invalid="ignore", divide="ignore") if xp is np else contextlib.nullcontext()
+
+
+def _reduced_loss(per_element, local_grad, reduction, dtype, input: Tensor, target: Tensor | None = None,
+                  target_grad=None, divisor=None):
     """Record a loss from its per-element values and d(per_element)/d(input).
 
     ``local_grad`` has the input's shape; the target's gradient (when it needs
-    one) is its negative, which holds for every difference-based loss here. Both
-    may be wider than ``dtype``, the loss's dtype (see _paired): the sum then
-    accumulates in that width, and each gradient leaves in its tensor's dtype.
+    one) is ``target_grad``, by default ``-local_grad``, which holds for every
+    difference-based loss. Both may be wider than ``dtype``, the loss's dtype
+    (see _paired): the sum then accumulates in that width, and each gradient
+    leaves in its tensor's dtype. ``divisor``: what the mean divides by, when not
+    the element count (a weighted mean's sum of weights, an array).
     """
     xp = input.xp
     if reduction == "none":
         out = per_element
         scale = None
-    else:
+    elif divisor is None:
         total = per_element.sum()
         count = per_element.size
         out = total / count if reduction == "mean" else total
         scale = 1.0 / count if reduction == "mean" and count else 1.0
+    else:
+        with _quiet(xp):
+            out = per_element.sum() / divisor if reduction == "mean" else per_element.sum()
+            scale = 1.0 / divisor if reduction == "mean" else 1.0
     out = xp.asarray(out, dtype=dtype)
 
-    def grad_input(g):
+    def scaled(local, g):
         if scale is None:
-            return local_grad * g.reshape(per_element.shape + (1,) * (local_grad.ndim - per_element.ndim))
-        return local_grad * (g * scale)
+            return local * g.reshape(per_element.shape + (1,) * (local.ndim - per_element.ndim))
+        return local * (g * scale)
 
-    edges = [(input, lambda g: ops._narrow(grad_input(g), input.array.dtype))]
+    edges = [(input, lambda g: ops._narrow(scaled(local_grad, g), input.array.dtype))]
     if target is not None:
-        edges.append((target, lambda g: ops._narrow(-grad_input(g), target.array.dtype)))
+        if target_grad is None:
+            edges.append((target, lambda g: ops._narrow(-scaled(local_grad, g), target.array.dtype)))
+        else:
+            edges.append((target, lambda g: ops._narrow(scaled(target_grad, g), target.array.dtype)))
     return record(Tensor, out, input._backend, *edges)
 
 
-def _paired(name, input, target, reduction):
+def _paired(name, input, target):
     """Input and target arrays of a loss in the width it computes in, and the loss's dtype.
 
     The dtype is a floating input's (a float64 target array does not turn a float32
     model's loss into float64); for an integer input the pair's promoted dtype, and
     float32 when both hold integers (a loss is never truncated). float16 computes
     in float32."""
-    _check_reduction(reduction)
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: input must be a tensor, got {type(input).__name__}")
     target = _tensor_like(target, input, f"{name}: target")
@@ -167,36 +267,63 @@ def _paired(name, input, target, reduction):
     return target, x.astype(wide, copy=False), y.astype(wide, copy=False), dtype
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error: mean((input - target) ** 2)."""
-    target, x, y, dtype = _paired("mse_loss", input, target, reduction)
+def mse_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+             weight=None) -> Tensor:
+    """Mean squared error: mean((input - target) ** 2). ``weight`` (the input's shape, as
+    PyTorch requires) multiplies each squared error, and the mean then divides by
+    the sum of the weights, as in PyTorch."""
+    reduction = _reduction(size_average, reduce, reduction)
+    target, x, y, dtype = _paired("mse_loss", input, target)
     diff = x - y
-    return _reduced_loss(diff * diff, 2 * diff, reduction, dtype, input, target)
+    if weight is None:
+        return _reduced_loss(diff * diff, 2 * diff, reduction, dtype, input, target)
+    w = _constant(weight, input, "mse_loss: weight", x.dtype)
+    if w.shape != x.shape:
+        raise ValueError(f"mse_loss: weight of shape {tuple(w.shape)} must have the input's shape {input.shape}")
+    return _reduced_loss(w * diff * diff, 2 * w * diff, reduction, dtype, input, target, divisor=w.sum())
 
 
-def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Mean absolute error; its gradient at a tie (input == target) is 0, as in PyTorch."""
-    target, x, y, dtype = _paired("l1_loss", input, target, reduction)
+    reduction = _reduction(size_average, reduce, reduction)
+    target, x, y, dtype = _paired("l1_loss", input, target)
     diff = x - y
     return _reduced_loss(input.xp.abs(diff), input.xp.sign(diff), reduction, dtype, input, target)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], computed as
-    max(z, 0) - z y + log1p(exp(-|z|)), which never overflows.
-    Gradient with respect to z: sigmoid(z) - y."""
-    target, z, y, dtype = _paired("binary_cross_entropy_with_logits", input, target, reduction)
-    if target.requires_grad:
-        raise NotImplementedError("binary_cross_entropy_with_logits: gradients with respect to the target "
-                                  "are not supported; pass target.detach()")
+def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+    """-w [p y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))] for logits z and targets y.
+
+    ``weight`` w rescales each element, ``pos_weight`` p the positive term (both
+    broadcast to the input's shape: one p per class along the last dimension, as
+    in PyTorch; 1 when not given). With softplus(z) = log(1 + e^z) =
+    max(z, 0) + log1p(exp(-|z|)), which never overflows, the loss is
+    w [(1 + (p - 1) y) softplus(z) - p y z]; its gradient is
+    w [(1 + (p - 1) y) sigmoid(z) - p y] with respect to z (sigmoid(z) - y
+    without weights) and w [(p - 1) softplus(z) - p z] with respect to y.
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    target, z, y, dtype = _paired("binary_cross_entropy_with_logits", input, target)
     xp = input.xp
-    per = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    softplus = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
     prob = 0.5 * (1 + xp.tanh(0.5 * z))  # sigmoid without overflow
-    return _reduced_loss(per, prob - y, reduction, dtype, input)
+    if pos_weight is None:
+        per, dz, dy = softplus - z * y, prob - y, -z
+    else:
+        p = _constant(pos_weight, input, "binary_cross_entropy_with_logits: pos_weight", z.dtype, z.shape)
+        positive = p * y
+        both = 1 + positive - y
+        per, dz, dy = both * softplus - positive * z, both * prob - positive, (p - 1) * softplus - p * z
+    if weight is not None:
+        w = _constant(weight, input, "binary_cross_entropy_with_logits: weight", z.dtype, z.shape)
+        per, dz, dy = w * per, w * dz, w * dy
+    return _reduced_loss(per, dz, reduction, dtype, input, target, target_grad=dy)
 
 
-def _class_targets(target, logits: Tensor):
-    """Integer class indices (N,) on the logits' device, checked where it is cheap."""
+def _class_targets(target, logits: Tensor, ignore_index: int):
+    """Integer class indices (N,) on the logits' device, checked where it is cheap, and
+    which rows count: None when all do (known on the host), else a bool mask."""
     n, classes = logits.shape
     if isinstance(target, Tensor):
         if target._backend.name != logits._backend.name:
@@ -212,12 +339,23 @@ def _class_targets(target, logits: Tensor):
     if array.shape != (n,):
         raise ValueError(f"cross_entropy: target shape {tuple(array.shape)} does not match input shape "
                          f"{logits.shape}; expected ({n},)")
-    # Checked on the host only (on a GPU it would synchronise every step). Viewed as unsigned,
-    # a negative index becomes huge, so one max() catches both ends.
-    if isinstance(array, np.ndarray) and n and array.view(array.dtype.str.replace("i", "u")).max() >= classes:
-        raise IndexError(f"cross_entropy: target values must lie in [0, {classes}), got "
-                         f"[{array.min()}, {array.max()}]")
-    return array
+    if not isinstance(array, np.ndarray):
+        # On a GPU nothing is checked (it would synchronise every step) and the mask is
+        # always built: a few elementwise kernels, and ignored rows never index past a row.
+        return array, array != ignore_index
+    # Viewed as unsigned, a negative index becomes huge, so one max() catches both ends;
+    # passing it also proves that the default (negative) ignore_index is absent.
+    if n and array.view(array.dtype.str.replace("i", "u")).max() >= classes:
+        valid = array != ignore_index
+        wrong = array[valid & ((array < 0) | (array >= classes))]
+        if wrong.size:
+            raise IndexError(f"cross_entropy: target values must lie in [0, {classes}) or equal "
+                             f"ignore_index={ignore_index}, got values in [{wrong.min()}, {wrong.max()}]")
+        return array, valid
+    if 0 <= ignore_index < classes:  # an ignored class among the valid ones
+        valid = array != ignore_index
+        return array, None if valid.all() else valid
+    return array, None
 
 
 def _exp_rows(z, shift, backend, xp):
@@ -242,7 +380,7 @@ def _softmax_rows(z, picks, backend, xp):
             probs, norm = _exp_rows(z, shift, backend, xp)
             if norm.min() >= 1e-8:
                 return probs, norm, _nll_rows(z, picks, shift, norm, xp)
-    with np.errstate(invalid="ignore") if xp is np else contextlib.nullcontext():  # inf - inf: no warning
+    with _quiet(xp):  # inf - inf: no warning
         shift = z.max(axis=1, keepdims=True)
         probs, norm = _exp_rows(z, shift, backend, xp)
         return probs, norm, _nll_rows(z, picks, shift.reshape(-1), norm, xp)
@@ -257,20 +395,29 @@ def _nll_rows(z, picks, shift, norm, xp):
     return per
 
 
-def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of logits (N, C) against integer classes (N,).
+def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy of logits (N, C) against integer classes (N,); also
+    (C,) against a 0-d class and (N, C, d1, ...) against (N, d1, ...), as in PyTorch.
 
     Forward through log-sum-exp (logits of 1e4 stay finite); the gradient is
     (softmax(input) - onehot(target)) times the incoming gradient, divided by N
     for ``reduction="mean"``. A NaN or +inf logit makes only its own sample's
-    loss NaN (as in PyTorch). float16 logits compute in float32.
+    loss NaN (as in PyTorch). float16 logits compute in float32. ``weight``
+    (one per class), ``ignore_index`` and ``label_smoothing`` have PyTorch's
+    meaning, weighted means included (see _cross_entropy_options).
     """
-    _check_reduction(reduction)
+    reduction = _reduction(size_average, reduce, reduction)
     if not isinstance(input, Tensor):
         raise TypeError(f"cross_entropy: input must be a tensor, got {type(input).__name__}")
+    # Options are checked only when given: ABC isinstance checks cost on every step.
+    if ignore_index != -100 and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
+        raise TypeError(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}")
+    if label_smoothing and (not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     if input.ndim != 2:
-        raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
-    labels = _class_targets(target, input)
+        return _cross_entropy_layouts(input, target, weight, ignore_index, reduction, label_smoothing)
+    labels, valid = _class_targets(target, input, ignore_index)
     xp, backend = input.xp, input._backend
     dtype = input.array.dtype
     z = input.array
@@ -278,10 +425,15 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
         wide, dtype = ops._float_dtypes(dtype)
         z = z.astype(wide)
     n, classes = z.shape
+    if valid is not None:
+        labels = xp.where(valid, labels, 0)  # ignored rows pick class 0, then count for nothing
     # Flat positions of the target logits: 1-D fancy indexing is cheaper than z[rows, labels].
     picks = xp.arange(0, n * classes, classes)
     picks += labels
     probs, norm, per = _softmax_rows(z, picks, backend, xp)
+    if valid is not None or weight is not None or label_smoothing:
+        return _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, weight, label_smoothing,
+                                      reduction, dtype)
     if reduction == "none":
         out = ops._narrow(per, dtype)
     else:
@@ -304,5 +456,85 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return record(Tensor, out, backend, (input, grad_input))
 
 
-__all__ = ["linear", "softmax", "log_softmax", "relu", "sigmoid", "mse_loss", "l1_loss",
+def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, weight, smoothing, reduction, dtype):
+    """cross_entropy with class weights w, ignored rows or label smoothing e.
+
+    With C classes, a counted row i of class y has the loss
+        (1 - e) w[y] (-log p[y]) + (e / C) sum_c w[c] (-log p[c])
+    (w = 1 without ``weight``), an ignored row 0; the mean divides the sum by
+    sum_i w[y_i] over the counted rows, not by their number (PyTorch's weighted
+    mean, NaN when no row counts). The gradient of a counted row with respect to
+    its logits is p (a + (e / C) sum(w)) - a onehot(y) - (e / C) w, a = (1 - e) w[y].
+    """
+    xp, backend = input.xp, input._backend
+    n, classes = z.shape
+    smoothing = float(smoothing)
+    w = None
+    if weight is not None:
+        w = _constant(weight, input, "cross_entropy: weight", z.dtype)
+        if w.shape != (classes,):
+            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({classes},), "
+                             f"got shape {tuple(w.shape)}")
+    row_weight = None if w is None else w[labels]
+    a = 1.0 - smoothing if w is None else (1.0 - smoothing) * row_weight  # coefficient of -log p[y]
+    loss = per * a
+    if smoothing:
+        minus_log_p = (per + z.reshape(-1)[picks])[:, None] - z  # log-sum-exp - z: each >= 0, no cancellation
+        spread = backend.row_sums(minus_log_p if w is None else minus_log_p * w)
+        loss += (smoothing / classes) * spread
+    if valid is not None:
+        loss = xp.where(valid, loss, 0)  # where, not a product: an ignored row's NaN stays out
+    if reduction == "mean":
+        if row_weight is None:
+            counted = n if valid is None else valid.sum()
+        else:
+            counted = (row_weight if valid is None else xp.where(valid, row_weight, 0)).sum()
+        counted = xp.asarray(counted, dtype=z.dtype)
+    with _quiet(xp):
+        if reduction == "none":
+            out = ops._narrow(loss, dtype)
+        else:
+            out = xp.asarray(loss.sum() / counted if reduction == "mean" else loss.sum(), dtype=dtype)
+    if not (input.requires_grad and is_grad_enabled()):
+        return Tensor._wrap(out, backend)
+
+    total_weight = classes if w is None else w.sum()
+    coefficient = a + (smoothing / classes) * total_weight
+    dlogits = probs
+    dlogits /= norm
+    dlogits *= coefficient if w is None else coefficient[:, None]
+    dlogits.reshape(-1)[picks] -= a
+    if smoothing:
+        dlogits -= (smoothing / classes) * (1.0 if w is None else w)
+    if valid is not None:
+        dlogits = xp.where(valid[:, None], dlogits, 0)
+    if reduction == "mean":  # when no row counts, every row is 0 and stays 0 (PyTorch's gradient)
+        dlogits /= xp.where(counted == 0, 1, counted)
+    dlogits = ops._narrow(dlogits, dtype)
+
+    def grad_input(g):
+        return dlogits * (g.reshape(n, 1) if reduction == "none" else g)
+
+    return record(Tensor, out, backend, (input, grad_input))
+
+
+def _cross_entropy_layouts(input, target, weight, ignore_index, reduction, smoothing):
+    """PyTorch's other layouts, (C,) and (N, C, d1, ...): the class axis moves last and
+    the rest become the rows of the (N, C) case (recorded reshapes, so gradients flow)."""
+    if input.ndim == 0:
+        raise ValueError("cross_entropy: input must be logits of shape (C,), (N, C) or (N, C, d1, ...), got a 0-d "
+                         "tensor")
+    target = _tensor_like(target, input, "cross_entropy: target")
+    expected = () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"cross_entropy: target shape {target.shape} does not match input shape {input.shape}; "
+                         f"expected {expected}")
+    classes = input.shape[0 if input.ndim == 1 else 1]
+    rows = input.reshape(1, classes) if input.ndim == 1 else \
+        input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
+    loss = cross_entropy(rows, target.reshape(-1), weight, None, ignore_index, None, reduction, smoothing)
+    return loss.reshape(expected) if reduction == "none" else loss
+
+
+__all__ = ["linear", "softmax", "log_softmax", "relu", "sigmoid", "tanh", "dropout", "mse_loss", "l1_loss",
            "binary_cross_entropy_with_logits", "cross_entropy"]
