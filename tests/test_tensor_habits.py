@@ -199,11 +199,28 @@ def _grad_mode_trace(lib):
     with lib.inference_mode(False):
         trace.append((x * 2).requires_grad)
     trace.append(lib.is_grad_enabled())
+
+    @lib.no_grad  # without parentheses
+    def bare():
+        return (x * 2).requires_grad
+
+    @lib.inference_mode
+    def bare_inference():
+        return (x * 2).requires_grad
+
+    @lib.enable_grad
+    def enabled():
+        return (x * 2).requires_grad
+
+    with lib.no_grad():
+        trace += [bare(), bare_inference(), enabled(), (x * 2).requires_grad]
+    trace.append(lib.is_grad_enabled())
     return trace
 
 
 def test_grad_mode_habits():
-    expected = [False, False, True, True, False, True, True, False, True, True, False, False, True, True]
+    expected = [False, False, True, True, False, True, True, False, True, True, False, False, True, True,
+                False, False, True, False, True]
     assert _grad_mode_trace(td) == expected
     if torch is not None:
         assert _grad_mode_trace(torch) == expected
@@ -478,7 +495,7 @@ def test_bad_input_gives_clear_errors():
         td.zeros(3, 2).expand(3, 4)
     with pytest.raises(ValueError, match=r"repeat: 1 repeats \(2,\).*\(3, 2\)"):
         td.zeros(3, 2).repeat(2)
-    with pytest.raises(ValueError, match=r"gather: index of shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"gather: index of shape \(3,\) does not fit a tensor of shape \(3, 2\)"):
         td.zeros(3, 2).gather(1, td.tensor([0, 1, 0]))
     with pytest.raises(TypeError, match="gather: index must hold integers, got dtype float32"):
         td.zeros(3, 2).gather(1, td.zeros(3, 1))

@@ -86,17 +86,26 @@ class set_grad_enabled(_GradModeScope):
         return super().__call__(fn)
 
 
-class no_grad(_GradModeScope):
-    """``with td.no_grad():`` (or ``@td.no_grad()``) runs ops without recording them."""
+class _BareDecorator(_GradModeScope):
+    """A scope that also decorates without parentheses, as PyTorch's do: ``@td.no_grad``."""
+
+    def __new__(cls, *args):
+        if len(args) == 1 and callable(args[0]):
+            return cls()(args[0])
+        return super().__new__(cls)
+
+
+class no_grad(_BareDecorator):
+    """``with td.no_grad():`` (or ``@td.no_grad``) runs ops without recording them."""
 
     mode = False
 
 
-class enable_grad(_GradModeScope):
+class enable_grad(_BareDecorator):
     mode = True
 
 
-class inference_mode(_GradModeScope):
+class inference_mode(_BareDecorator):
     """PyTorch's inference_mode: here the same as no_grad (nothing is recorded; tensors
     made inside carry no version-counter cost either, since only saved tensors get one)."""
 

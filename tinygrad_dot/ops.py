@@ -482,10 +482,10 @@ def _along(index, dim: int, xp):
 
 
 def _check_along(name: str, x: Tensor, dim: int, index, other_shape=None):
-    if index.ndim != x.ndim or not -x.ndim <= dim < builtins.max(x.ndim, 1):
-        raise ValueError(f"{name}: index of shape {tuple(index.shape)} and dim {dim} do not fit a tensor of "
-                         f"shape {x.shape} (the index needs as many dimensions)")
-    dim %= builtins.max(x.ndim, 1)
+    dim = _dim(x, dim, name)
+    if index.ndim != x.ndim:
+        raise ValueError(f"{name}: index of shape {tuple(index.shape)} does not fit a tensor of shape {x.shape} "
+                         "(the index needs as many dimensions)")
     for d, n in enumerate(index.shape):
         if (d != dim and n > x.shape[d]) or (other_shape is not None and n > other_shape[d]):
             raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than shape {x.shape}"
@@ -614,6 +614,15 @@ def stack(tensors, dim: int = 0):
 # ----------------------------------------------------------------- reductions
 
 
+def _dim(x: Tensor, d, name: str) -> int:
+    """One dimension of x given PyTorch's way, -ndim..ndim-1 (0 or -1 for a 0-d tensor),
+    as a non-negative int; anything else is an error naming the shape."""
+    span = builtins.max(x.ndim, 1)
+    if not isinstance(d, numbers.Integral) or isinstance(d, bool) or not -span <= d < span:
+        raise ValueError(f"{name}: dim {d!r} is out of range for a tensor of shape {x.shape}")
+    return int(d) % span
+
+
 class _Reduction:
     """The dim/keepdim plumbing every reduction shares: NumPy's ``axis``/``keepdims``
     or PyTorch's ``dim``/``keepdim``, checked against x; how many values each output
@@ -632,12 +641,9 @@ class _Reduction:
         if dim is None:
             self.axis = None
             return
-        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-        for d in dims:
-            if not isinstance(d, numbers.Integral) or not -x.ndim <= d < builtins.max(x.ndim, 1):
-                raise ValueError(f"{name}: dim {d} is out of range for a tensor of shape {x.shape}")
+        dims = [_dim(x, d, name) for d in ((dim,) if isinstance(dim, numbers.Integral) else dim)]
         # a 0-d tensor reduces over dim 0 or -1 as PyTorch allows: over nothing
-        self.axis = () if x.ndim == 0 else tuple(sorted({int(d) % x.ndim for d in dims}))
+        self.axis = () if x.ndim == 0 else tuple(sorted(set(dims)))
         if len(self.axis) != len(dims) and x.ndim:
             raise ValueError(f"{name}: dim {dim} repeats a dimension")
 
@@ -770,8 +776,7 @@ def _arg(x: Tensor, dim, keepdim: bool, reducer: str):
     if dim is None:
         out = getattr(x.array, reducer)()
         return x.xp.asarray(out, dtype=_INT64).reshape((1,) * x.ndim if keepdim else ())
-    if not isinstance(dim, numbers.Integral) or not -x.ndim <= dim < builtins.max(x.ndim, 1):
-        raise ValueError(f"{reducer}: dim {dim!r} is out of range for a tensor of shape {x.shape}")
+    dim = _dim(x, dim, reducer)
     if x.ndim == 0:
         return x.xp.zeros((), dtype=_INT64)
     return getattr(x.array, reducer)(axis=dim, keepdims=keepdim).astype(_INT64, copy=False)
@@ -788,14 +793,17 @@ def argmin(x: Tensor, dim=None, keepdim=False, *, axis=None):
 def _max_or_min(x: Tensor, dim, keepdim, axis, keepdims, reducer: str, elementwise):
     """PyTorch's three forms: max(x) a tensor, max(x, dim) (values, indices), max(x, y) elementwise."""
     x = as_tensor(x)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{reducer}(dim=...) takes one dimension, got {dim}; amax/amin reduce over several")
     if isinstance(dim, Tensor) or (dim is not None and not isinstance(dim, numbers.Integral)):
         return elementwise(x, dim)
     dim = dim if axis is None else axis
     if dim is None:
         return _extreme(x, None, False, None, None, reducer)
     keep = bool(keepdim or keepdims)
+    dim = _dim(x, dim, reducer)
     indices = _arg(x, dim, True, "arg" + reducer)
-    along = _along(indices, dim % builtins.max(x.ndim, 1), x.xp) if x.ndim else ()
+    along = _along(indices, dim, x.xp) if x.ndim else ()
     values = x.array[along]
 
     def vjp(g):  # the whole gradient goes to the chosen element (PyTorch's rule for max with dim)
