@@ -501,6 +501,10 @@ def test_bad_input_gives_clear_errors():
         td.zeros(3, 2).gather(1, td.zeros(3, 1))
     with pytest.raises(ValueError, match=r"max: dim 2 is out of range.*\(3, 2\)"):
         td.zeros(3, 2).amax(2)
+    with pytest.raises(ValueError, match=r"squeeze: dim 5 is out of range for a tensor of shape \(3, 1\)"):
+        td.zeros(3, 1).squeeze(5)
+    with pytest.raises(TypeError, match="max.*takes one dimension.*amax"):
+        td.zeros(3, 1).max(dim=(0, 1))
     with pytest.raises(TypeError, match="pass unbiased= or correction="):
         td.zeros(3).var(unbiased=True, correction=0)
 

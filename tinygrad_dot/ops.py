@@ -125,6 +125,15 @@ def _broadcasting(op_name, fn, a, b):
         ) from None
 
 
+def _dim(x: Tensor, d, name: str) -> int:
+    """One dimension of x given PyTorch's way, -ndim..ndim-1 (0 or -1 for a 0-d tensor),
+    as a non-negative int; anything else is an error naming the shape."""
+    span = builtins.max(x.ndim, 1)
+    if not isinstance(d, numbers.Integral) or isinstance(d, bool) or not -span <= d < span:
+        raise ValueError(f"{name}: dim {d!r} is out of range for a tensor of shape {x.shape}")
+    return int(d) % span
+
+
 def _index_array(index, x: Tensor, name: str):
     """An index tensor (or array) as an integer array on ``x``'s device."""
     if isinstance(index, Tensor):
@@ -350,10 +359,9 @@ def permute(x: Tensor, *axes):
 def transpose(x: Tensor, dim0: int, dim1: int):
     """Swap two axes, as torch.transpose (numpy.swapaxes)."""
     axes = list(range(x.ndim))
-    try:
+    dim0, dim1 = _dim(x, dim0, "transpose"), _dim(x, dim1, "transpose")
+    if x.ndim:
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-    except IndexError:
-        raise ValueError(f"transpose({dim0}, {dim1}): axis out of range for shape {x.shape}") from None
     return permute(x, axes)
 
 
@@ -365,8 +373,7 @@ def t(x: Tensor):
 
 
 def squeeze(x: Tensor, dim=None):
-    dims = range(x.ndim) if dim is None else [dim % builtins.max(x.ndim, 1)] if isinstance(dim, int) \
-        else [d % x.ndim for d in dim]
+    dims = range(x.ndim) if dim is None else [_dim(x, d, "squeeze") for d in ((dim,) if isinstance(dim, int) else dim)]
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)))
 
 
@@ -380,7 +387,7 @@ def unsqueeze(x: Tensor, dim: int):
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1):
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    start, end = _dim(x, start_dim, "flatten"), _dim(x, end_dim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
@@ -612,15 +619,6 @@ def stack(tensors, dim: int = 0):
 
 
 # ----------------------------------------------------------------- reductions
-
-
-def _dim(x: Tensor, d, name: str) -> int:
-    """One dimension of x given PyTorch's way, -ndim..ndim-1 (0 or -1 for a 0-d tensor),
-    as a non-negative int; anything else is an error naming the shape."""
-    span = builtins.max(x.ndim, 1)
-    if not isinstance(d, numbers.Integral) or isinstance(d, bool) or not -span <= d < span:
-        raise ValueError(f"{name}: dim {d!r} is out of range for a tensor of shape {x.shape}")
-    return int(d) % span
 
 
 class _Reduction:
