@@ -15,7 +15,7 @@ _FLOAT_KINDS = "f"
 _NUMERIC_KINDS = "biuf"
 
 
-def _host_array(data, dtype):
+def _from_data(data, dtype):
     """Python data or a NumPy array -> a NumPy array with tensor dtype rules:
     Python floats become float32 (as in PyTorch); arrays keep their dtype."""
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
@@ -106,7 +106,11 @@ _DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 class Tensor:
     """An n-dimensional array on a device ('cpu' or 'cuda:N') with autograd.
 
-    ``array`` is the backend array itself (numpy.ndarray or cupy.ndarray).
+    ``array`` is the backend array itself (numpy.ndarray or cupy.ndarray). The
+    class body is the whole surface: storage, autograd and conversions first,
+    then the ops grouped by kind (arithmetic, comparisons and logic, reductions,
+    shape, indexing, in place), each one line calling the op in ops.py that
+    holds its forward pass and its vector-Jacobian products.
     """
 
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
@@ -137,7 +141,7 @@ class Tensor:
             array = array.copy() if array is data else array
         else:
             backend = get_backend(device)
-            array = backend.asarray(_host_array(data, dtype))
+            array = backend.asarray(_from_data(data, dtype))
         self.array = array
         self._backend = backend
         self.grad = None
