@@ -505,6 +505,8 @@ def test_bad_input_gives_clear_errors():
         td.zeros(3, 1).squeeze(5)
     with pytest.raises(TypeError, match="max.*takes one dimension.*amax"):
         td.zeros(3, 1).max(dim=(0, 1))
+    with pytest.raises(TypeError, match=r"Tensor.to takes \(device\), \(dtype\).*got 3"):
+        td.zeros(2).to("cpu", td.float64, td.float32)
     with pytest.raises(TypeError, match="pass unbiased= or correction="):
         td.zeros(3).var(unbiased=True, correction=0)
 

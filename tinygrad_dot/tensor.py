@@ -90,6 +90,22 @@ def _is_device(name: str) -> bool:
     return True
 
 
+def to_arguments(args, device=None, dtype=None, what: str = "to") -> tuple:
+    """(device, dtype) from PyTorch's forms of ``.to``: (device), (dtype), (device, dtype),
+    (tensor: its device and dtype), after the keywords ``device=`` and ``dtype=``."""
+    if len(args) > 2:
+        raise TypeError(f"{what} takes (device), (dtype), (device, dtype) or (tensor), got {len(args)} "
+                        "positional arguments")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, Backend) or (isinstance(arg, str) and _is_device(arg)):
+            device = arg
+        else:
+            dtype = arg
+    return device, dtype
+
+
 class Size(tuple):
     """What ``tensor.size()`` returns: a tuple of ints (torch.Size)."""
 
@@ -331,17 +347,11 @@ class Tensor:
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
         return bool(self.item())
 
-    def to(self, *args, device=None, dtype=None) -> "Tensor":
+    def to(self, *args, device=None, dtype=None, non_blocking=False) -> "Tensor":
         """Move and/or cast, as torch's ``to``: ``t.to('cuda')``, ``t.to(td.float64)``,
         ``t.to('cpu', td.float64)``, ``t.to(other)`` (other's device and dtype).
         Differentiable: the gradient flows back to this tensor."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                device, dtype = arg.device, arg.dtype
-            elif isinstance(arg, Backend) or (isinstance(arg, str) and _is_device(arg)):
-                device = arg
-            else:
-                dtype = arg
+        device, dtype = to_arguments(args, device, dtype, "Tensor.to")
         out = self
         if device is not None:
             out = ops.to_device(out, get_backend(device))
