@@ -53,6 +53,70 @@ def test_bad_arguments(rng):
         TensorDataset(np.float32(1.0))
 
 
+def train_run(X, y, seed):
+    """A whole shuffled training run (Linear init, Dropout masks, batch order) seeded
+    only by td.manual_seed, as a PyTorch script seeds with torch.manual_seed."""
+    td.manual_seed(seed)
+    model = td.nn.Sequential(td.nn.Linear(3, 8), td.nn.Dropout(0.2), td.nn.Linear(8, 4))
+    opt = td.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader((X, y % 4), batch_size=4, shuffle=True)
+    losses = []
+    for _ in range(3):
+        for xb, yb in loader:
+            loss = td.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return np.array(losses), [p.numpy() for p in model.parameters()]
+
+
+def test_shuffle_without_a_generator_follows_manual_seed_bit_for_bit(rng):
+    X, y = data(rng)
+    losses, params = train_run(X, y, seed=3)
+    again_losses, again_params = train_run(X, y, seed=3)
+    np.testing.assert_array_equal(losses, again_losses)
+    for a, b in zip(params, again_params):
+        np.testing.assert_array_equal(a, b)
+    other_losses, _ = train_run(X, y, seed=4)
+    assert not np.array_equal(losses, other_losses)
+
+    # The default generator is read when an epoch starts, not when the loader is made
+    # (PyTorch's sampler draws from the global generator at iteration too).
+    loader = DataLoader((X, y), batch_size=5, shuffle=True)
+    td.manual_seed(9)
+    first = np.concatenate([yb.numpy() for _, yb in loader])
+    td.manual_seed(9)
+    np.testing.assert_array_equal(np.concatenate([yb.numpy() for _, yb in loader]), first)
+    assert sorted(first) == list(range(23)) and not np.array_equal(first, np.arange(23))
+
+
+def test_generator_drop_last_and_pytorch_batch_types(rng):
+    X, y = data(rng)
+    orders = [np.concatenate([yb.numpy() for _, yb in DataLoader(
+        (X, y), batch_size=5, shuffle=True, drop_last=True, generator=np.random.default_rng(21))]) for _ in range(2)]
+    np.testing.assert_array_equal(orders[0], orders[1])
+    assert len(orders[0]) == 20 and len(set(orders[0])) == 20  # 4 full batches, no repeats, 3 rows dropped
+    loader = DataLoader(TensorDataset(X, y), batch_size=5, shuffle=True, generator=np.random.default_rng(0),
+                        num_workers=2, pin_memory=True)  # accepted from PyTorch scripts; nothing to do
+    batch = next(iter(loader))
+    assert isinstance(batch, list) and len(batch) == 2 and loader.generator is not None
+    with pytest.raises(ValueError, match="seed or generator"):
+        DataLoader((X, y), shuffle=True, seed=1, generator=np.random.default_rng(1))
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        DataLoader((X, y), shuffle=True, generator=3)
+    with pytest.raises(TypeError):
+        DataLoader((X, y), 5, True, None)  # PyTorch's fourth positional is a sampler; ours are keywords
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the checks above still ran")
+    from torch.utils.data import DataLoader as TorchLoader, TensorDataset as TorchDataset
+
+    theirs = TorchDataset(torch.from_numpy(X), torch.from_numpy(y))
+    for drop_last in (False, True):
+        assert len(DataLoader((X, y), batch_size=5, drop_last=drop_last)) == \
+            len(TorchLoader(theirs, batch_size=5, drop_last=drop_last))
+    assert type(next(iter(TorchLoader(theirs, batch_size=5)))) is type(batch)
+
+
 @pytest.mark.gpu
 def test_gpu_batches_stay_on_the_device(rng):
     import cupy

@@ -10,6 +10,8 @@ import tinygrad_dot as td
 import tinygrad_dot.io as tio
 import tinygrad_dot.nn as nn
 
+from conftest import rel_error
+
 
 def sample_state(rng):
     return {
@@ -60,6 +62,101 @@ def test_module_state_dict_round_trip(rng, tmp_path):
     fresh.load_state_dict(tio.load(tmp_path / "model.npz"))
     x = td.tensor(rng.standard_normal((5, 4)).astype(np.float32))
     np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+
+
+class SavedOnGpu(td.Tensor):
+    """A CPU tensor that reports cuda:0: what td.save records for a tensor saved from a
+    GPU, so that map_location can be tested on a machine without one."""
+
+    @property
+    def device(self):
+        return "cuda:0"
+
+
+def gpu_file(rng, tmp_path):
+    weight = rng.standard_normal((3, 2)).astype(np.float32)
+    state = {"weight": SavedOnGpu(weight, requires_grad=True), "step": td.tensor(4)}
+    tio.save(state, tmp_path / "gpu.npz")
+    return weight, tmp_path / "gpu.npz"
+
+
+def test_load_map_location_forms(rng, tmp_path):
+    weight, path = gpu_file(rng, tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        header = json.loads(archive["__header__"].tobytes())
+    assert [node["device"] for _, node in header["payload"]["dict"]] == ["cuda:0", "cpu"]
+    seen = []
+
+    def keep_on_cpu(tensor, location):  # PyTorch's map_location=lambda storage, loc: storage
+        seen.append((location, tensor.device))
+        return tensor
+
+    for map_location in ("cpu", {"cuda:0": "cpu"}, {"cuda": "cpu"}, keep_on_cpu, td.tensor(0)._backend):
+        loaded = tio.load(path, map_location=map_location)
+        assert loaded["weight"].device == "cpu" and loaded["weight"].dtype == np.float32
+        assert loaded["weight"].requires_grad and loaded["weight"].is_leaf and type(loaded["weight"]) is td.Tensor
+        np.testing.assert_array_equal(loaded["weight"].numpy(), weight)
+        assert loaded["step"].item() == 4 and loaded["step"].dtype == np.int64
+    assert seen == [("cuda:0", "cpu"), ("cpu", "cpu")]
+    assert tio.load(path, "cpu")["weight"].device == "cpu"  # positional, as torch.load(f, "cpu")
+    assert tio.load(path, device="cpu")["weight"].device == "cpu"  # the older keyword
+
+
+def test_load_without_map_location_restores_the_saved_device(rng, tmp_path):
+    weight, path = gpu_file(rng, tmp_path)
+    if td.cuda.is_available():
+        assert tio.load(path)["weight"].device == "cuda:0"
+    else:
+        with pytest.raises(RuntimeError, match=r"saved on cuda:0.*map_location='cpu'.*\{'cuda:0': 'cpu'\}"):
+            tio.load(path)
+        with pytest.raises(RuntimeError, match="saved on cuda:0"):
+            tio.load(path, map_location={"cuda:1": "cpu"})  # unmapped devices stay where they were saved
+    # Files written before devices were recorded load on the CPU.
+    np.savez(tmp_path / "old.npz", __header__=np.frombuffer(json.dumps(
+        {"format": "tinygrad_dot", "version": 1, "kind": "object",
+         "payload": {"tensor": "a0", "requires_grad": False}}).encode(), dtype=np.uint8), a0=weight)
+    old = tio.load(tmp_path / "old.npz")
+    assert old.device == "cpu" and not old.requires_grad
+    np.testing.assert_array_equal(old.numpy(), weight)
+
+
+def test_load_map_location_mistakes(rng, tmp_path):
+    _, path = gpu_file(rng, tmp_path)
+    with pytest.raises(TypeError, match="td.Tensor or None"):
+        tio.load(path, map_location=lambda tensor, location: tensor.numpy())
+    with pytest.raises(TypeError, match="map_location must be"):
+        tio.load(path, map_location=3)
+    with pytest.raises(ValueError, match="unknown device"):
+        tio.load(path, map_location="tpu")
+    with pytest.raises(TypeError, match="not both"):
+        tio.load(path, "cpu", device="cpu")
+    with pytest.raises(ZeroDivisionError):  # the callable's own error, not "corrupted file"
+        tio.load(path, map_location=lambda tensor, location: 1 / 0)
+
+
+def test_state_dict_through_a_file_into_pytorch_and_back(rng, tmp_path):
+    model = nn.Sequential(nn.Linear(4, 3, generator=rng), nn.ReLU(), nn.Linear(3, 2, generator=rng)).double()
+    tio.save(model.state_dict(), tmp_path / "model.npz")
+    loaded = tio.load(tmp_path / "model.npz", map_location="cpu")
+    assert list(loaded) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(v.dtype == np.float64 and not v.requires_grad for v in loaded.values())
+    fresh = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))  # float32: load casts to the module's dtype
+    assert fresh.load_state_dict(loaded, strict=True) == ([], [])
+    x = rng.standard_normal((5, 4))
+    assert rel_error(fresh(td.tensor(x.astype(np.float32))).numpy(), model(td.tensor(x)).numpy()) < 1e-6
+    partial = {k: v for k, v in loaded.items() if k != "2.bias"}
+    with pytest.raises(RuntimeError, match=r"missing keys: \['2.bias'\]"):
+        fresh.load_state_dict(partial)
+    assert fresh.load_state_dict(partial, strict=False).missing_keys == ["2.bias"]
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the td round trip above still ran")
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).double()
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in loaded.items()}, strict=True)
+    np.testing.assert_allclose(theirs(torch.from_numpy(x)).detach().numpy(), model(td.tensor(x)).numpy(), rtol=1e-12)
+    # and the other way: PyTorch's state dict, as arrays, saved by td and loaded into td
+    tio.save({k: v.numpy() for k, v in theirs.state_dict().items()}, tmp_path / "theirs.npz")
+    back = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    back.load_state_dict(tio.load(tmp_path / "theirs.npz"))
+    np.testing.assert_allclose(back(td.tensor(x)).numpy(), model(td.tensor(x)).numpy(), rtol=1e-12)
 
 
 def test_file_layout_is_the_documented_one(rng, tmp_path):

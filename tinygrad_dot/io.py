@@ -10,7 +10,9 @@ whose every member is checked by CRC-32 on reading) holding
 TREE is JSON in which every JSON object is a tagged node, so user data can
 never be mistaken for structure: ``{"dict": [[key, TREE], ...]}`` (keys are
 str or int), ``{"tuple": [TREE, ...]}``, ``{"array": "a3"}``,
-``{"tensor": "a3", "requires_grad": bool}``; lists, strings, numbers, booleans
+``{"tensor": "a3", "requires_grad": bool, "device": "cuda:0"}`` (``device``, the
+device it was saved from, is absent in files written before it was recorded:
+they read as "cpu"); lists, strings, numbers, booleans
 and null stand for themselves (non-finite floats as JSON's NaN/Infinity
 extension, as Python's json module writes them).
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from ._files import atomic_writer
 
+from .backends import Backend, canonical_device, get_backend
 from .tensor import Tensor, host_array
 
 FORMAT_NAME = "tinygrad_dot"
@@ -81,7 +84,8 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, Tensor):
-            return {"tensor": self._store(obj.numpy()), "requires_grad": bool(obj.requires_grad)}
+            return {"tensor": self._store(obj.numpy()), "requires_grad": bool(obj.requires_grad),
+                    "device": obj.device}
         if isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):
             return {"array": self._store(obj)}
         if isinstance(obj, (numbers.Number, np.generic)):
@@ -106,22 +110,26 @@ class _Encoder:
         return values if isinstance(obj, list) else {"tuple": values}
 
 
-def _decode(node, arrays, device, depth: int = 0):
+def _decode(node, arrays, place, depth: int = 0):
     container = isinstance(node, list) or isinstance(node, dict) and ("dict" in node or "tuple" in node)
     if container and depth >= MAX_DEPTH:  # the same limit as saving: whatever td.save wrote loads
         raise ValueError(f"the header nests containers more than {MAX_DEPTH} deep (the format's limit)")
     if isinstance(node, list):
-        return [_decode(v, arrays, device, depth + 1) for v in node]
+        return [_decode(v, arrays, place, depth + 1) for v in node]
     if not isinstance(node, dict):
         return node
     if "dict" in node:
-        return {key: _decode(value, arrays, device, depth + 1) for key, value in node["dict"]}
+        return {key: _decode(value, arrays, place, depth + 1) for key, value in node["dict"]}
     if "tuple" in node:
-        return tuple(_decode(v, arrays, device, depth + 1) for v in node["tuple"])
+        return tuple(_decode(v, arrays, place, depth + 1) for v in node["tuple"])
     if "array" in node:
         return arrays[node["array"]]
     if "tensor" in node:
-        return Tensor(arrays[node["tensor"]], device=device, requires_grad=bool(node.get("requires_grad")))
+        location = node.get("device", "cpu")
+        if not isinstance(location, str):
+            raise ValueError(f"a tensor's device is {location!r}, not a device name")
+        tensor = place(arrays[node["tensor"]], location)
+        return tensor.requires_grad_() if node.get("requires_grad") else tensor
     raise ValueError(f"unknown node {sorted(node)} in the file's header")
 
 
@@ -296,12 +304,77 @@ def _read(path, max_bytes=None):
     return header, arrays
 
 
-def load(path, device=None, kind: str | None = None, *, max_bytes: int | None = None):
-    """Read what ``save`` wrote. Tensors come back on ``device`` (the CPU by
-    default); arrays as NumPy arrays. ``kind`` (optional) must match the saved kind.
-    ``max_bytes`` bounds the arrays' total uncompressed size (default: 16 GiB or
-    the memory available, whichever is less); a larger file is refused before
-    anything is allocated."""
+class _PlacementFailed(Exception):
+    """Carries an error of placing a tensor past load's structure checks (which would
+    otherwise report a bad map_location, or a missing GPU, as a corrupted file)."""
+
+
+def _on(array, device, location: str) -> Tensor:
+    try:
+        backend = get_backend(device)
+    except RuntimeError as exc:  # the device exists in name but not on this machine
+        raise RuntimeError(f"a tensor saved on {location} cannot be restored on {canonical_device(device)} ({exc}); "
+                           f"pass map_location='cpu' (or a dict such as {{{location!r}: 'cpu'}})") from None
+    return Tensor(array, device=backend)
+
+
+def _placement(map_location):
+    """PyTorch's map_location as a function (host array, saved device name) -> Tensor.
+
+    None: the saved device; a device name (or backend): that device for every
+    tensor; a dict: saved device -> device, others stay on their saved device;
+    a callable: ``f(tensor, location)`` gets the tensor on the CPU and the saved
+    device name and returns the tensor to use (None: the saved device), as
+    PyTorch's ``f(storage, location)`` does."""
+    if map_location is None:
+        def place(array, location):
+            return _on(array, location, location)
+    elif isinstance(map_location, dict):
+        mapping = {canonical_device(k): canonical_device(v) for k, v in map_location.items()}
+
+        def place(array, location):
+            return _on(array, mapping.get(canonical_device(location), location), location)
+    elif isinstance(map_location, (str, Backend)):
+        target = canonical_device(map_location)
+
+        def place(array, location):
+            return _on(array, target, location)
+    elif callable(map_location):
+        def place(array, location):
+            moved = map_location(Tensor(array), location)
+            if moved is None:
+                return _on(array, location, location)
+            if not isinstance(moved, Tensor):
+                raise TypeError(f"map_location returned a {type(moved).__name__}; it must return a td.Tensor "
+                                "or None")
+            return moved.detach()
+    else:
+        raise TypeError(f"map_location must be a device name, a dict of device names or a callable, got "
+                        f"{type(map_location).__name__}")
+
+    def guarded(array, location):
+        try:
+            return place(array, location)
+        except Exception as exc:
+            raise _PlacementFailed() from exc
+
+    return guarded
+
+
+def load(path, map_location=None, kind: str | None = None, *, max_bytes: int | None = None, device=None):
+    """Read what ``save`` wrote. Tensors come back on the device they were saved from
+    unless ``map_location`` says otherwise, in PyTorch's forms: a device name
+    ("cpu", "cuda:1"), a dict mapping saved devices to devices (``{"cuda:0":
+    "cpu"}``), or a callable ``f(tensor_on_cpu, saved_device)``. ``device=`` is an
+    older name of the device-name form. Arrays come back as NumPy arrays.
+    ``kind`` (optional) must match the saved kind. ``max_bytes`` bounds the
+    arrays' total uncompressed size (default: 16 GiB or the memory available,
+    whichever is less); a larger file is refused before anything is allocated."""
+    if device is not None:
+        if map_location is not None:
+            raise TypeError("td.load: pass map_location or device, not both")
+        map_location = device
+    place = _placement(map_location)  # a bad map_location fails before the file is read
     header, arrays = _read(path, max_bytes)
     if kind is not None and header.get("kind") != kind:
         saved = header.get("kind")
@@ -313,7 +386,9 @@ def load(path, device=None, kind: str | None = None, *, max_bytes: int | None = 
                              "read it with td.load")
         raise ValueError(f"{os.fspath(path)!r} holds a {saved!r}, not a {kind!r}")
     try:
-        return _decode(header["payload"], arrays, device)
+        return _decode(header["payload"], arrays, place)
+    except _PlacementFailed as failed:
+        raise failed.__cause__ from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{os.fspath(path)!r}: the file's structure is corrupted ({type(exc).__name__}: {exc})") \
             from None

@@ -2,8 +2,9 @@
 
 Batches are views (slices) of the stored arrays when not shuffling, and one
 gather per array when shuffling; the permutation is drawn on the host by a
-seeded NumPy generator (identical on every device) and copied to the device
-once per epoch, so no batch costs a host-device copy.
+NumPy generator (td's default one unless told otherwise, so td.manual_seed
+repeats it, identically on every device) and copied to the device once per
+epoch, so no batch costs a host-device copy.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from .. import random
 from ..backends import get_backend
 from ..tensor import Tensor, from_numpy
 
@@ -51,30 +53,48 @@ class TensorDataset:
 class DataLoader:
     """Iterate over a TensorDataset (or a tuple of arrays) in mini-batches.
 
-    Each batch is a tuple of tensors (without gradients) on the data's device.
-    ``shuffle`` draws a fresh permutation every epoch from ``generator`` (a
-    NumPy Generator) or from ``seed``; ``drop_last`` drops a final short batch.
+    Each batch is a list of tensors (without gradients) on the data's device, as
+    PyTorch's default collation gives for a TensorDataset. ``shuffle`` draws a
+    fresh permutation every epoch from ``generator`` (a NumPy Generator, e.g.
+    ``td.random.generator(seed=0)``) when given, else from one made once from
+    ``seed`` (a shortcut of this library), else from td's default generator as
+    the epoch starts: ``td.manual_seed(n)`` before the loop repeats the run bit for
+    bit, as PyTorch's global seed does. ``drop_last`` drops a final short batch.
+    ``num_workers`` and ``pin_memory`` are accepted for PyTorch scripts and do
+    nothing: the batches are slices of arrays that already sit on their device.
     """
 
-    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed=None, generator=None):
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, *, drop_last: bool = False,
+                 generator=None, seed=None, num_workers: int = 0, pin_memory: bool = False):
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
         if not isinstance(dataset, TensorDataset):
             raise TypeError(f"DataLoader takes a TensorDataset or a tuple of arrays, got {type(dataset).__name__}")
         if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if seed is not None and generator is not None:
-            raise ValueError("pass seed or generator, not both")
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"generator must be a numpy.random.Generator (e.g. td.random.generator(seed=0)), got "
+                            f"{type(generator).__name__}")
+        if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        self.generator = generator
+        # A seed's generator is made once, so that its epochs differ as an explicit
+        # generator's do (random.generator refuses a seed with a generator).
+        self._own = random.generator(generator, seed) if seed is not None else generator
+        self.num_workers, self.pin_memory = int(num_workers), bool(pin_memory)
 
     def __len__(self) -> int:
         n, b = len(self.dataset), self.batch_size
         return n // b if self.drop_last else -(-n // b)
+
+    def _permutation(self, n: int):
+        """This epoch's order: td's default generator is looked up now, not when the loader
+        was made, so a td.manual_seed between the two still takes effect."""
+        return (self._own if self._own is not None else random.generator()).permutation(n)
 
     def __iter__(self):
         tensors = self.dataset.tensors
@@ -83,13 +103,13 @@ class DataLoader:
         n, b = len(self.dataset), self.batch_size
         stop = n - n % b if self.drop_last else n
         if self.shuffle:
-            order = backend.asarray(self.generator.permutation(n))
+            order = backend.asarray(self._permutation(n))
             for start in range(0, stop, b):
                 index = order[start:start + b]
-                yield tuple(Tensor._wrap(a[index], backend) for a in arrays)
+                yield [Tensor._wrap(a[index], backend) for a in arrays]
         else:
             for start in range(0, stop, b):
-                yield tuple(Tensor._wrap(a[start:start + b], backend) for a in arrays)
+                yield [Tensor._wrap(a[start:start + b], backend) for a in arrays]
 
 
 __all__ = ["TensorDataset", "DataLoader"]

@@ -61,9 +61,10 @@ def _constant(value, like: Tensor, name: str, dtype, shape=None):
 def _tensor_like(value, like: Tensor, name: str) -> Tensor:
     """A target given as a tensor, NumPy array, list or number, on ``like``'s device."""
     if isinstance(value, Tensor):
-        if value._backend.name != like._backend.name:
-            raise RuntimeError(f"{name} is on {value.device} but the input is on {like.device}; "
-                               f"move it with .to({like.device!r})")
+        try:
+            ops.check_device(like, value)
+        except RuntimeError as exc:  # the shared message, prefixed with which argument it is
+            raise RuntimeError(f"{name}: {exc}") from None
         return value
     if like._backend.is_array(value):
         return Tensor._wrap(value, like._backend)
@@ -307,7 +308,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     target, z, y, dtype = _paired("binary_cross_entropy_with_logits", input, target)
     xp = input.xp
     softplus = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
-    prob = 0.5 * (1 + xp.tanh(0.5 * z))  # sigmoid without overflow
+    prob = ops.stable_sigmoid(xp, z)
     if pos_weight is None:
         per, dz, dy = softplus - z * y, prob - y, -z
     else:
@@ -325,14 +326,7 @@ def _class_targets(target, logits: Tensor, ignore_index: int):
     """Integer class indices (N,) on the logits' device, checked where it is cheap, and
     which rows count: None when all do (known on the host), else a bool mask."""
     n, classes = logits.shape
-    if isinstance(target, Tensor):
-        if target._backend.name != logits._backend.name:
-            raise RuntimeError(f"cross_entropy: target is on {target.device} but the input is on {logits.device}")
-        array = target.array
-    elif logits._backend.is_array(target):
-        array = target
-    else:
-        array = logits._backend.asarray(np.asarray(target))
+    array = _tensor_like(target, logits, "cross_entropy: target").array
     if array.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {array.dtype} "
                         "(convert labels with .astype(int); class probabilities are not supported)")
@@ -434,10 +428,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     if valid is not None or weight is not None or label_smoothing:
         return _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, weight, label_smoothing,
                                       reduction, dtype)
-    if reduction == "none":
-        out = ops._narrow(per, dtype)
-    else:
-        out = xp.asarray(per.sum() / n if reduction == "mean" else per.sum(), dtype=dtype)
+    out = _reduce_rows(per, n, reduction, dtype, xp)
     if not (input.requires_grad and is_grad_enabled()):
         return Tensor._wrap(out, backend)
 
@@ -448,12 +439,23 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     dlogits.reshape(-1)[picks] -= 1
     if reduction == "mean":
         dlogits *= dlogits.dtype.type(1.0 / n) if n else 0
-    dlogits = ops._narrow(dlogits, dtype)
+    return _record_rows(input, out, ops._narrow(dlogits, dtype), reduction)
 
+
+def _reduce_rows(per, divisor, reduction, dtype, xp):
+    """A row-wise loss's output from its rows' losses; a mean divides by ``divisor``."""
+    if reduction == "none":
+        return ops._narrow(per, dtype)
+    return xp.asarray(per.sum() / divisor if reduction == "mean" else per.sum(), dtype=dtype)
+
+
+def _record_rows(input: Tensor, out, dlogits, reduction):
+    """Record a row-wise loss whose d loss / d logits, already scaled for the mean, is
+    ``dlogits``: the vjp only scales it by the incoming gradient (one per row for "none")."""
     def grad_input(g):
-        return dlogits * (g.reshape(n, 1) if reduction == "none" else g)
+        return dlogits * (g.reshape(-1, 1) if reduction == "none" else g)
 
-    return record(Tensor, out, backend, (input, grad_input))
+    return record(Tensor, out, input._backend, (input, grad_input))
 
 
 def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, weight, smoothing, reduction, dtype):
@@ -490,11 +492,10 @@ def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, wei
         else:
             counted = (row_weight if valid is None else xp.where(valid, row_weight, 0)).sum()
         counted = xp.asarray(counted, dtype=z.dtype)
+    else:
+        counted = None
     with _quiet(xp):
-        if reduction == "none":
-            out = ops._narrow(loss, dtype)
-        else:
-            out = xp.asarray(loss.sum() / counted if reduction == "mean" else loss.sum(), dtype=dtype)
+        out = _reduce_rows(loss, counted, reduction, dtype, xp)
     if not (input.requires_grad and is_grad_enabled()):
         return Tensor._wrap(out, backend)
 
@@ -510,12 +511,7 @@ def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, wei
         dlogits = xp.where(valid[:, None], dlogits, 0)
     if reduction == "mean":  # when no row counts, every row is 0 and stays 0 (PyTorch's gradient)
         dlogits /= xp.where(counted == 0, 1, counted)
-    dlogits = ops._narrow(dlogits, dtype)
-
-    def grad_input(g):
-        return dlogits * (g.reshape(n, 1) if reduction == "none" else g)
-
-    return record(Tensor, out, backend, (input, grad_input))
+    return _record_rows(input, out, ops._narrow(dlogits, dtype), reduction)
 
 
 def _cross_entropy_layouts(input, target, weight, ignore_index, reduction, smoothing):

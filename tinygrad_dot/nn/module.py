@@ -7,8 +7,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import random
-from ..backends import Backend, canonical_device, get_backend
-from ..tensor import Tensor, _check_dtype
+from ..backends import Backend, get_backend
+from ..tensor import Tensor, _check_dtype, _is_device, host_array
 from . import functional as F
 from . import init
 from .utils import zero_grads
@@ -180,9 +180,7 @@ class Module:
         for name, param in own.items():
             if name not in state_dict:
                 continue
-            value = state_dict[name]
-            value = value.numpy() if isinstance(value, Tensor) else value
-            value = value.get() if hasattr(value, "__cuda_array_interface__") else np.asarray(value)
+            value = host_array(state_dict[name])
             if tuple(value.shape) != param.shape:
                 problems.append(f"size mismatch for {name!r}: the file has shape {tuple(value.shape)}, "
                                 f"the module has {param.shape}")
@@ -582,16 +580,6 @@ class BCEWithLogitsLoss(_Loss):
                                                   pos_weight=self.pos_weight)
 
 
-def _is_device(value) -> bool:
-    if isinstance(value, Backend):
-        return True
-    try:
-        canonical_device(value)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
 def _to_arguments(args, kwargs):
     """(device, dtype) from the forms of PyTorch's Module.to."""
     unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
@@ -603,7 +591,7 @@ def _to_arguments(args, kwargs):
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
-        elif _is_device(arg):
+        elif isinstance(arg, Backend) or (isinstance(arg, str) and _is_device(arg)):
             device = arg
         else:
             dtype = arg
