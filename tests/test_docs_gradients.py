@@ -1,5 +1,5 @@
 """Every formula in docs/gradients.md, written out in NumPy and compared with
-the tape (``loss.backward()``). Test names carry the formula tags (G1..G14);
+the tape (``loss.backward()``). Test names carry the formula tags (G1..G16);
 the last test checks that no tag in the doc is left without a test."""
 from __future__ import annotations
 
@@ -199,8 +199,46 @@ def test_G14_central_difference_formula_and_gradcheck_catches_a_wrong_backward(r
         td.gradcheck(wrong_square, (x,))
 
 
+def test_G15_weighted_ignored_smoothed_cross_entropy(rng):
+    from tinygrad_dot.nn import functional as F
+
+    z = rng.standard_normal((N, K))
+    labels = rng.integers(0, K, N)
+    labels[[1, 4]] = -100  # two ignored rows
+    w, eps = rng.random(K) + 0.5, 0.2
+    counted = labels != -100
+    c = np.where(counted, labels, 0)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    p = np.exp(log_p)
+    a = (1 - eps) * w[c]
+    per = a * -log_p[np.arange(N), c] + (eps / K) * -(log_p * w).sum(axis=1)
+    total = w[c][counted].sum()
+    zt = td.tensor(z, requires_grad=True)
+    L = F.cross_entropy(zt, labels, weight=w, label_smoothing=eps)
+    L.backward()
+    np.testing.assert_allclose(L.item(), per[counted].sum() / total, rtol=1e-12)
+    grad = (a + eps / K * w.sum())[:, None] * p - a[:, None] * np.eye(K)[c] - eps / K * w
+    np.testing.assert_allclose(zt.grad.numpy(), np.where(counted[:, None], grad, 0) / total, rtol=1e-10, atol=1e-15)
+
+
+def test_G16_positive_weighted_binary_cross_entropy(rng):
+    from tinygrad_dot.nn import functional as F
+
+    z, y = rng.standard_normal((N, K)) * 3, rng.random((N, K))
+    q, v = rng.random(K) * 4, rng.random((N, 1))
+    softplus = np.logaddexp(0, z)
+    sigma = 1 / (1 + np.exp(-z))
+    zt, yt = td.tensor(z, requires_grad=True), td.tensor(y, requires_grad=True)
+    F.binary_cross_entropy_with_logits(zt, yt, weight=v, pos_weight=q, reduction="sum").backward()
+    loss = F.binary_cross_entropy_with_logits(td.tensor(z), y, weight=v, pos_weight=q, reduction="none").numpy()
+    np.testing.assert_allclose(loss, v * (q * y * (softplus - z) + (1 - y) * softplus), rtol=1e-12)
+    np.testing.assert_allclose(loss, v * ((1 + (q - 1) * y) * softplus - q * y * z), rtol=1e-12)
+    np.testing.assert_allclose(zt.grad.numpy(), v * ((1 + (q - 1) * y) * sigma - q * y), rtol=1e-10)
+    np.testing.assert_allclose(yt.grad.numpy(), v * ((q - 1) * softplus - q * z), rtol=1e-10)
+
+
 def test_every_formula_tag_in_the_doc_has_a_test():
     tags = set(re.findall(r"\*\*\((G\d+)\)\*\*", DOC.read_text()))
-    assert tags == {f"G{i}" for i in range(1, 15)}
+    assert tags == {f"G{i}" for i in range(1, 17)}
     tested = set(re.findall(r"_(G\d+)", Path(__file__).read_text()))
     assert tags <= tested, f"formulas without a test: {sorted(tags - tested)}"
