@@ -160,7 +160,8 @@ def record(cls, data, backend, *edges, op: str = "", saved=(), saves_output: boo
 
     ``edges`` are ``(parent_tensor, vjp)`` pairs. A vjp returns a new array, its
     input ``g`` itself, or a view (never an array it keeps elsewhere), so the
-    engine knows when a gradient can be stored without a copy. Nothing is
+    engine knows when a gradient can be stored without a copy; in the parent's
+    shape or in a broadcast of it, which backward sums back (unbroadcast). Nothing is
     recorded when grad mode is off or no parent needs a gradient.
 
     ``saved``: the tensors whose arrays the vjps read (``saves_output``: the

@@ -444,12 +444,11 @@ def _array_index(x: Tensor, index):
             check_device(x, item)
             tensors.append(item)
             item = item.array
-        elif isinstance(item, list):
-            item = x._backend.asarray(np.asarray(item))
-        if x._backend.is_array(item) or isinstance(item, np.ndarray):
-            if item.dtype == np.bool_:
-                out.extend(item.nonzero())
-                continue
+        elif isinstance(item, (list, np.ndarray)) and not x._backend.is_array(item):
+            item = x._backend.asarray(np.asarray(item))  # host indices go where the data is (CuPy wants its own)
+        if x._backend.is_array(item) and item.dtype == np.bool_:
+            out.extend(item.nonzero())
+            continue
         out.append(item)
     return tuple(out), tuple(tensors)
 
