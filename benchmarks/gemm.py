@@ -93,18 +93,17 @@ def rotation_copies(cp, shape, itemsize):
     return max(1, min(want, 16, int(0.25 * free // set_bytes)))
 
 
-def time_gpu(cp, runs_per_set, runs):
+def time_gpu(runtime, runs_per_set, runs):
     """Seconds per call. runs_per_set: one zero-argument callable per rotated operand
     set. After a warm-up (which also autotunes / compiles), each of 5 groups times
     at least runs/5 calls (more for short calls, so a group spans ~1 ms) cycling
-    over the sets between ONE pair of CUDA events and divides by the count; the
-    median group is reported. Host overhead per call thus overlaps GPU work
-    instead of being added to every short launch."""
-    from tinygrad_dot.gemm.autotune import events_ms, launches_per_group
+    over the sets on the runtime's clock (ONE pair of CUDA events per group) and
+    divides by the count; the median group is reported. Host overhead per call
+    thus overlaps GPU work instead of being added to every short launch."""
+    from tinygrad_dot.gemm.autotune import launches_per_group
 
     for fn in runs_per_set[:2]:
         fn()
-    cp.cuda.Device().synchronize()
     state = {"i": 0}
 
     def one():
@@ -112,7 +111,7 @@ def time_gpu(cp, runs_per_set, runs):
         state["i"] += 1
 
     def group_ms(n):
-        return events_ms(cp, one, n)
+        return runtime.time_ms(one, n)
 
     n = launches_per_group(group_ms(1), at_least=-(-runs // 5))
     return statistics.median(group_ms(n) for _ in range(5)) / 1e3
@@ -145,17 +144,19 @@ def run_case(cp, group, dtype, shape, layout, kernel, runs, with_numpy):
     # Ours: plan, config choice (autotuning) and output allocation once per operand
     # set, then only the launch is timed. cuBLAS: cupy.matmul into a preallocated
     # output, the same N-calls-per-event-pair way.
-    ours_runs = [gemm._prepare(cp, x, y, kernel)[1] for x, y in sets]
+    ours_runs = [gemm.prepare(x, y, kernel=kernel) for x, y in sets]
+    config = ours_runs[0].config.label()
     cublas_out = [cp.empty((*((batch,) if batch > 1 else ()), M, N), x.dtype) for x, _ in sets]
     cublas_runs = [lambda x=x, y=y, o=o: cp.matmul(x, y, out=o) for (x, y), o in zip(sets, cublas_out)]
-    ours = time_gpu(cp, ours_runs, runs)
-    cublas = time_gpu(cp, cublas_runs, runs)
+    runtime = ours_runs[0].runtime
+    ours = time_gpu(runtime, ours_runs, runs)
+    cublas = time_gpu(runtime, cublas_runs, runs)
     del ours_runs, cublas_runs, cublas_out
     ref = cp.matmul(a.astype(cp.float64), b.astype(cp.float64))
     err = rel_err(cp, gemm.matmul(a, b, kernel=kernel), ref)
     cublas_err = rel_err(cp, cp.matmul(a, b), ref)
     row = dict(group=group, dtype=dtype, batch=batch, M=M, N=N, K=K, layout=layout, kernel=kernel,
-               config=chosen_config(kernel, dtype, shape, layout, cp.cuda.Device().id),
+               config=config,
                ours_tflops=flop / ours / 1e12, cublas_tflops=flop / cublas / 1e12, ratio=cublas / ours,
                ours_ms=ours * 1e3, cublas_ms=cublas * 1e3, max_rel_err=err, cublas_max_rel_err=cublas_err,
                numpy_cpu_tflops=None, runs=runs, rotated_copies=len(sets))
@@ -166,24 +167,8 @@ def run_case(cp, group, dtype, shape, layout, kernel, runs, with_numpy):
     return row
 
 
-def chosen_config(kernel, dtype, shape, layout, device_id):
-    """The tile config a run used: the rung default, or the autotuner's choice."""
-    from tinygrad_dot.gemm import autotune, configs
-
-    if kernel != "auto":
-        return configs.DEFAULTS[np.dtype(dtype)][kernel].label()
-    batch, M, N, K = shape
-    info = gemm.device_info(device_id)
-    if not autotune.tuning_enabled():
-        return configs.untuned_config(dtype, M, N, batch, info["sm_count"], info["cc"]).label()
-    key = autotune.entry_key(dtype, layout, autotune.shape_bucket(M, N, K, batch))
-    cfg = autotune.TuningCache().get(info["key"], key)
-    return cfg.label() if cfg else "?"
-
-
 def environment(cp):
-    dev = cp.cuda.Device()
-    info = gemm.device_info(dev.id)
+    facts = gemm.dispatcher(f"cuda:{cp.cuda.Device().id}").runtime.facts
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -191,7 +176,7 @@ def environment(cp):
                                     capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
-    return dict(gpu_name=info["name"], compute_capability=info["cc"], sm_count=info["sm_count"],
+    return dict(gpu_name=facts.name, compute_capability=facts.cc, sm_count=facts.sm_count,
                 cupy_version=cp.__version__, cuda_runtime_version=cp.cuda.runtime.runtimeGetVersion(),
                 cuda_driver_version=cp.cuda.runtime.driverGetVersion(), git_commit=commit,
                 kernels_or_gemm_dirty=dirty, kernels_sha256=sources.kernels_sha256(),

@@ -1,7 +1,8 @@
-"""The GEMM autotune cache under abuse, on the CPU with the emulated kernels:
-an unwritable or misplaced cache, a file in the wrong layout, two processes
-writing at once, and a fallback chosen because every candidate failed. matmul
-always works and warns once at most."""
+"""The GEMM autotune cache under abuse, on the CPU with the emulated kernels
+(device "emu"): an unwritable or misplaced cache, a file in the wrong layout,
+two processes writing at once, and a fallback chosen because every candidate
+failed. matmul always works and warns once at most. A "process" here is a fresh
+dispatcher with a fresh autotuner, which reads the cache file anew."""
 import json
 import multiprocessing
 import os
@@ -12,23 +13,65 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.emulation import fake_cupy
-from tests.emulation.emulator import emulated_raw_kernel, library
 from tinygrad_dot import _files, gemm
 from tinygrad_dot.gemm import autotune, configs
+from tinygrad_dot.runtime import DeviceFacts
+from tinygrad_dot.runtime.emulated import EmulatedRuntime
 
 M, N, K = 24, 16, 8
 LAYOUT_KEY = autotune.entry_key(np.float32, "NN", autotune.shape_bucket(M, N, K))
 
 
+class Emu(EmulatedRuntime):
+    """Device "emu" whose tuned choices live under the key "emu" (what the files below hold)."""
+
+    @property
+    def facts(self):
+        real = EmulatedRuntime.facts.func(self)
+        return DeviceFacts(real.name, real.cc, real.sm_count, "emu")
+
+
+class FailingWhileTuning(Emu):
+    """Its first `failures` launches fail, as a broken driver or kernel would."""
+
+    def __init__(self, launches: list, failures: int):
+        super().__init__()
+        self.launches, self.failures = launches, failures
+
+    def function(self, source, expression):
+        real = super().function(source, expression)
+
+        def kernel(grid, block, args, shared_mem=0):
+            self.launches.append(expression)
+            if len(self.launches) <= self.failures:
+                raise RuntimeError("cudaErrorLaunchFailure (emulated)")
+            return real(grid, block, args)
+
+        return kernel
+
+
+_process = {}
+
+
+def new_process(runtime=None):
+    """Start a "process": its dispatcher and autotuner are made at its first matmul
+    (after the test has pointed TINYGRAD_DOT_CACHE_DIR somewhere)."""
+    _process.clear()
+    _process["runtime"] = runtime or Emu()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def built():
-    library()  # build (or load) the emulation once, outside the tests' timing
+    """The emulated kernels built once, under the default cache, before the tests
+    move the cache folder about (this process reuses what it built)."""
+    ones = np.ones((2, 2), np.float32)
+    for cfg in configs.CANDIDATES[configs.F32]:
+        gemm.matmul(ones, ones, kernel=cfg)
 
 
 @pytest.fixture
 def emulated(monkeypatch):
-    fake_cupy.install(monkeypatch)
+    new_process()
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "1")
     # two candidates, not all: these tests are about the cache, and each emulated
     # candidate costs a few launches (test_gemm_emulation tunes over all of them)
@@ -37,13 +80,16 @@ def emulated(monkeypatch):
 
 
 def matmul_checked(rng=np.random.default_rng(5)):
-    """One kernel="auto" matmul, compared with NumPy; returns the RuntimeWarnings it gave."""
+    """One kernel="auto" matmul in the current "process", compared with NumPy;
+    returns the RuntimeWarnings it gave."""
+    if "dispatch" not in _process:
+        _process["dispatch"] = gemm.GemmDispatch(_process["runtime"], autotune.Autotuner())
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        c = gemm.matmul(fake_cupy.on_device(a), fake_cupy.on_device(b), kernel="auto")
-    np.testing.assert_allclose(np.asarray(c), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+        c = _process["dispatch"].matmul(a, b, "auto")
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
     return [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
@@ -126,28 +172,21 @@ def test_valid_json_in_the_wrong_layout_is_retuned_and_repaired(emulated, tmp_pa
     assert configs.KernelConfig(entry["rung"], tuple(entry["values"])) in configs.CANDIDATES[configs.F32]
     if isinstance(layout["devices"], dict):
         assert data["devices"]["other-gpu"] == {"k": _GOOD_ENTRY}
-    fake_cupy.install(monkeypatch)  # a new process: reads the repaired entry, tunes no more
+    new_process()  # reads the repaired entry, tunes no more
     assert matmul_checked() == [] and len(tunings) == 1
 
 
 def test_a_fallback_after_every_candidate_failed_is_cached(emulated, tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
-    calls = []
-
-    def failing_while_tuning(cfg, dtype_str, trans_a, trans_b):
-        calls.append(cfg)
-        if len(calls) <= len(configs.CANDIDATES[configs.F32]):  # every candidate fails while tuning
-            raise RuntimeError("cudaErrorLaunchFailure (emulated)")
-        return emulated_raw_kernel(cfg, dtype_str, trans_a, trans_b)
-
-    fake_cupy.install(monkeypatch, get_kernel=failing_while_tuning)
+    calls, failures = [], len(configs.CANDIDATES[configs.F32])  # every candidate fails while tuning
+    new_process(FailingWhileTuning(calls, failures))
     tunings = count_tunings(monkeypatch)
     caught = matmul_checked()
     assert any("no candidate ran correctly" in str(w.message) for w in caught)
     (entry,) = json.loads((tmp_path / "autotune.json").read_text())["devices"]["emu"].values()
     assert entry["fallback"] is True
     tuned = len(calls)
-    fake_cupy.install(monkeypatch, get_kernel=failing_while_tuning)  # a new process
+    new_process(FailingWhileTuning(calls, failures))
     assert matmul_checked() == [] and len(tunings) == 1 and len(calls) == tuned + 1  # launched, not tuned
 
 

@@ -187,9 +187,9 @@ def test_shape_buckets():
 
 
 def test_device_key_composition():
-    key = autotune.device_key("NVIDIA H100 80GB HBM3 ", 90, "13.6.0", (12, 9), "0123456789abcdef" * 4)
+    key = autotune.device_key("NVIDIA H100 80GB HBM3 ", 90, "cupy-13.6.0|nvrtc-12.9", "0123456789abcdef" * 4)
     assert key == "NVIDIA H100 80GB HBM3|sm_90|cupy-13.6.0|nvrtc-12.9|kernels-0123456789abcdef"
-    assert key != autotune.device_key("NVIDIA H100 80GB HBM3", 90, "13.6.0", (12, 9), "f" * 64)  # edited kernels
+    assert key != autotune.device_key("NVIDIA H100 80GB HBM3", 90, "cupy-13.6.0|nvrtc-12.9", "f" * 64)  # edited
     assert autotune.entry_key(np.float64, "TN", "m16_n16_k16_b1") == "float64|TN|m16_n16_k16_b1"
 
 
@@ -218,60 +218,65 @@ def test_damaged_cache_is_ignored_with_a_warning(cache_dir, content):
     assert autotune.TuningCache().get("dev", "k") == configs.UNTUNED[configs.F64][0]
 
 
-def test_autotuner_times_once_then_reuses(cache_dir, monkeypatch):
-    timed = []
+class Problem:
+    """An autotune.Runner whose launches, output and clock the test supplies: the
+    tuner's logic without kernels. Its clock says a candidate's time is
+    cost[label] ms (default 1), whatever the launches do."""
 
-    def fake_time(cands, launch, result=None):
-        timed.append([c.label() for c in cands])
-        return {c.label(): (0.1 if i == 2 else 1.0) for i, c in enumerate(cands)}
+    def __init__(self, key="gpu|sm_90", dtype=np.float32, layout="NN", shape=(64, 64, 64, 1), cc=90, sm_count=132,
+                 launch=None, output=None, precompile=None, cost=None):
+        self.key, self.dtype, self.layout, self.cc, self.sm_count = key, np.dtype(dtype), layout, cc, sm_count
+        self.M, self.N, self.K, self.batch = shape
+        self._launch, self._output, self._precompile = launch, output, precompile
+        self.cost, self.launched, self.timed = cost or {}, [], []
 
-    monkeypatch.setattr(autotune, "time_candidates", fake_time)
+    def precompile(self, cands):
+        if self._precompile is not None:
+            self._precompile(cands)
+
+    def launch(self, cfg):
+        self.launched.append(cfg)
+        if self._launch is not None:
+            self._launch(cfg)
+
+    def output(self):
+        return self._output
+
+    def time_ms(self, fn, n):
+        for _ in range(n):
+            fn()
+        self.timed.append(n)
+        return self.cost.get(self.launched[-1].label(), 1.0)
+
+
+def test_autotuner_times_once_then_reuses(cache_dir):
     cands = autotune.candidates(np.float32, 90)
+    fast = {cands[2].label(): 0.1}
+    problem = Problem(layout="NT", shape=(1000, 1000, 1000, 1), cost=fast)
     tuner = autotune.Autotuner()
-    args = ("gpu|sm_90", np.float32, "NT", 1000, 1000, 1000, 1, 90, 132, None)
-    assert tuner.choose(*args) == cands[2]
-    assert tuner.choose(*args) == cands[2] and len(timed) == 1          # memoized in process
-    assert autotune.Autotuner().choose(*args) == cands[2] and len(timed) == 1  # persisted: a new process
-    assert autotune.Autotuner().choose("gpu|sm_90", np.float32, "NN", 1000, 1000, 1000, 1, 90, 132, None)
-    assert len(timed) == 2                                                 # new layout: tuned again
+    assert tuner.choose(problem) == cands[2] and problem.timed
+    again = Problem(layout="NT", shape=(1000, 1000, 1000, 1))
+    assert tuner.choose(again) == cands[2] and not again.launched                 # memoized in process
+    assert autotune.Autotuner().choose(again) == cands[2] and not again.launched  # persisted: a new process
+    other = Problem(layout="NN", shape=(1000, 1000, 1000, 1))
+    assert autotune.Autotuner().choose(other) in cands and other.launched          # new layout: tuned again
     assert all(c.rung != "cp_async" for c in autotune.candidates(np.float32, 75))
 
 
 def test_tuning_off_uses_shape_class_default(cache_dir, monkeypatch):
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
-    monkeypatch.setattr(autotune, "time_candidates", lambda *a: pytest.fail("timed with tuning off"))
-    cfg = autotune.Autotuner().choose("gpu", np.float64, "NN", 64, 64, 64, 1, 90, 132, None)
+    problem = Problem(dtype=np.float64, launch=lambda cfg: pytest.fail("launched with tuning off"))
+    cfg = autotune.Autotuner().choose(problem)
     assert cfg == configs.untuned_config(np.float64, 64, 64, 1, 132, 90)
     assert not (cache_dir / "autotune.json").exists()
 
 
-class _FakeEvent:
-    """cupy.cuda.Event on the host clock."""
-
-    def record(self):
-        import time
-
-        self.t = time.perf_counter()
-
-    def synchronize(self):
-        pass
-
-
-def _fake_cupy(monkeypatch):
-    import sys
-    import types
-
-    cuda = types.SimpleNamespace(Event=_FakeEvent, get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
-    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
-
-
-def test_time_candidates_drops_wrong_or_failing_candidates(monkeypatch):
+def test_time_candidates_drops_wrong_or_failing_candidates():
     """Each candidate's output is compared with the first one's; a wrong one, one
     leaving an element unwritten, or one whose compile fails is dropped with a
     warning instead of aborting the matmul."""
     from tinygrad_dot.gemm.nvrtc import NvrtcError
 
-    _fake_cupy(monkeypatch)
     cands = configs.all_configs(np.float32)[:5]
     good = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
     c = np.empty_like(good)
@@ -287,7 +292,7 @@ def test_time_candidates_drops_wrong_or_failing_candidates(monkeypatch):
             c[2, 3] = np.nan        # left unwritten: stays poisoned (the NaN stands in for it)
 
     with pytest.warns(RuntimeWarning, match="dropping candidate") as rec:
-        timings = autotune.time_candidates(cands, launch, repeats=2, result=lambda: c)
+        timings = autotune.time_candidates(cands, Problem(launch=launch, output=c), repeats=2)
     assert list(timings) == [cands[0].label(), cands[4].label()]
     msgs = " ".join(str(w.message) for w in rec)
     assert cands[1].label() in msgs and cands[2].label() in msgs and cands[3].label() in msgs
@@ -295,13 +300,11 @@ def test_time_candidates_drops_wrong_or_failing_candidates(monkeypatch):
 
     # the first candidate failing: the next working one becomes the reference
     with pytest.warns(RuntimeWarning, match="dropping candidate"):
-        timings = autotune.time_candidates([cands[2], cands[4], cands[0]], launch, repeats=1, result=lambda: c)
+        timings = autotune.time_candidates([cands[2], cands[4], cands[0]], Problem(launch=launch, output=c), repeats=1)
     assert list(timings) == [cands[4].label(), cands[0].label()]
 
 
-def test_autotuner_falls_back_when_every_candidate_fails(cache_dir, monkeypatch):
-    _fake_cupy(monkeypatch)
-
+def test_autotuner_falls_back_when_every_candidate_fails(cache_dir):
     def launch(cfg):
         raise RuntimeError("cudaErrorLaunchFailure")
 
@@ -309,15 +312,14 @@ def test_autotuner_falls_back_when_every_candidate_fails(cache_dir, monkeypatch)
         raise RuntimeError("compile failed")
 
     with pytest.warns(RuntimeWarning) as rec:
-        cfg = autotune.Autotuner().choose("gpu", np.float32, "NN", 64, 64, 64, 1, 90, 132, launch, precompile,
-                                          result=lambda: np.zeros((64, 64), np.float32))
+        cfg = autotune.Autotuner().choose(Problem(key="gpu", launch=launch, precompile=precompile,
+                                                  output=np.zeros((64, 64), np.float32)))
     assert any("no candidate ran correctly" in str(w.message) for w in rec)
     assert cfg == configs.untuned_config(np.float32, 64, 64, 1, 132, 90)
     # the fallback is cached like a tuned choice: a new process does not tune again
     (entry,) = json.loads((cache_dir / "autotune.json").read_text())["devices"]["gpu"].values()
     assert entry["fallback"] is True and entry["timings_ms"] == {}
-    assert autotune.Autotuner().choose("gpu", np.float32, "NN", 64, 64, 64, 1, 90, 132,
-                                       lambda cfg: pytest.fail("tuned again")) == cfg
+    assert autotune.Autotuner().choose(Problem(key="gpu", launch=lambda cfg: pytest.fail("tuned again"))) == cfg
 
 
 def test_cupy_fallback_compile_options_change_with_any_header(tmp_path, monkeypatch):
@@ -344,51 +346,46 @@ def test_cupy_fallback_compile_options_change_with_any_header(tmp_path, monkeypa
     kdir = tmp_path / "kernels"
     shutil.copytree(sources.kernels_dir(), kdir)
     monkeypatch.setattr(sources, "kernels_dir", lambda: kdir)
-    get = gemm_compile.get_kernel.__wrapped__  # bypass the in-process cache
-    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
-    get(cfg, "<f4", False, False, 90)
+    get = gemm_compile.get_function.__wrapped__  # bypass the in-process cache
+    instance = configs.DEFAULTS[configs.F32]["smem_tiled"].instantiation(np.float32, False, False)
+    get(*instance, 90)
     (kdir / "common.cuh").write_text((kdir / "common.cuh").read_text() + "\n// edited\n")
-    get(cfg, "<f4", False, False, 90)
+    get(*instance, 90)
     first, second = seen
     assert f"-DTD_KERNELS_SHA256={sources.kernels_sha256(kdir)[:16]}" in second
     assert first != second and not any(o.startswith("--gpu-architecture") for o in first)
 
 
-def test_timing_groups_launches_between_one_event_pair(monkeypatch):
-    """Short launches are timed N at a time between one pair of events (host
-    overhead overlaps instead of adding to each), in the autotuner and the
-    benchmark alike; cuBLAS goes through the same helper."""
+def test_timing_groups_launches_between_one_event_pair():
+    """Short launches are timed N at a time on the device's clock (one pair of CUDA
+    events per group: host overhead overlaps instead of adding to each), in the
+    autotuner and the benchmark alike; cuBLAS goes through the same helper."""
     import importlib
-    import sys
     import types
 
     assert autotune.launches_per_group(2.0) == 1 and autotune.launches_per_group(0.01) == 100
     assert autotune.launches_per_group(0.0) == 200 and autotune.launches_per_group(5.0, at_least=4) == 4
 
-    records = []
+    cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
+    problem = Problem(cost={cfg.label(): 0.01})  # 10 us per launch: groups of 100
+    timings = autotune.time_candidates([cfg], problem, repeats=3)
+    assert problem.timed == [1, 100, 100, 100] and len(problem.launched) == 1 + 1 + 300  # warm-up, probe, groups
+    assert timings == {cfg.label(): 0.01}
 
-    class Event(_FakeEvent):
-        def record(self):
-            super().record()
-            records.append(self)
+    groups = []
 
-    cuda = types.SimpleNamespace(Event=Event, get_elapsed_time=lambda a, b: 0.01,  # 10 us per group
-                                 Device=lambda: types.SimpleNamespace(synchronize=lambda: None))
-    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
-    n = [0]
-
-    def launch(cfg):
-        n[0] += 1
-
-    timings = autotune.time_candidates([configs.DEFAULTS[configs.F32]["smem_tiled"]], launch, repeats=3)
-    assert len(records) == 2 * (1 + 3) and n[0] > 1 + 1 + 3  # warm-up, probe, then groups of several
+    def time_ms(fn, n):
+        for _ in range(n):
+            fn()
+        groups.append(n)
+        return 0.01
 
     bench = importlib.import_module("benchmarks.gemm")
-    records.clear()
     done = []
-    seconds = bench.time_gpu(types.SimpleNamespace(cuda=cuda), [lambda: done.append(0), lambda: done.append(1)], 20)
-    assert len(records) == 2 * (1 + 5) and len(done) == 2 + 1 + 5 * 100 and done[:4] == [0, 1, 0, 1]
-    assert seconds > 0 and timings
+    seconds = bench.time_gpu(types.SimpleNamespace(time_ms=time_ms), [lambda: done.append(0), lambda: done.append(1)],
+                             20)
+    assert groups == [1] + [100] * 5 and len(done) == 2 + 1 + 5 * 100 and done[:4] == [0, 1, 0, 1]
+    assert seconds == 0.01 / 1e3
 
 
 @pytest.fixture
@@ -448,41 +445,13 @@ def test_unloadable_cubin_falls_back_to_cupy_compile_once(monkeypatch, tmp_path)
     monkeypatch.setattr(nvrtc, "version", lambda: (13, 0))
     monkeypatch.setattr(gemm_compile, "cached_cubin", lambda *a: (tmp_path / "x.cubin", "_Z4gemm"))
     monkeypatch.setattr(gemm_compile, "_own_cubins_load", True)
-    get = gemm_compile.get_kernel.__wrapped__
+    get = gemm_compile.get_function.__wrapped__
     cfg = configs.DEFAULTS[configs.F32]["smem_tiled"]
     with pytest.warns(RuntimeWarning, match="compiling through CuPy"):
-        assert get(cfg, "<f4", False, True, 90) == cfg.name_expression(np.float32, False, True)
+        assert get(*cfg.instantiation(np.float32, False, True), 90) == cfg.name_expression(np.float32, False, True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert get(cfg, "<f8", True, False, 90) == cfg.name_expression(np.float64, True, False)
+        assert get(*cfg.instantiation(np.float64, True, False), 90) == cfg.name_expression(np.float64, True, False)
     assert made == ["path", "code", "code"]  # the driver refused once; no further cubin tried
 
 
-def test_cublas_runs_on_the_operands_device(monkeypatch):
-    """kernel="cublas" enters the operands' device like the project's kernels do."""
-    import sys
-    import types
-
-    current = []
-
-    class Device:
-        id = 1
-
-        def __enter__(self):
-            current.append(1)
-
-        def __exit__(self, *exc):
-            current.pop()
-
-    class Array(np.ndarray):
-        device = Device()
-
-    def matmul(a, b):
-        assert current == [1], "cupy.matmul ran outside `with a.device:`"
-        return np.matmul(a, b)
-
-    fake = types.SimpleNamespace(ndarray=Array, matmul=matmul, ascontiguousarray=np.ascontiguousarray)
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    a = np.ones((3, 4), np.float32).view(Array)
-    assert gemm.matmul(a, np.ones((4, 2), np.float32).view(Array), kernel="cublas").shape == (3, 2)
-    assert current == []

@@ -3,8 +3,8 @@
 Every rung x dtype x layout on odd sizes (1, 7, 33, 127, 129, 1000, each in each
 of M, N, K), batched and broadcast cases, misaligned operands, the batch split
 past the grid limit, the autotuner end to end and the cuBLAS reference, all
-against float64 NumPy. Outputs are poisoned with NaN (cupy.empty hands out
-NaN-filled arrays during the call), so an element a kernel skips fails.
+against float64 NumPy. Outputs are poisoned with NaN (the tests run on a CUDA
+runtime whose buffers come NaN-filled), so an element a kernel skips fails.
 """
 import json
 
@@ -22,20 +22,36 @@ SHAPES = [(1, 7, 33), (7, 33, 127), (33, 127, 129), (127, 129, 1000), (129, 1000
 TOL = {configs.F32: 1e-5, configs.F64: 1e-12}
 
 
+def poisoned_runtime(device_id: int):
+    """The GPU's runtime, except that its output buffers come filled with NaN."""
+    from tinygrad_dot.runtime.cuda import CudaRuntime
+
+    class Poisoned(CudaRuntime):
+        def empty(self, shape, dtype):
+            out = super().empty(shape, dtype)
+            out.fill(np.nan)
+            return out
+
+    return Poisoned(device_id)
+
+
 @pytest.fixture(scope="module")
 def cp():
     """CuPy, with every variant these tests launch compiled up front in parallel."""
     import cupy
 
-    from tinygrad_dot.gemm.compile import precompile
-
-    cc = gemm.device_info(cupy.cuda.Device().id)["cc"]
-    precompile([(cfg, dtype, layout[0] == "T", layout[1] == "T")
-                for dtype in (configs.F32, configs.F64)
-                for cfg in dict.fromkeys([*configs.DEFAULTS[dtype].values(), *configs.UNTUNED[dtype]])
-                if cc >= configs.RUNGS[cfg.rung].min_sm
-                for layout in configs.LAYOUTS], cc)
+    runtime = gemm.dispatcher(f"cuda:{cupy.cuda.Device().id}").runtime
+    runtime.precompile([cfg.instantiation(dtype, layout[0] == "T", layout[1] == "T")
+                        for dtype in (configs.F32, configs.F64)
+                        for cfg in dict.fromkeys([*configs.DEFAULTS[dtype].values(), *configs.UNTUNED[dtype]])
+                        if runtime.facts.cc >= configs.RUNGS[cfg.rung].min_sm
+                        for layout in configs.LAYOUTS])
     return cupy
+
+
+@pytest.fixture(scope="module")
+def poisoned(cp):
+    return gemm.GemmDispatch(poisoned_runtime(cp.cuda.Device().id))
 
 
 def host_operand(rng, rows, cols, dtype, trans):
@@ -50,29 +66,8 @@ def to_device(cp, x):
     return cp.asarray(np.ascontiguousarray(x.T)).T
 
 
-def poisoned_matmul(cp, a, b, kernel):
-    """gemm.matmul with cupy.empty patched to hand out NaN-filled arrays, so an
-    output element the kernel never writes stays NaN."""
-    made, empty = [], cp.empty
-
-    def nan_empty(shape, dtype=float, order="C"):
-        x = cp.ndarray(shape, dtype, order=order)
-        x.fill(np.nan)
-        made.append(x)
-        return x
-
-    cp.empty = nan_empty
-    try:
-        c = gemm.matmul(a, b, kernel=kernel)
-    finally:
-        cp.empty = empty
-    if kernel != "cublas":
-        assert any(c is x for x in made), "the result was not allocated through cupy.empty; poisoning is void"
-    return c
-
-
-def check(cp, a, b, kernel):
-    c = poisoned_matmul(cp, a, b, kernel)
+def check(cp, a, b, kernel, dispatch):
+    c = dispatch.matmul(a, b, kernel)
     ref = np.matmul(cp.asnumpy(a).astype(np.float64), cp.asnumpy(b).astype(np.float64))
     assert c.shape == ref.shape and c.dtype == a.dtype and c.flags.c_contiguous
     host = cp.asnumpy(c)
@@ -83,27 +78,27 @@ def check(cp, a, b, kernel):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("layout", configs.LAYOUTS)
 @pytest.mark.parametrize("kernel", gemm.kernel_names() + ["auto", "cublas"])
-def test_odd_sizes_all_layouts(cp, kernel, layout, dtype, monkeypatch):
+def test_odd_sizes_all_layouts(cp, poisoned, kernel, layout, dtype, monkeypatch):
     monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")  # "auto" = the untuned shape-class choice here
     rng = np.random.default_rng(1)
     for M, N, K in SHAPES:
         a = to_device(cp, host_operand(rng, M, K, dtype, layout[0] == "T"))
         b = to_device(cp, host_operand(rng, K, N, dtype, layout[1] == "T"))
-        check(cp, a, b, kernel)
+        check(cp, a, b, kernel, poisoned)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("kernel", gemm.kernel_names())
-def test_batched_broadcast_and_misaligned(cp, kernel, dtype):
+def test_batched_broadcast_and_misaligned(cp, poisoned, kernel, dtype):
     rng = np.random.default_rng(2)
     a = cp.asarray(rng.standard_normal((4, 129, 127)).astype(dtype))
-    check(cp, a, cp.asarray(rng.standard_normal((127, 33)).astype(dtype)), kernel)  # broadcast b, one launch
-    check(cp, cp.swapaxes(a, 1, 2), cp.asarray(rng.standard_normal((4, 129, 7)).astype(dtype)), kernel)  # A^T B
+    check(cp, a, cp.asarray(rng.standard_normal((127, 33)).astype(dtype)), kernel, poisoned)  # broadcast b, one launch
+    check(cp, cp.swapaxes(a, 1, 2), cp.asarray(rng.standard_normal((4, 129, 7)).astype(dtype)), kernel, poisoned)  # A^T B
     check(cp, cp.asarray(rng.standard_normal((2, 1, 7, 33)).astype(dtype)),
-          cp.asarray(rng.standard_normal((3, 33, 127)).astype(dtype)), kernel)  # materialized
+          cp.asarray(rng.standard_normal((3, 33, 127)).astype(dtype)), kernel, poisoned)  # materialized
     flat = cp.asarray(rng.standard_normal(130 * 128 + 1).astype(dtype))
     mis = flat[1:].reshape(130, 128)[:, :127]  # pointer off 16-byte alignment, ld 128
-    check(cp, mis, cp.asarray(rng.standard_normal((127, 129)).astype(dtype)), kernel)
+    check(cp, mis, cp.asarray(rng.standard_normal((127, 129)).astype(dtype)), kernel, poisoned)
 
 
 def _all_config_params():
@@ -112,64 +107,63 @@ def _all_config_params():
 
 
 @pytest.mark.parametrize("dtype, cfg", _all_config_params())
-def test_every_config_through_the_launch_path(cp, dtype, cfg):
+def test_every_config_through_the_launch_path(cp, poisoned, dtype, cfg):
     """Every config the autotuner may pick (not only the rung defaults), each layout,
-    odd shapes, launched through gemm._launch into a NaN-poisoned output."""
-    from tinygrad_dot.gemm import plan as gemm_plan
-    from tinygrad_dot.gemm.compile import precompile
-
-    cc = gemm.device_info(cp.cuda.Device().id)["cc"]
-    if cc < configs.RUNGS[cfg.rung].min_sm:
+    odd shapes, launched by gemm.prepare's launcher into a NaN-poisoned output."""
+    runtime = poisoned.runtime
+    if runtime.facts.cc < configs.RUNGS[cfg.rung].min_sm:
         pytest.skip(f"{cfg.rung} needs sm_{configs.RUNGS[cfg.rung].min_sm}")
-    precompile([(cfg, dtype, layout[0] == "T", layout[1] == "T") for layout in configs.LAYOUTS], cc)
+    runtime.precompile([cfg.instantiation(dtype, layout[0] == "T", layout[1] == "T") for layout in configs.LAYOUTS])
     rng = np.random.default_rng(5)
     for layout in configs.LAYOUTS:
         for M, N, K in ((33, 127, 129), (129, 7, 1000), (1, 33, 7)):
             a = to_device(cp, host_operand(rng, M, K, dtype, layout[0] == "T"))
             b = to_device(cp, host_operand(rng, K, N, dtype, layout[1] == "T"))
-            p = gemm_plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
-            assert not (p.a.copy or p.b.copy)  # (M = 1 may read as another layout: still in place)
-            c = cp.full(p.out_shape, np.nan, dtype)
-            gemm._launch(cfg, p, a, b, c, cc)
+            launcher = gemm.prepare(a, b, kernel=cfg, runtime=runtime)
+            assert not launcher.call.copies  # (M = 1 may read as another layout: still in place)
+            launcher.out.fill(np.nan)
+            launcher()
             ref = cp.asnumpy(a).astype(np.float64) @ cp.asnumpy(b).astype(np.float64)
-            host = cp.asnumpy(c)
+            host = cp.asnumpy(launcher.out)
             err = float(np.max(np.abs(host - ref)) / max(np.max(np.abs(ref)), 1e-30))
             assert err < TOL[dtype], f"{cfg.label()} {layout} {M}x{N}x{K}: relative error {err:.3g}"
 
 
-def test_batch_past_the_grid_limit(cp):
+def test_batch_past_the_grid_limit(cp, poisoned):
     rng = np.random.default_rng(3)
     a = cp.asarray(rng.standard_normal((70000, 3, 5)).astype(np.float32))
-    check(cp, a, cp.asarray(rng.standard_normal((5, 2)).astype(np.float32)), "cp_async")
+    check(cp, a, cp.asarray(rng.standard_normal((5, 2)).astype(np.float32)), "cp_async", poisoned)
 
 
 @pytest.mark.parametrize("kernel", ["smem_tiled", "cp_async"])
-def test_rows_past_the_grid_limit(cp, kernel):
+def test_rows_past_the_grid_limit(cp, poisoned, kernel):
     """M over 65535 row tiles: the rows are split over launches on the host."""
     bm = configs.DEFAULTS[configs.F32][kernel].block_tile[0]
     rng = np.random.default_rng(6)
     a = cp.asarray(rng.standard_normal((bm * 65535 + 37, 3)).astype(np.float32))
-    check(cp, a, cp.asarray(rng.standard_normal((3, 2)).astype(np.float32)), kernel)
-    check(cp, a[:, :2], cp.asarray(rng.standard_normal((2, 5)).astype(np.float32)).T.copy().T, kernel)
+    check(cp, a, cp.asarray(rng.standard_normal((3, 2)).astype(np.float32)), kernel, poisoned)
+    check(cp, a[:, :2], cp.asarray(rng.standard_normal((2, 5)).astype(np.float32)).T.copy().T, kernel, poisoned)
 
 
 def test_autotuner_end_to_end(cp, tmp_path, monkeypatch):
+    from tinygrad_dot.gemm import autotune
+
     monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(gemm, "_autotuner", None)
+    dispatch = gemm.GemmDispatch(poisoned_runtime(cp.cuda.Device().id), autotune.Autotuner())
     rng = np.random.default_rng(4)
     a = cp.asarray(rng.standard_normal((512, 384)).astype(np.float32))
     b = cp.asarray(rng.standard_normal((384, 256)).astype(np.float32))
-    check(cp, a, b, "auto")
+    check(cp, a, b, "auto", dispatch)
     data = json.loads((tmp_path / "autotune.json").read_text())
     (dev, entries), = data["devices"].items()
-    assert dev == gemm.device_info(a.device.id)["key"]
+    assert dev == dispatch.runtime.facts.key
     (key, choice), = entries.items()
     assert key.startswith("float32|NN|") and choice["timings_ms"]
     from tinygrad_dot.gemm import nvrtc
 
     if nvrtc.available():  # without our own libnvrtc, CuPy compiles and caches in its own directory
         assert list((tmp_path / "cubin").glob("*.cubin")), "compiled modules were not cached on disk"
-    check(cp, a, b, "auto")  # served from the cache
+    check(cp, a, b, "auto", gemm.GemmDispatch(dispatch.runtime, autotune.Autotuner()))  # a new process: the cache
     assert len(json.loads((tmp_path / "autotune.json").read_text())["devices"][dev]) == 1
 
 

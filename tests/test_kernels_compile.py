@@ -96,8 +96,8 @@ def test_cubin_disk_cache(tmp_path, monkeypatch):
     from tinygrad_dot.gemm import compile as gemm_compile
 
     monkeypatch.setenv("TINYGRAD_DOT_CACHE_DIR", str(tmp_path))
-    variants = [(configs.DEFAULTS[configs.F32]["smem_tiled"], configs.F32, False, True),
-                (configs.DEFAULTS[configs.F64]["smem_tiled"], configs.F64, True, False)]
+    variants = [configs.DEFAULTS[configs.F32]["smem_tiled"].instantiation(configs.F32, False, True),
+                configs.DEFAULTS[configs.F64]["smem_tiled"].instantiation(configs.F64, True, False)]
     gemm_compile.precompile(variants, 80, workers=2)
     assert len(list((tmp_path / "cubin").glob("*.cubin"))) == 2
     calls = []

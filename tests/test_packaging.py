@@ -179,7 +179,7 @@ def _install_hints(text: str) -> list:
 # The lead's backend still says `pip install 'tinygrad_dot[cuda12]'`; it is to use
 # tinygrad_dot._extras.cuda_hint() like the CLI. Listed here until then (the test fails once it is
 # fixed, so that the exemption goes too).
-NOT_YET_FIXED = {"tinygrad_dot/backends/cupy_backend.py"}
+NOT_YET_FIXED = set()
 
 
 def test_install_hints_in_readme_and_package_are_ones_that_work_from_a_checkout():

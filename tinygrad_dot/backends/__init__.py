@@ -13,11 +13,11 @@ from .base import Backend
 
 __all__ = ["Backend", "canonical_device", "get_backend"]
 
-_DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+_DEVICE_RE = re.compile(r"^(cpu|cuda|emu)(?::(\d+))?$")
 
 
 def canonical_device(device) -> str:
-    """'cpu', 'cuda', 'cuda:N' (or a Backend) -> 'cpu' or 'cuda:N'."""
+    """'cpu', 'cuda', 'cuda:N', 'emu' (or a Backend) -> 'cpu', 'cuda:N' or 'emu'."""
     if device is None:
         return "cpu"
     if isinstance(device, Backend):
@@ -25,12 +25,13 @@ def canonical_device(device) -> str:
     text = str(device).strip().lower()
     match = _DEVICE_RE.match(text)
     if match is None:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda', 'cuda:N' or 'emu' (CUDA emulated "
+                         "on the CPU)")
     kind, index = match.groups()
-    if kind == "cpu":
+    if kind in ("cpu", "emu"):
         if index not in (None, "0"):
-            raise ValueError(f"unknown device {device!r}: there is one CPU device, 'cpu'")
-        return "cpu"
+            raise ValueError(f"unknown device {device!r}: there is one {kind} device, {kind!r}")
+        return kind
     return f"cuda:{int(index or 0)}"
 
 
@@ -40,6 +41,10 @@ def _backend_for(name: str) -> Backend:
         from .numpy_backend import NumpyBackend
 
         return NumpyBackend()
+    if name == "emu":
+        from .emulated_backend import EmulatedBackend
+
+        return EmulatedBackend()
     from .cupy_backend import CupyBackend
 
     return CupyBackend(int(name.split(":")[1]))

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 class Backend:
     """One device's array library.
@@ -63,3 +67,29 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class KernelBackend(Backend):
+    """A device whose products run the project's kernels through its runtime
+    (tinygrad_dot.runtime): a GPU, or "emu" where the same kernels run on the CPU.
+    Subclasses set ``runtime`` and then call ``_attach_gemm()``."""
+
+    runtime = None
+    gemm = None  # the device's GemmDispatch (its cache of planned calls)
+
+    def _attach_gemm(self):
+        from ..gemm import dispatcher
+
+        self.gemm = dispatcher(self.runtime)
+
+    def matmul(self, a, b, kernel: str = "auto"):
+        dtype = a.dtype
+        if dtype is b.dtype and dtype in _KERNEL_DTYPES:  # the path of every training step
+            return self.gemm.matmul(a, b, kernel)
+        dtype = np.result_type(dtype, b.dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"matmul on {self.name} supports float16/32/64 arrays, got {a.dtype} and {b.dtype}")
+        # The kernels compute in float32 or float64; float16 is widened and narrowed back.
+        wide = dtype if dtype in _KERNEL_DTYPES else np.dtype(np.float32)
+        return self.gemm.matmul(a.astype(wide, copy=False), b.astype(wide, copy=False), kernel).astype(dtype,
+                                                                                                       copy=False)

@@ -5,13 +5,8 @@ runs on machines without CuPy or without a GPU.
 """
 from __future__ import annotations
 
-from .base import Backend
+from .base import KernelBackend
 
-_INSTALL_HINT = (
-    "install the CUDA extra matching your driver: pip install 'tinygrad_dot[cuda12]' "
-    "(CUDA 12) or pip install 'tinygrad_dot[cuda13]' (CUDA 13)"
-)
-_GEMM_DTYPES = ("float32", "float64")
 
 
 def import_cupy():
@@ -19,7 +14,9 @@ def import_cupy():
     try:
         import cupy
     except ImportError as exc:
-        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed ({exc}); {_INSTALL_HINT}") from None
+        from .._extras import cuda_hint
+
+        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed ({exc}); {cuda_hint()}") from None
     return cupy
 
 
@@ -32,7 +29,7 @@ def gpu_count() -> int:
         return 0
 
 
-class CupyBackend(Backend):
+class CupyBackend(KernelBackend):
     def __init__(self, index: int):
         cupy = import_cupy()
         try:
@@ -51,6 +48,10 @@ class CupyBackend(Backend):
         self.index = index
         self.name = f"cuda:{index}"
         self._device = cupy.cuda.Device(index)
+        from ..runtime.cuda import CudaRuntime
+
+        self.runtime = CudaRuntime(index)
+        self._attach_gemm()
 
     def scope(self):
         return self._device
@@ -61,18 +62,6 @@ class CupyBackend(Backend):
 
     def to_numpy(self, array):
         return self.xp.asnumpy(array)
-
-    def matmul(self, a, b, kernel: str = "auto"):
-        from ..gemm import matmul as gemm_matmul
-
-        dtype = self.xp.result_type(a, b)
-        if dtype.kind != "f":
-            raise TypeError(f"matmul on {self.name} supports float16/32/64 tensors, got {a.dtype} and {b.dtype}")
-        # Our kernels compute in float32 or float64; float16 is widened and narrowed back.
-        compute = dtype if dtype.name in _GEMM_DTYPES else self.xp.dtype("float32")
-        with self._device:
-            out = gemm_matmul(a.astype(compute, copy=False), b.astype(compute, copy=False), kernel=kernel)
-            return out.astype(dtype, copy=False)
 
     def scatter_add(self, target, index, values) -> None:
         with self._device:

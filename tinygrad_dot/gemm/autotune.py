@@ -1,11 +1,12 @@
 """Tile-config autotuner with a persistent cache.
 
 The first matmul for a (device, dtype, layout, shape bucket) times every candidate
-config (configs.CANDIDATES) with CUDA events and keeps the fastest. Choices are
-stored as JSON in <cache dir>/autotune.json (~/.cache/tinygrad_dot, or
-$TINYGRAD_DOT_CACHE_DIR), grouped under a device key made of the GPU name,
-compute capability, CuPy version, NVRTC version and the kernels' sha256, so a
-toolkit/GPU change or an edit of the kernels re-tunes. Writers hold a lock
+config (configs.CANDIDATES) on the device's clock (CUDA events on a GPU, the
+host clock on "emu") and keeps the fastest. Choices are stored as JSON in
+<cache dir>/autotune.json (~/.cache/tinygrad_dot, or $TINYGRAD_DOT_CACHE_DIR),
+grouped under a device key made of the device's name, compute capability,
+toolchain (CuPy and NVRTC versions, or the host compiler) and the kernels'
+sha256, so a toolkit/GPU change or an edit of the kernels re-tunes. Writers hold a lock
 file (autotune.json.lock) while they read, merge and atomically replace the file,
 so processes tuning at once keep each other's entries. The cache never fails a
 matmul: a damaged file, or parts of it in an unknown layout, are ignored, and a
@@ -15,9 +16,10 @@ When every candidate fails, the untuned fallback is cached like a tuned choice,
 so later calls do not tune again. TINYGRAD_DOT_AUTOTUNE=0 turns tuning off: then
 configs.untuned_config picks by shape class.
 
-Everything here except time_candidates() is pure Python and tested on the CPU
-(time_candidates against a stand-in CuPy). Each candidate's output is checked
-against the first one's while tuning; a wrong or failing candidate is dropped.
+The tuner drives one problem through a runner (see ``Runner``): the GEMM
+dispatch hands it one built on the device's runtime, tests hand it their own.
+Each candidate's output is checked against the first one's while tuning; a
+wrong or failing candidate is dropped.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import statistics
 import threading
 import warnings
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -59,10 +62,9 @@ def shape_bucket(M: int, N: int, K: int, batch: int = 1) -> str:
     return f"m{_pow2_bucket(M)}_n{_pow2_bucket(N)}_k{_pow2_bucket(K)}_b{b}"
 
 
-def device_key(gpu_name: str, cc: int, cupy_version: str, nvrtc_version, kernels_sha256: str) -> str:
-    """GPU, toolchain and kernel sources: a choice tuned for other kernels is not reused."""
-    nv = ".".join(map(str, nvrtc_version)) if isinstance(nvrtc_version, (tuple, list)) else str(nvrtc_version)
-    return f"{gpu_name.strip()}|sm_{cc}|cupy-{cupy_version}|nvrtc-{nv}|kernels-{kernels_sha256[:16]}"
+def device_key(device_name: str, cc: int, toolchain: str, kernels_sha256: str) -> str:
+    """Device, toolchain and kernel sources: a choice tuned for other kernels is not reused."""
+    return f"{device_name.strip()}|sm_{cc}|{toolchain}|kernels-{kernels_sha256[:16]}"
 
 
 def entry_key(dtype, layout: str, bucket: str) -> str:
@@ -185,17 +187,6 @@ def _disagreement(out, ref) -> float:
     return float(abs(out - ref).max()) / max(scale, 1e-300) if ref.size else 0.0
 
 
-def events_ms(cupy, fn, n: int) -> float:
-    """ms per call of n back-to-back calls of fn between ONE pair of CUDA events."""
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    start.record()
-    for _ in range(n):
-        fn()
-    stop.record()
-    stop.synchronize()
-    return cupy.cuda.get_elapsed_time(start, stop) / n
-
-
 def launches_per_group(one_ms: float, at_least: int = 1, target_ms: float = 1.0, cap: int = 200) -> int:
     """How many launches to time between one event pair: enough to span ~target_ms,
     so the host's per-call overhead overlaps the GPU work instead of being counted
@@ -204,34 +195,57 @@ def launches_per_group(one_ms: float, at_least: int = 1, target_ms: float = 1.0,
     return max(at_least, min(cap, want))
 
 
-def _time_launches(cupy, fn, repeats: int) -> list:
+class Runner(Protocol):
+    """One problem, as the tuner sees it: where it runs and how to run a candidate."""
+
+    key: str          # the device key choices are stored under (device_key)
+    cc: int           # compute capability: which rungs can run
+    sm_count: int     # for the untuned choice
+    dtype: np.dtype
+    layout: str       # "NN", "NT", "TN" or "TT"
+    M: int
+    N: int
+    K: int
+    batch: int
+
+    def precompile(self, cands: list) -> None:
+        """Build every candidate up front (in parallel)."""
+
+    def launch(self, cfg) -> None:
+        """One launch of candidate cfg on the real operands."""
+
+    def output(self):
+        """The array the launches write (or None: then outputs are not compared)."""
+
+    def time_ms(self, fn, n: int) -> float:
+        """ms per call of n back-to-back calls of fn, on the device's clock."""
+
+
+def _time_launches(runner, fn, repeats: int) -> list:
     """repeats figures of ms per launch, each over a group of back-to-back launches."""
-    n = launches_per_group(events_ms(cupy, fn, 1))
-    return [events_ms(cupy, fn, n) for _ in range(repeats)]
+    n = launches_per_group(runner.time_ms(fn, 1))
+    return [runner.time_ms(fn, n) for _ in range(repeats)]
 
 
-def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
-    """{label: median ms per launch} of launch(cfg) per candidate, after one warm-up
-    launch (which also compiles). Each of the `repeats` figures times a group of
-    back-to-back launches between one pair of CUDA events (launches_per_group)
-    and divides by the count. Needs CuPy and a GPU.
+def time_candidates(cands: list, runner, repeats: int = 5) -> dict:
+    """{label: median ms per launch} of runner.launch(cfg) per candidate, after one
+    warm-up launch (which also compiles). Each of the `repeats` figures times a
+    group of back-to-back launches (launches_per_group) on the runner's clock and
+    divides by the count.
 
-    result(), if given, returns the output array the launches write: it is poisoned
-    with NaN before each warm-up, and a candidate whose output disagrees with the
-    first working candidate's (relative error above AGREE_TOL), or whose compile or
-    launch raises, is dropped with a RuntimeWarning instead of failing the matmul.
-    (If the first output is not finite, e.g. NaN in the operands, no comparison is
-    made.)"""
-    import cupy
-
-    out, ref, ref_label, check = {}, None, None, result is not None
+    When runner.output() gives the output array, it is poisoned with NaN before
+    each warm-up, and a candidate whose output disagrees with the first working
+    candidate's (relative error above AGREE_TOL), or whose compile or launch raises,
+    is dropped with a RuntimeWarning instead of failing the matmul. (If the first
+    output is not finite, e.g. NaN in the operands, no comparison is made.)"""
+    out, ref, ref_label, check = {}, None, None, runner.output() is not None
     for cfg in cands:
         try:
             if check:
-                result().fill(np.nan)
-            launch(cfg)  # compile + warm up
+                runner.output().fill(np.nan)
+            runner.launch(cfg)  # compile + warm up
             if check:
-                c = result()
+                c = runner.output()
                 if ref is None:
                     ref, ref_label = c.copy(), cfg.label()
                     if ref.size and not float(abs(ref).max()) < float("inf"):
@@ -243,7 +257,7 @@ def time_candidates(cands: list, launch, repeats: int = 5, result=None) -> dict:
                     if not err <= tol:
                         raise ValueError(f"its output differs from {ref_label}'s by a relative {err:.3g} "
                                          f"(> {tol:g})")
-            times = _time_launches(cupy, lambda: launch(cfg), repeats)
+            times = _time_launches(runner, lambda: runner.launch(cfg), repeats)
         except Exception as e:  # NvrtcError, CUDA launch/driver errors, wrong results
             warnings.warn(f"autotune: dropping candidate {cfg.label()}: {type(e).__name__}: {e}",
                           RuntimeWarning, stacklevel=2)
@@ -262,31 +276,28 @@ class Autotuner:
         self.cache = cache or TuningCache()
         self.memo = {}
 
-    def choose(self, dev: str, dtype, layout: str, M: int, N: int, K: int, batch: int, cc: int, sm_count: int,
-               launch, precompile=None, result=None) -> configs.KernelConfig:
-        """The config for this problem. launch(cfg) runs one candidate on the real
-        operands (for timing); precompile(cfgs), if given, compiles them up front;
-        result(), if given, returns the output array, so each candidate's result
-        is checked against the first one's (see time_candidates)."""
+    def choose(self, run: Runner) -> configs.KernelConfig:
+        """The config for run's problem: memoized, else from the cache file, else timed
+        (see time_candidates) and stored."""
+        dtype, dev = run.dtype, run.key
         if not tuning_enabled():
-            return configs.untuned_config(dtype, M, N, batch, sm_count, cc)
-        key = entry_key(dtype, layout, shape_bucket(M, N, K, batch))
+            return configs.untuned_config(dtype, run.M, run.N, run.batch, run.sm_count, run.cc)
+        key = entry_key(dtype, run.layout, shape_bucket(run.M, run.N, run.K, run.batch))
         if (dev, key) in self.memo:
             return self.memo[(dev, key)]
         cfg = self.cache.get(dev, key)
         # a cached choice counts only if it is a config this version launches (and
         # the emulation tests): the file may be older, edited or damaged
-        if cfg not in configs.all_configs(dtype) or cc < configs.RUNGS[cfg.rung].min_sm:
-            cands = candidates(dtype, cc)
-            if precompile is not None:
-                try:
-                    precompile(cands)
-                except Exception as e:  # the failing candidate fails again, alone, in time_candidates
-                    warnings.warn(f"autotune: precompiling candidates failed ({type(e).__name__}: {e})",
-                                  RuntimeWarning, stacklevel=2)
-            timings = time_candidates(cands, launch, result=result)
+        if cfg not in configs.all_configs(dtype) or run.cc < configs.RUNGS[cfg.rung].min_sm:
+            cands = candidates(dtype, run.cc)
+            try:
+                run.precompile(cands)
+            except Exception as e:  # the failing candidate fails again, alone, in time_candidates
+                warnings.warn(f"autotune: precompiling candidates failed ({type(e).__name__}: {e})",
+                              RuntimeWarning, stacklevel=2)
+            timings = time_candidates(cands, run)
             if not timings:
-                cfg = configs.untuned_config(dtype, M, N, batch, sm_count, cc)
+                cfg = configs.untuned_config(dtype, run.M, run.N, run.batch, run.sm_count, run.cc)
                 warnings.warn(f"autotune: no candidate ran correctly; using the untuned {cfg.label()} "
                               "(cached: later calls do not tune again)", RuntimeWarning, stacklevel=2)
                 self.cache.put(dev, key, cfg, fallback=True)

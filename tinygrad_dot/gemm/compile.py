@@ -16,10 +16,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from .. import _files
-from . import configs, nvrtc, sources
+from . import nvrtc, sources
 
 
 def compile_options(cc: int) -> list:
@@ -51,36 +49,35 @@ def cubin_key(name_expression: str, cc: int) -> str:
     return h.hexdigest()[:32]
 
 
-def cached_cubin(cfg: configs.KernelConfig, dtype, trans_a: bool, trans_b: bool, cc: int):
-    """(cubin path, lowered kernel name), compiling through NVRTC on a cache miss."""
-    expr = cfg.name_expression(dtype, trans_a, trans_b)
-    base = sources.cache_root() / "cubin" / cubin_key(expr, cc)
+def cached_cubin(source: str, expression: str, cc: int):
+    """(cubin path, lowered kernel name) of one template instantiation of
+    kernels/`source`, compiling through NVRTC on a cache miss."""
+    base = sources.cache_root() / "cubin" / cubin_key(expression, cc)
     cubin, meta = base.with_suffix(".cubin"), base.with_suffix(".json")
     if cubin.exists() and meta.exists():
         try:
             return cubin, json.loads(meta.read_text())["lowered"]
         except (ValueError, KeyError):
             pass  # damaged entry: rebuild it
-    source = configs.RUNGS[cfg.rung].source
-    result = nvrtc.compile_cubin(sources.read_source(source), source, compile_options(cc), [expr])
+    result = nvrtc.compile_cubin(sources.read_source(source), source, compile_options(cc), [expression])
     atomic_write(cubin, result.cubin)
-    atomic_write(meta, json.dumps({"expression": expr, "lowered": result.lowered[expr]}).encode())
-    return cubin, result.lowered[expr]
+    atomic_write(meta, json.dumps({"expression": expression, "lowered": result.lowered[expression]}).encode())
+    return cubin, result.lowered[expression]
 
 
 _own_cubins_load = True  # False after the driver refused a cubin from our NVRTC
 
 
 @lru_cache(maxsize=None)
-def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b: bool, cc: int, device_id: int = 0):
-    """A launchable cupy.RawKernel for this instantiation on the current device
-    (cached per process and device: a loaded module belongs to one context)."""
+def get_function(source: str, expression: str, cc: int, device_id: int = 0):
+    """A launchable kernel (CuPy's Function: kernel(grid, block, args)) for one
+    instantiation on the current device, cached per process and device: a loaded
+    module belongs to one context."""
     import cupy
 
     global _own_cubins_load
-    dtype = np.dtype(dtype_str)
     if nvrtc.available() and _own_cubins_load:
-        path, lowered = cached_cubin(cfg, dtype, trans_a, trans_b, cc)
+        path, lowered = cached_cubin(source, expression, cc)
         try:
             return cupy.RawModule(path=str(path)).get_function(lowered)
         except cupy.cuda.driver.CUDADriverError as e:
@@ -92,20 +89,18 @@ def get_kernel(cfg: configs.KernelConfig, dtype_str: str, trans_a: bool, trans_b
                           stacklevel=2)
     # No libnvrtc of our own (or its cubins do not load): let CuPy compile (it adds
     # -arch itself, and caches on disk).
-    expr = cfg.name_expression(dtype, trans_a, trans_b)
     opts = tuple(o for o in compile_options(cc) if not o.startswith("--gpu-architecture"))
-    module = cupy.RawModule(code=sources.read_source(configs.RUNGS[cfg.rung].source), options=opts,
-                            name_expressions=[expr])
-    return module.get_function(expr)
+    module = cupy.RawModule(code=sources.read_source(source), options=opts, name_expressions=[expression])
+    return module.get_function(expression)
 
 
-def precompile(variants, cc: int, workers: int | None = None):
-    """Fill the disk cache for [(config, dtype, trans_a, trans_b), ...] in parallel
-    (NVRTC runs outside the GIL). A no-op without a libnvrtc of our own, or once
-    the driver has refused its cubins."""
+def precompile(pairs, cc: int, workers: int | None = None):
+    """Fill the disk cache for [(source, expression), ...] in parallel (NVRTC runs
+    outside the GIL). A no-op without a libnvrtc of our own, or once the driver has
+    refused its cubins."""
     if not nvrtc.available() or not _own_cubins_load:
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda v: cached_cubin(*v, cc), variants))
+        list(pool.map(lambda pair: cached_cubin(*pair, cc), pairs))

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_GRID_Z = 65535
-MAX_GRID_Y = 65535
+from ..runtime import MAX_GRID, Signature
+
+# The kernels' parameters (above), as launches pack them.
+GEMM_SIGNATURE = Signature("i32", "i32", "i32", "ptr", "i64", "i64", "ptr", "i64", "i64", "ptr", "i64", "i64", "i32")
+MAX_GRID_X, MAX_GRID_Y, MAX_GRID_Z = MAX_GRID
 STATIC_SMEM_LIMIT = 48 * 1024  # bytes of static __shared__ per block
 LAYOUTS = ("NN", "NT", "TN", "TT")  # first letter: A transposed?, second: B
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -115,6 +118,10 @@ class KernelConfig:
         ctype = CTYPES[np.dtype(dtype)]
         args = [ctype, str(bool(trans_a)).lower(), str(bool(trans_b)).lower(), *map(str, self.values)]
         return f"{RUNGS[self.rung].kernel}<{','.join(args)}>"
+
+    def instantiation(self, dtype, trans_a: bool, trans_b: bool) -> tuple:
+        """(kernels/ source, name expression): what a runtime compiles and loads."""
+        return RUNGS[self.rung].source, self.name_expression(dtype, trans_a, trans_b)
 
     def grid(self, M: int, N: int, batch: int) -> tuple:
         bm, bn = self.block_tile

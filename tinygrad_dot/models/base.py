@@ -48,7 +48,7 @@ def _device_array(data):
     """The GPU array behind a td tensor on a GPU or any CUDA array (CuPy, PyTorch, Numba);
     None for host data."""
     if isinstance(data, Tensor):
-        return data.array if data.device != "cpu" else None
+        return data.array if hasattr(data.array, "__cuda_array_interface__") else None
     if hasattr(data, "__cuda_array_interface__"):
         from ..backends.cupy_backend import import_cupy
 
@@ -96,10 +96,13 @@ class LinearModel(BaseEstimator):
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         return dtype
 
-    def _backend_for(self, device_array):
-        """The backend of the fit: the ``device`` parameter, else the data's device."""
+    def _backend_for(self, data, device_array):
+        """The backend of the fit: the ``device`` parameter, else the data's device (a td
+        tensor's, "emu" included; a CUDA array's GPU)."""
         if self.device is not None:
             return get_backend(self.device)
+        if isinstance(data, Tensor):
+            return data._backend
         if device_array is not None:
             return get_backend(f"cuda:{device_array.device.id}")
         return get_backend("cpu")
@@ -117,7 +120,7 @@ class LinearModel(BaseEstimator):
 
     def _validate(self, X, reset: bool, y, **y_checks):
         device_X = _device_array(X)
-        backend = self._backend_for(device_X)
+        backend = self._backend_for(X, device_X)
         dtype = self._dtype_rule()
         if device_X is not None and backend.name != "cpu":
             with backend.scope():

@@ -1,4 +1,4 @@
-// cuda_emulation.h: run the project's CUDA kernels on the CPU, for CI.
+// cuda_emulation.h: run the project's CUDA kernels on the CPU (device "emu").
 //
 // Force-included (g++ -include) before a kernel source. It supplies the CUDA
 // keywords, built-in index variables, vector types and a REAL __syncthreads:
@@ -9,9 +9,12 @@
 // __shared__ arrays, which become static thread_local) is thread_local, and a
 // block runs start to end on one OS thread, so blocks never share them.
 //
-// This is a test tool: it checks indexing, guards, barriers and the pipeline
-// logic of the kernels. Warp-synchronous behaviour and timing are out of scope
-// (the kernels use neither shuffles nor implicit warp synchrony).
+// It checks indexing, guards, barriers and the pipeline logic of the kernels, and
+// lets a debugger step through one CUDA thread. Warp-synchronous behaviour and
+// timing are out of scope (the kernels use neither shuffles nor implicit warp
+// synchrony). Kernels are entered through td_emu::launch_kernel, which takes the
+// parameters as cuLaunchKernel does (an array of pointers to each value), so the
+// Python side builds one argument list for both devices.
 #pragma once
 #include <ucontext.h>
 
@@ -24,6 +27,8 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #define TD_EMULATION 1
@@ -145,6 +150,20 @@ inline int launch(dim3 grid, dim3 block, const std::function<void()>& body, int 
         return 1;
     }
     return 0;
+}
+
+// kernel(*args[0], *args[1], ...): each parameter read from the value args[i]
+// points to, typed by the kernel's own signature (nothing to keep in step).
+template <typename... P, size_t... I>
+inline void call_unpacked(void (*kernel)(P...), void** args, std::index_sequence<I...>) {
+    kernel(*static_cast<std::remove_cv_t<std::remove_reference_t<P>>*>(args[I])...);
+}
+
+template <typename... P>
+inline int launch_kernel(void (*kernel)(P...), void** args, dim3 grid, dim3 block, int workers, char* err,
+                         size_t err_len) {
+    return launch(grid, block, [&] { call_unpacked(kernel, args, std::index_sequence_for<P...>{}); }, workers,
+                  err, err_len);
 }
 
 }  // namespace td_emu
