@@ -189,6 +189,39 @@ def test_cross_entropy_other_layouts(rng, shape):
         assert rel_error(ours[0], theirs[0]) < 1e-12 and rel_error(ours[1][0], theirs[1][0]) < 1e-12
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_against_class_probabilities(rng, reduction):
+    z = rng.standard_normal((6, 4)) * 2
+    t = rng.random((6, 4))
+    t /= t.sum(axis=1, keepdims=True)
+    w = rng.random(4) + 0.5
+    for kwargs in ({}, {"weight": w, "label_smoothing": 0.25}):
+        smoothed = t * (1 - kwargs.get("label_smoothing", 0)) + kwargs.get("label_smoothing", 0) / 4
+        per = -(log_softmax_rows(z) * smoothed * kwargs.get("weight", 1.0)).sum(axis=1)
+        expected = per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+        fn = lambda a, b: F.cross_entropy(a, b, reduction=reduction, **kwargs)  # noqa: E731
+        assert rel_error(fn(td.tensor(z), td.tensor(t)).numpy(), expected) < 1e-12
+        assert td.gradcheck(fn, [td.tensor(z, requires_grad=True), td.tensor(t, requires_grad=True)])
+        if torch is not None:
+            g = rng.standard_normal(np.shape(expected))
+            ours = grad_of(fn, z, t, g=g)
+            theirs = torch_grad_of(lambda a, b: torch.nn.functional.cross_entropy(
+                a, b, reduction=reduction, **{k: torch.tensor(v) if k == "weight" else v for k, v in kwargs.items()}),
+                z, t, g=g)
+            for a, b in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]]):
+                assert rel_error(a, b) < 1e-12
+    # (N, C, d) logits with probabilities of the same shape
+    z3, t3 = rng.standard_normal((3, 4, 2)), rng.random((3, 4, 2))
+    rows = lambda a: np.moveaxis(a, 1, -1).reshape(-1, 4)  # noqa: E731
+    loss = F.cross_entropy(td.tensor(z3), td.tensor(t3), reduction=reduction)
+    per = -(log_softmax_rows(rows(z3)) * rows(t3)).sum(axis=1)
+    expected = per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per.reshape(3, 2)
+    assert rel_error(loss.numpy(), expected) < 1e-12
+    if torch is not None:
+        theirs = torch.nn.functional.cross_entropy(torch.from_numpy(z3), torch.from_numpy(t3), reduction=reduction)
+        assert rel_error(loss.numpy(), theirs.numpy()) < 1e-12
+
+
 def test_cross_entropy_option_errors_are_clear():
     z = td.zeros(4, 3)
     y = np.array([0, 1, 2, 0])
@@ -277,7 +310,6 @@ def test_loss_modules_have_pytorch_signatures_and_call_the_functions(rng):
     bits = (b > 0).astype(np.float64)
     np.testing.assert_allclose(nn.BCEWithLogitsLoss(pos_weight=td.tensor([2.0] * 4))(td.tensor(a), bits).numpy(),
                                bce_reference(a, bits, pos_weight=2.0), rtol=1e-6)
-    assert repr(nn.MSELoss()) == "MSELoss()" and repr(nn.L1Loss(reduction="sum")) == "L1Loss(reduction='sum')"
     with pytest.warns(DeprecationWarning):
         assert nn.MSELoss(size_average=False).reduction == "sum"
     with pytest.warns(DeprecationWarning):
@@ -391,19 +423,45 @@ def test_dropout_module_follows_train_eval_and_manual_seed(rng):
     assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1, inplace=False)"
 
 
-def test_dropout_inplace_and_bad_arguments(rng):
+def test_inplace_dropout_and_relu(rng):
     x = td.tensor(rng.random((30, 30)) + 1.0)
     before = x.numpy()
     out = F.dropout(x, 0.5, inplace=True)
     assert out is x and (x.numpy() == 0).any()
     np.testing.assert_allclose(x.numpy()[x.numpy() != 0], 2 * before[x.numpy() != 0])
+    y = td.tensor(rng.standard_normal(50))
+    assert nn.ReLU(inplace=True)(y) is y and (y.numpy() >= 0).all()
+    assert not np.signbit(y.numpy()).any()  # no -0.0 left where negatives were
+    # Under autograd the tape cannot rewrite a recorded tensor: a new tensor, the right gradient.
+    z = td.tensor(rng.standard_normal(20), requires_grad=True)
+    h = z * 1.0
+    out = nn.Sequential(nn.ReLU(inplace=True), nn.Dropout(0.5, inplace=True))(h)
+    out.sum().backward()
+    kept = out.numpy() != 0
+    np.testing.assert_allclose(z.grad.numpy(), np.where(kept, 2.0, 0.0))
+    assert (h.numpy() == z.numpy()).all()
+
+
+def test_dropout_bad_arguments():
     for p in (-0.1, 1.5, True, "0.5"):
         with pytest.raises(ValueError, match="between 0 and 1"):
             nn.Dropout(p)
-    with pytest.raises(RuntimeError, match="in-place"):
-        F.dropout(td.ones(3, requires_grad=True), inplace=True)
     with pytest.raises(TypeError, match="floating point"):
         F.dropout(td.tensor([1, 2, 3]))
+
+
+def test_module_reprs_are_pytorchs():
+    modules = ["ReLU()", "ReLU(inplace=True)", "Dropout(0.1)", "Softmax(dim=1)", "LogSoftmax(1)", "Flatten()",
+               "L1Loss(reduction='sum')", "CrossEntropyLoss()", "Identity()", "Tanh()", "ModuleList([ReLU()])",
+               "ModuleDict({'a': ReLU()})", "Sequential(Linear(2, 3), ReLU())"]
+    expected = ["ReLU()", "ReLU(inplace=True)", "Dropout(p=0.1, inplace=False)", "Softmax(dim=1)", "LogSoftmax(dim=1)",
+                "Flatten(start_dim=1, end_dim=-1)", "L1Loss()", "CrossEntropyLoss()", "Identity()", "Tanh()",
+                "ModuleList(\n  (0): ReLU()\n)", "ModuleDict(\n  (a): ReLU()\n)",
+                "Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n)"]
+    for text, reference in zip(modules, expected):
+        assert repr(eval(text, {**vars(nn)})) == reference, text
+        if torch is not None:
+            assert repr(eval(text, {**vars(torch.nn)})) == reference, text
 
 
 # ----------------------------------------------------------------- containers

@@ -140,19 +140,28 @@ def _softmax_dim(input: Tensor, dim, name: str) -> int:
     return 0 if input.ndim in (0, 1, 3) else 1
 
 
-def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+def softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
     """Softmax along ``dim``; ``dtype`` casts the input first (as PyTorch's ``dtype=``)."""
     dim = _softmax_dim(input, dim, "softmax")
     return (input if dtype is None else input.to(dtype=dtype)).softmax(dim=dim)
 
 
-def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+def log_softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
     dim = _softmax_dim(input, dim, "log_softmax")
     return (input if dtype is None else input.to(dtype=dtype)).log_softmax(dim=dim)
 
 
-def relu(input: Tensor) -> Tensor:
-    return input.relu()
+def _maybe_in_place(input: Tensor, result: Tensor, inplace: bool) -> Tensor:
+    """PyTorch's ``inplace=True``: the result written into the input's storage when the
+    input is outside autograd. Under autograd td's tape cannot rewrite a recorded
+    tensor, so the result comes back as a new tensor: what ``x = layer(x)`` uses."""
+    if inplace and not (input.requires_grad and is_grad_enabled()):
+        return input.copy_(result)
+    return result
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_in_place(input, input.relu(), inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -174,9 +183,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
     The mask is drawn on the host from td's default generator (``td.manual_seed``
     repeats it, on every device) and applied as one product; the gradient is the
-    incoming one times the same mask. ``inplace`` works on tensors outside autograd
-    only (the tape cannot re-point a recorded tensor's history), as td's other
-    in-place ops.
+    incoming one times the same mask. ``inplace``: see _maybe_in_place.
     """
     _check_probability(p)
     if not isinstance(input, Tensor):
@@ -189,12 +196,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     keep = random.generator().random(input.shape) >= p
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     mask = input._backend.asarray((keep * scale).astype(dtype))
-    if inplace:
-        input._begin_in_place("dropout")  # the same refusal as every in-place op
-        input.array *= mask
-        input._bump()
-        return input
-    return record(Tensor, input.array * mask, input._backend, (input, lambda g: g * mask))
+    return _maybe_in_place(input, record(Tensor, input.array * mask, input._backend, (input, lambda g: g * mask)),
+                           inplace)
 
 
 # ----------------------------------------------------------------- losses
@@ -322,14 +325,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     return _reduced_loss(per, dz, reduction, dtype, input, target, target_grad=dy)
 
 
-def _class_targets(target, logits: Tensor, ignore_index: int):
+def _class_targets(array, logits: Tensor, ignore_index: int):
     """Integer class indices (N,) on the logits' device, checked where it is cheap, and
     which rows count: None when all do (known on the host), else a bool mask."""
     n, classes = logits.shape
-    array = _tensor_like(target, logits, "cross_entropy: target").array
     if array.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {array.dtype} "
-                        "(convert labels with .astype(int); class probabilities are not supported)")
+        raise TypeError(f"cross_entropy: target must hold integer class indices, or class probabilities of the "
+                        f"input's shape {logits.shape}; got dtype {array.dtype} and shape {tuple(array.shape)} "
+                        "(convert labels with .astype(int))")
     if array.shape != (n,):
         raise ValueError(f"cross_entropy: target shape {tuple(array.shape)} does not match input shape "
                          f"{logits.shape}; expected ({n},)")
@@ -391,8 +394,8 @@ def _nll_rows(z, picks, shift, norm, xp):
 
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy of logits (N, C) against integer classes (N,); also
-    (C,) against a 0-d class and (N, C, d1, ...) against (N, d1, ...), as in PyTorch.
+    """Softmax cross-entropy of logits (N, C) against integer classes (N,) or class
+    probabilities (N, C); also (C,) and (N, C, d1, ...) logits, as in PyTorch.
 
     Forward through log-sum-exp (logits of 1e4 stay finite); the gradient is
     (softmax(input) - onehot(target)) times the incoming gradient, divided by N
@@ -411,7 +414,10 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     if input.ndim != 2:
         return _cross_entropy_layouts(input, target, weight, ignore_index, reduction, label_smoothing)
-    labels, valid = _class_targets(target, input, ignore_index)
+    target = _tensor_like(target, input, "cross_entropy: target")
+    if target.array.dtype.kind == "f" and target.shape == input.shape:
+        return _cross_entropy_probabilities(input, target, weight, label_smoothing, reduction)
+    labels, valid = _class_targets(target.array, input, ignore_index)
     xp, backend = input.xp, input._backend
     dtype = input.array.dtype
     z = input.array
@@ -514,6 +520,53 @@ def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, wei
     return _record_rows(input, out, ops._narrow(dlogits, dtype), reduction)
 
 
+def _cross_entropy_probabilities(input, target, weight, smoothing, reduction):
+    """cross_entropy against class probabilities t (N, C), PyTorch's soft targets.
+
+    Row i: -sum_c w[c] t'[i, c] log p[i, c] with t' = (1 - e) t + e / C; the mean
+    divides by N (not by weights, as in PyTorch for this form). Gradients:
+    p s - w t' with respect to the logits, s = sum_c w[c] t'[c] per row, and
+    -(1 - e) w log p with respect to the probabilities.
+    """
+    xp, backend = input.xp, input._backend
+    z, dtype = input.array, input.array.dtype
+    if dtype.kind != "f" or dtype in ops._WIDER:
+        wide, dtype = ops._float_dtypes(dtype)
+        z = z.astype(wide)
+    n, classes = z.shape
+    w = 1.0
+    if weight is not None:
+        w = _constant(weight, input, "cross_entropy: weight", z.dtype)
+        if w.shape != (classes,):
+            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({classes},), "
+                             f"got shape {tuple(w.shape)}")
+    with _quiet(xp):
+        shift = z.max(axis=1, keepdims=True)
+        probs, norm = _exp_rows(z, shift, backend, xp)
+        log_p = z - shift
+        log_p -= xp.log(norm)
+    smoothed = target.array.astype(z.dtype)
+    if smoothing:
+        smoothed = (1.0 - smoothing) * smoothed + smoothing / classes
+    weighted = smoothed * w
+    per = -backend.row_sums(weighted * log_p)
+    out = _reduce_rows(per, n, reduction, dtype, xp)
+    scale = 1.0 / n if reduction == "mean" and n else 1.0
+
+    def rows(g):  # the incoming gradient as a column, times the mean's 1/n
+        return (g.reshape(n, 1) if reduction == "none" else g) * scale
+
+    dlogits = probs
+    dlogits /= norm
+    dlogits *= backend.row_sums(weighted)[:, None]
+    dlogits -= weighted
+    dlogits = ops._narrow(dlogits, dtype)
+    dtarget = -(1.0 - smoothing) * w * log_p
+    return record(Tensor, out, backend,
+                  (input, lambda g: dlogits * rows(g)),
+                  (target, lambda g: ops._narrow(dtarget * rows(g), target.array.dtype)))
+
+
 def _cross_entropy_layouts(input, target, weight, ignore_index, reduction, smoothing):
     """PyTorch's other layouts, (C,) and (N, C, d1, ...): the class axis moves last and
     the rest become the rows of the (N, C) case (recorded reshapes, so gradients flow)."""
@@ -522,13 +575,19 @@ def _cross_entropy_layouts(input, target, weight, ignore_index, reduction, smoot
                          "tensor")
     target = _tensor_like(target, input, "cross_entropy: target")
     expected = () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
-    if target.shape != expected:
-        raise ValueError(f"cross_entropy: target shape {target.shape} does not match input shape {input.shape}; "
-                         f"expected {expected}")
     classes = input.shape[0 if input.ndim == 1 else 1]
-    rows = input.reshape(1, classes) if input.ndim == 1 else \
-        input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
-    loss = cross_entropy(rows, target.reshape(-1), weight, None, ignore_index, None, reduction, smoothing)
+
+    def as_rows(t):
+        return t.reshape(1, classes) if t.ndim == 1 else t.permute(0, *range(2, t.ndim), 1).reshape(-1, classes)
+
+    if target.array.dtype.kind == "f" and target.shape == input.shape:  # class probabilities
+        target = as_rows(target)
+    elif target.shape == expected:
+        target = target.reshape(-1)
+    else:
+        raise ValueError(f"cross_entropy: target shape {target.shape} does not match input shape {input.shape}; "
+                         f"expected {expected} (classes) or {input.shape} (class probabilities)")
+    loss = cross_entropy(as_rows(input), target, weight, None, ignore_index, None, reduction, smoothing)
     return loss.reshape(expected) if reduction == "none" else loss
 
 
