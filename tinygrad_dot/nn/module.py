@@ -7,8 +7,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import random
-from ..backends import Backend, get_backend
-from ..tensor import Tensor, _check_dtype, _is_device, host_array
+from ..backends import get_backend
+from ..tensor import Tensor, _check_dtype, host_array, to_arguments
 from . import functional as F
 from . import init
 from .utils import zero_grads
@@ -592,12 +592,4 @@ def _to_arguments(args, kwargs):
         raise TypeError(f"Module.to takes (device), (dtype), (device, dtype) or (tensor) and the keywords device=, "
                         f"dtype=, non_blocking=; got {len(args)} positional and {sorted(unknown) or 'no other'} "
                         "keyword arguments")
-    device, dtype = kwargs.get("device"), kwargs.get("dtype")
-    for arg in args:
-        if isinstance(arg, Tensor):
-            device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, Backend) or (isinstance(arg, str) and _is_device(arg)):
-            device = arg
-        else:
-            dtype = arg
-    return device, dtype
+    return to_arguments(args, kwargs.get("device"), kwargs.get("dtype"), "Module.to")
