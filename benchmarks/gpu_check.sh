@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of the GEMM kernels: GPU tests, compute-sanitizer memcheck (every
 # rung, odd/unit/misaligned/batched shapes), racecheck and synccheck (cp_async and
-# warp_tiled) on small cases when compute-sanitizer exists, then the benchmark.
+# warp_tiled) on small cases when compute-sanitizer exists, then the GEMM and
+# dispatch (host cost per call) benchmarks.
 #   benchmarks/gpu_check.sh          quick mode (under 3 minutes)
 #   benchmarks/gpu_check.sh --full   full benchmark (under 8 minutes)
 # Logs and results go under $OUT when it is set, else benchmarks/results/gpu_check.
@@ -119,6 +120,14 @@ echo "== benchmark, $MODE ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.lo
 BENCH_ARGS=(--out-dir "$DEST")
 [[ $MODE == quick ]] && BENCH_ARGS+=(--quick)
 "$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}" 2>&1 | tee "$DEST/benchmark.log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+
+# Host cost per td.matmul: ours vs cupy.matmul vs torch.matmul on the GPU, and the
+# emulated dry run in the same process (about 20 s in quick mode).
+echo "== dispatch benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
+DISPATCH_ARGS=(--out "$DEST/dispatch.json")
+[[ $MODE == quick ]] && DISPATCH_ARGS+=(--quick)
+"$PY" benchmarks/dispatch.py "${DISPATCH_ARGS[@]}" 2>&1 | tee "$DEST/dispatch.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
 echo "== done in $((SECONDS - START)) s, status $status" | tee -a "$DEST/gpu_check.log"

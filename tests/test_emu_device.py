@@ -131,3 +131,14 @@ def test_estimators_fit_on_emu_as_on_the_cpu(make):
     again = make().fit(on_emu, y)
     assert rel_err(again.coef_, cpu.coef_) < 1e-6
     np.testing.assert_allclose(np.asarray(emu_model.predict(X)), cpu.predict(X), rtol=1e-6, atol=1e-8)
+
+
+def test_the_readme_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    pytest.importorskip("sklearn", reason="the example fits a td.models estimator (the models extra)")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if 'device="emu"' in block]
+    exec(compile(code, "README.md (emu example)", "exec"), {})  # noqa: S102 - our own documentation
+    assert float(capsys.readouterr().out) > 0.9

@@ -245,14 +245,16 @@ class DryRunRuntime(EmulatedRuntime):
     """Benchmark-only: everything of "emu" but the kernels, which return at once.
 
     benchmarks/dispatch.py measures the host's share of a GPU-path matmul with it:
-    planning, the plan cache, output allocation (unpoisoned, as cupy.empty is) and
-    argument packing run as on a GPU; nothing is computed, so the outputs are
-    garbage and nothing may read them."""
+    planning, the plan cache, output allocation and argument packing run as on a
+    GPU; nothing is computed and no compiler is needed. Outputs come zeroed (so the
+    autotuner's comparison of candidates agrees) and mean nothing."""
 
     @cached_property
     def facts(self) -> DeviceFacts:
-        real = EmulatedRuntime.facts.func(self)
-        return DeviceFacts(real.name + ", launches skipped", real.cc, real.sm_count, real.key + "|dry-run")
+        from ..gemm import sources
+
+        return DeviceFacts(name="emulated, launches skipped", cc=EMULATED_CC, sm_count=os.cpu_count() or 1,
+                           key=f"dry-run|sm_{EMULATED_CC}|kernels-{sources.kernels_sha256()[:16]}")
 
     def function(self, source: str, expression: str):
         return _skip
@@ -261,7 +263,7 @@ class DryRunRuntime(EmulatedRuntime):
         pass
 
     def empty(self, shape, dtype):
-        return np.empty(shape, dtype)
+        return np.zeros(shape, dtype)
 
 
 def _skip(grid, block, args, shared_mem: int = 0):
