@@ -612,3 +612,52 @@ def test_module_to_an_absent_gpu_says_so():
         pytest.skip("a GPU is present: moving to it succeeds")
     with pytest.raises(RuntimeError, match="CuPy|CUDA|GPU"):
         nn.Linear(2, 2).to("cuda")
+
+
+# ----------------------------------------------------------------- other devices
+
+
+@pytest.mark.parametrize("device", ["emu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_losses_dropout_files_and_loader_on_another_device(rng, device, tmp_path):
+    """The same numbers as on the CPU: losses with every option (on a GPU the ignored
+    rows go through the mask, never the host check), dropout masks under one seed,
+    td.save/td.load with the saved device and map_location, shuffled batches."""
+    z = rng.standard_normal((16, 5))
+    y = rng.integers(0, 5, 16)
+    y[[2, 7]] = -100
+    probabilities = np.exp(log_softmax_rows(rng.standard_normal((16, 5))))
+    w = rng.random(5) + 0.5
+    for kwargs in ({}, {"weight": w}, {"label_smoothing": 0.1}, {"weight": w, "ignore_index": 3}):
+        classes = y if "ignore_index" not in kwargs else np.where(y < 0, 3, y)  # rows 2 and 7 stay ignored
+        for target in (classes, probabilities) if "ignore_index" not in kwargs else (classes,):
+            on_cpu = grad_of(lambda a: F.cross_entropy(a, target, **kwargs), z)
+            logits = td.tensor(z, device=device, requires_grad=True)
+            loss = F.cross_entropy(logits, td.tensor(target, device=device), **kwargs)
+            loss.backward()
+            assert loss.device == logits.grad.device == td.tensor(0, device=device).device
+            assert rel_error(loss.numpy(), on_cpu[0]) < 1e-12 and rel_error(logits.grad.numpy(), on_cpu[1][0]) < 1e-12
+    bits = (probabilities > 0.2).astype(np.float64)
+    on_device = F.binary_cross_entropy_with_logits(td.tensor(z, device=device), bits, pos_weight=w, reduction="none")
+    on_host = F.binary_cross_entropy_with_logits(td.tensor(z), bits, pos_weight=w, reduction="none")
+    assert rel_error(on_device.numpy(), on_host.numpy()) < 1e-12
+
+    td.manual_seed(1)
+    masked = F.dropout(td.ones(200, device=device), 0.4).numpy()
+    td.manual_seed(1)
+    np.testing.assert_array_equal(masked, F.dropout(td.ones(200), 0.4).numpy())
+
+    state = {"w": td.tensor(z, device=device, requires_grad=True)}
+    td.save(state, tmp_path / "state.npz")
+    saved_on = state["w"].device
+    assert td.load(tmp_path / "state.npz")["w"].device == saved_on
+    for map_location in ("cpu", {saved_on: "cpu"}):
+        back = td.load(tmp_path / "state.npz", map_location=map_location)["w"]
+        assert back.device == "cpu" and back.requires_grad
+        np.testing.assert_array_equal(back.numpy(), z)
+
+    orders = []
+    for where in (device, "cpu"):
+        td.manual_seed(8)
+        loader = td.data.DataLoader(td.data.TensorDataset(z, np.arange(16), device=where), batch_size=5, shuffle=True)
+        orders.append(np.concatenate([yb.numpy() for _, yb in loader]))
+    np.testing.assert_array_equal(*orders)

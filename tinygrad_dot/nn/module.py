@@ -199,12 +199,12 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grads(self.parameters(), set_to_none)
 
-    def to(self, *args, **kwargs) -> "Module":
+    def to(self, *args, device=None, dtype=None, non_blocking: bool = False) -> "Module":
         """Move and/or cast every parameter in place, gradients included; returns self.
         PyTorch's forms: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
         ``to(tensor)`` (its device and dtype), keywords ``device=``, ``dtype=``
         (``non_blocking`` is accepted; copies are synchronous)."""
-        device, dtype = _to_arguments(args, kwargs)
+        device, dtype = to_arguments(args, device, dtype, "Module.to")
         backend = get_backend(device) if device is not None else None
         dtype = _check_dtype(dtype)
         if dtype is not None and dtype.kind != "f":
@@ -583,13 +583,3 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
-
-
-def _to_arguments(args, kwargs):
-    """(device, dtype) from the forms of PyTorch's Module.to."""
-    unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
-    if unknown or len(args) > 2:
-        raise TypeError(f"Module.to takes (device), (dtype), (device, dtype) or (tensor) and the keywords device=, "
-                        f"dtype=, non_blocking=; got {len(args)} positional and {sorted(unknown) or 'no other'} "
-                        "keyword arguments")
-    return to_arguments(args, kwargs.get("device"), kwargs.get("dtype"), "Module.to")
