@@ -299,3 +299,24 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     finally:
         os.umask(mask)
+
+
+def test_save_and_load_through_a_binary_stream(rng, tmp_path):
+    # torch.save(obj, buffer) / torch.load(buffer): a BytesIO or an open file
+    import io
+
+    state = sample_state(rng)
+    buffer = io.BytesIO()
+    tio.save(state, buffer)
+    buffer.seek(0)
+    assert_same(state, tio.load(buffer, map_location="cpu"))
+    with open(tmp_path / "f.npz", "wb") as f:
+        tio.save(state["weight"], f)
+    with open(tmp_path / "f.npz", "rb") as f:
+        assert_same(state["weight"], tio.load(f))
+    with pytest.raises(ValueError, match="^the stream is not a tinygrad_dot file .the file is empty"):
+        tio.load(io.BytesIO())
+    with pytest.raises(ValueError, match="^the stream is not a readable tinygrad_dot file"):
+        tio.load(io.BytesIO(buffer.getvalue()[:200]))
+    with pytest.raises(TypeError, match="binary mode"):
+        tio.load(io.StringIO("PK"))

@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 import zipfile
+from io import BytesIO  # the standard library's (this module is tinygrad_dot.io)
 
 import numpy as np
 
@@ -137,23 +138,32 @@ def _decode(node, arrays, place, depth: int = 0):
 
 
 def save(obj, path, kind: str = "object") -> None:
-    """Write ``obj`` (a tensor, an array, or dicts/lists of them and of plain values) to ``path`` atomically."""
+    """Write ``obj`` (a tensor, an array, or dicts/lists of them and of plain values) to
+    ``path`` atomically, or to a binary stream (``io.BytesIO``, an open file), as
+    torch.save writes to either."""
     encoder = _Encoder()
     payload = encoder.encode(obj)
     header = json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "kind": kind, "payload": payload})
     members = {_HEADER: np.frombuffer(header.encode("utf-8"), dtype=np.uint8), **encoder.arrays}
+    if hasattr(path, "write"):  # the caller's stream: atomicity is the caller's
+        np.savez(path, **members)
+        return
     with atomic_writer(os.fspath(path)) as f:
         np.savez(f, **members)
 
 
-def _foreign_format(path) -> str | None:
-    """Why the file is evidently not a zip archive (what td.save writes), or None."""
+def _head(path) -> bytes | None:
+    """The first bytes of a file, or None when it cannot be opened (the zip reader then says why)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(512)
+            return f.read(512)
     except OSError:
-        return None  # let np.load report it
-    if head.startswith(b"PK"):
+        return None
+
+
+def _foreign_format(head: bytes | None) -> str | None:
+    """Why data starting with ``head`` is evidently not a zip archive (what td.save writes), or None."""
+    if head is None or head.startswith(b"PK"):
         return None
     if not head:
         return "the file is empty"
@@ -235,7 +245,7 @@ def _npy_header(f, name: str):
     return shape, fortran, dtype, f.tell()
 
 
-def _read_members(path: str, max_bytes) -> dict:
+def _read_members(path, max_bytes, where: str) -> dict:
     """{name: array} of the archive, refusing before any allocation a member whose
     size in the zip directory differs from what its .npy header declares (a zip
     bomb declares a small array and inflates to gigabytes, or the reverse), and a
@@ -246,7 +256,7 @@ def _read_members(path: str, max_bytes) -> dict:
         infos = archive.infolist()
         total = sum(info.file_size for info in infos)
         if total > limit:
-            raise _Refused(f"{path!r}: its arrays take {_size(total)} ({total} bytes) uncompressed, more than "
+            raise _Refused(f"{where}: its arrays take {_size(total)} ({total} bytes) uncompressed, more than "
                            f"td.load allows ({_size(limit)}, {limit_from}); pass max_bytes= to load it")
         arrays = {}
         for info in infos:
@@ -254,52 +264,66 @@ def _read_members(path: str, max_bytes) -> dict:
             with archive.open(info) as f:
                 shape, fortran, dtype, offset = _npy_header(f, name)
             if dtype.hasobject:
-                raise _Refused(f"{path!r} is not a tinygrad_dot file (it holds pickled Python objects, which "
+                raise _Refused(f"{where} is not a tinygrad_dot file (it holds pickled Python objects, which "
                                "tinygrad_dot files never contain and td.load never reads)")
             if dtype.kind not in "biuf":
                 raise ValueError(f"member {name!r} has dtype {dtype}; tinygrad_dot files hold numeric arrays only")
             declared = offset + math.prod(shape) * dtype.itemsize
             if declared != info.file_size:
-                raise _Refused(f"{path!r} is corrupted: member {name!r} inflates to {info.file_size} bytes but "
+                raise _Refused(f"{where} is corrupted: member {name!r} inflates to {info.file_size} bytes but "
                                f"its header declares {declared} (refused before inflating it)")
             with archive.open(info) as f:
                 arrays[name] = np.lib.format.read_array(f, allow_pickle=False)
     return arrays
 
 
+def _describe(path) -> str:
+    """How messages name what is read: the path, or "the stream"."""
+    return "the stream" if hasattr(path, "read") else repr(os.fspath(path))
+
+
 def _read(path, max_bytes=None):
-    """(header dict, {name: array}) with every member read and CRC-checked."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory, not a tinygrad_dot file")
-    not_ours = _foreign_format(path)
+    """(header dict, {name: array}) with every member read and CRC-checked, from a path
+    or a binary stream (read whole: the zip directory sits at its end)."""
+    where = _describe(path)
+    if hasattr(path, "read"):
+        data = path.read()
+        if not isinstance(data, bytes):
+            raise TypeError(f"td.load: the stream gave {type(data).__name__}, not bytes; open it in binary mode")
+        path, head = BytesIO(data), data[:512]
+    else:
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path!r}")
+        if os.path.isdir(path):
+            raise ValueError(f"{path!r} is a directory, not a tinygrad_dot file")
+        head = _head(path)
+    not_ours = _foreign_format(head)
     if not_ours:
-        raise ValueError(f"{path!r} is not a tinygrad_dot file ({not_ours})")
+        raise ValueError(f"{where} is not a tinygrad_dot file ({not_ours})")
     try:
-        arrays = _read_members(path, max_bytes)
+        arrays = _read_members(path, max_bytes, where)
     except _Refused as exc:
         raise ValueError(str(exc)) from None
     except Exception as exc:  # zipfile and numpy raise many types on damaged input; all mean the same here
-        raise ValueError(f"{path!r} is not a readable tinygrad_dot file: it is truncated, corrupted or "
+        raise ValueError(f"{where} is not a readable tinygrad_dot file: it is truncated, corrupted or "
                          f"of another format ({type(exc).__name__}: {exc})") from None
     if _HEADER not in arrays:
-        raise ValueError(f"{path!r} is not a tinygrad_dot file: it has no {_HEADER} member")
+        raise ValueError(f"{where} is not a tinygrad_dot file: it has no {_HEADER} member")
     try:
         header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path!r}: the header of this tinygrad_dot file is corrupted ({exc})") from None
+        raise ValueError(f"{where}: the header of this tinygrad_dot file is corrupted ({exc})") from None
     except RecursionError:  # nested past what json can parse: far past MAX_DEPTH, so never written by td.save
-        raise ValueError(f"{path!r}: the header of this tinygrad_dot file nests containers more than "
+        raise ValueError(f"{where}: the header of this tinygrad_dot file nests containers more than "
                          f"{MAX_DEPTH} deep (the format's limit)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or "payload" not in header:
-        raise ValueError(f"{path!r} is not a tinygrad_dot file (its header names no tinygrad_dot format)")
+        raise ValueError(f"{where} is not a tinygrad_dot file (its header names no tinygrad_dot format)")
     version = header.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"{path!r}: invalid format version {version!r}")
+        raise ValueError(f"{where}: invalid format version {version!r}")
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path!r} was written in format version {version}; this tinygrad_dot reads versions "
+        raise ValueError(f"{where} was written in format version {version}; this tinygrad_dot reads versions "
                          f"up to {FORMAT_VERSION}: upgrade tinygrad_dot to load it")
     return header, arrays
 
@@ -362,7 +386,7 @@ def _placement(map_location):
 
 
 def load(path, map_location=None, kind: str | None = None, *, max_bytes: int | None = None, device=None):
-    """Read what ``save`` wrote. Tensors come back on the device they were saved from
+    """Read what ``save`` wrote (a path or a binary stream). Tensors come back on the device they were saved from
     unless ``map_location`` says otherwise, in PyTorch's forms: a device name
     ("cpu", "cuda:1"), a dict mapping saved devices to devices (``{"cuda:0":
     "cpu"}``), or a callable ``f(tensor_on_cpu, saved_device)``. ``device=`` is an
@@ -375,6 +399,7 @@ def load(path, map_location=None, kind: str | None = None, *, max_bytes: int | N
             raise TypeError("td.load: pass map_location or device, not both")
         map_location = device
     place = _placement(map_location)  # a bad map_location fails before the file is read
+    where = _describe(path)
     header, arrays = _read(path, max_bytes)
     if kind is not None and header.get("kind") != kind:
         saved = header.get("kind")
@@ -382,15 +407,15 @@ def load(path, map_location=None, kind: str | None = None, *, max_bytes: int | N
             payload = header.get("payload")
             what = ("tensor" if isinstance(payload, dict) and "tensor" in payload else
                     "state dict" if isinstance(payload, dict) and "dict" in payload else "object")
-            raise ValueError(f"{os.fspath(path)!r} holds a saved {what} (written by td.save), not a {kind}; "
+            raise ValueError(f"{where} holds a saved {what} (written by td.save), not a {kind}; "
                              "read it with td.load")
-        raise ValueError(f"{os.fspath(path)!r} holds a {saved!r}, not a {kind!r}")
+        raise ValueError(f"{where} holds a {saved!r}, not a {kind!r}")
     try:
         return _decode(header["payload"], arrays, place)
     except _PlacementFailed as failed:
         raise failed.__cause__ from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{os.fspath(path)!r}: the file's structure is corrupted ({type(exc).__name__}: {exc})") \
+        raise ValueError(f"{where}: the file's structure is corrupted ({type(exc).__name__}: {exc})") \
             from None
 
 
