@@ -100,6 +100,7 @@ def test_info_never_raises_and_reports_no_gpu(tmp_path):
     assert facts["cache"]["path"] == str(tmp_path / "cache") and facts["cache"]["exists"] is False
     assert "rungs" in facts["kernels"]
     assert isinstance(facts["gpus"], (list, str))
+    assert facts["emu"].startswith("available (g++-") or facts["emu"].startswith("unavailable")
 
 
 def test_info_cache_sizes(tmp_path, monkeypatch):

@@ -90,6 +90,13 @@ def _kernels() -> dict:
             "rungs": {r.name: f"sm_{r.min_sm}+" if r.min_sm else "any GPU" for r in configs.RUNGS.values()}}
 
 
+def _emulated() -> str:
+    """Device "emu" needs only a host C++ compiler (its version, without building anything)."""
+    from tinygrad_dot.runtime import emulated
+
+    return f"available ({emulated.compiler_version(emulated.compiler())})"
+
+
 def _cache_root() -> Path:
     from tinygrad_dot.gemm import sources
 
@@ -115,6 +122,7 @@ def collect() -> dict:
              "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
     _cupy_facts(facts)
     facts["nvrtc"] = _probe(_nvrtc)
+    facts["emu"] = _probe(_emulated)
     facts["kernels"] = _probe(_kernels)
     root = _probe(_cache_root)
     facts["cache"] = _probe(lambda: {**_folder_size(root), "env TINYGRAD_DOT_CACHE_DIR":
@@ -140,6 +148,7 @@ def render(f: dict) -> str:
     if "cuda_runtime" in f:
         lines.append(f"CUDA         runtime {f['cuda_runtime']}, driver {f['cuda_driver']}")
     lines.append(f"NVRTC        {f['nvrtc']}")
+    lines.append(f"Device emu   {f['emu']}  (the CUDA kernels emulated on the CPU)")
     gpus = f["gpus"]
     if isinstance(gpus, str) or not gpus:
         lines.append(f"GPUs         none usable{': ' + gpus if isinstance(gpus, str) else ''}")
