@@ -222,6 +222,41 @@ def test_cross_entropy_against_class_probabilities(rng, reduction):
         assert rel_error(loss.numpy(), theirs.numpy()) < 1e-12
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_after_log_softmax_is_cross_entropy(rng, reduction):
+    z = rng.standard_normal((10, 4)) * 2
+    y = rng.integers(0, 4, 10)
+    y[[0, 5]] = 1
+    w = rng.random(4) + 0.5
+    for kwargs in ({}, {"weight": w}, {"ignore_index": 1}, {"weight": w, "ignore_index": 1}):
+        log_p = log_softmax_rows(z)
+        fn = lambda a: F.nll_loss(a, y, reduction=reduction, **kwargs)  # noqa: E731
+        expected = cross_entropy_reference(z, y, kwargs.get("weight"), kwargs.get("ignore_index", -100),
+                                           reduction=reduction)
+        assert rel_error(fn(td.tensor(log_p)).numpy(), expected) < 1e-12
+        # through log_softmax, nll_loss and cross_entropy give the same gradient
+        composed = grad_of(lambda a: F.nll_loss(F.log_softmax(a, dim=1), y, reduction=reduction, **kwargs), z)
+        fused = grad_of(lambda a: F.cross_entropy(a, y, reduction=reduction, **kwargs), z)
+        assert rel_error(composed[1][0], fused[1][0]) < 1e-12
+        assert td.gradcheck(fn, [td.tensor(log_p, requires_grad=True)])
+        if torch is not None:
+            g = rng.standard_normal(np.shape(expected))
+            ours = grad_of(fn, log_p, g=g)
+            theirs = torch_grad_of(lambda a: torch.nn.functional.nll_loss(
+                a, torch.from_numpy(y), reduction=reduction,
+                **{k: torch.from_numpy(v) if k == "weight" else v for k, v in kwargs.items()}), log_p, g=g)
+            assert rel_error(ours[0], theirs[0]) < 1e-12 and rel_error(ours[1][0], theirs[1][0]) < 1e-12
+    module = nn.NLLLoss(td.tensor(w), None, 1, None, reduction)
+    assert rel_error(module(td.tensor(log_softmax_rows(z)), y).numpy(),
+                     cross_entropy_reference(z, y, w.astype(np.float32), 1, reduction=reduction)) < 1e-6
+    layout = F.nll_loss(td.tensor(rng.standard_normal((2, 4, 3))), rng.integers(0, 4, (2, 3)), reduction=reduction)
+    assert layout.shape == ((2, 3) if reduction == "none" else ())
+    with pytest.raises(IndexError, match=r"nll_loss: target values must lie in \[0, 4\)"):
+        F.nll_loss(td.tensor(z), np.full(10, 4))
+    with pytest.raises(TypeError, match="floating log-probabilities"):
+        F.nll_loss(td.tensor(y.reshape(5, 2)), y[:5] % 2)
+
+
 def test_cross_entropy_option_errors_are_clear():
     z = td.zeros(4, 3)
     y = np.array([0, 1, 2, 0])
@@ -452,10 +487,10 @@ def test_dropout_bad_arguments():
 
 def test_module_reprs_are_pytorchs():
     modules = ["ReLU()", "ReLU(inplace=True)", "Dropout(0.1)", "Softmax(dim=1)", "LogSoftmax(1)", "Flatten()",
-               "L1Loss(reduction='sum')", "CrossEntropyLoss()", "Identity()", "Tanh()", "ModuleList([ReLU()])",
+               "L1Loss(reduction='sum')", "CrossEntropyLoss()", "NLLLoss()", "Identity()", "Tanh()", "ModuleList([ReLU()])",
                "ModuleDict({'a': ReLU()})", "Sequential(Linear(2, 3), ReLU())"]
     expected = ["ReLU()", "ReLU(inplace=True)", "Dropout(p=0.1, inplace=False)", "Softmax(dim=1)", "LogSoftmax(dim=1)",
-                "Flatten(start_dim=1, end_dim=-1)", "L1Loss()", "CrossEntropyLoss()", "Identity()", "Tanh()",
+                "Flatten(start_dim=1, end_dim=-1)", "L1Loss()", "CrossEntropyLoss()", "NLLLoss()", "Identity()", "Tanh()",
                 "ModuleList(\n  (0): ReLU()\n)", "ModuleDict(\n  (a): ReLU()\n)",
                 "Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n)"]
     for text, reference in zip(modules, expected):

@@ -325,16 +325,16 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     return _reduced_loss(per, dz, reduction, dtype, input, target, target_grad=dy)
 
 
-def _class_targets(array, logits: Tensor, ignore_index: int):
+def _class_targets(array, logits: Tensor, ignore_index: int, name: str = "cross_entropy"):
     """Integer class indices (N,) on the logits' device, checked where it is cheap, and
     which rows count: None when all do (known on the host), else a bool mask."""
     n, classes = logits.shape
     if array.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices, or class probabilities of the "
+        raise TypeError(f"{name}: target must hold integer class indices, or class probabilities of the "
                         f"input's shape {logits.shape}; got dtype {array.dtype} and shape {tuple(array.shape)} "
                         "(convert labels with .astype(int))")
     if array.shape != (n,):
-        raise ValueError(f"cross_entropy: target shape {tuple(array.shape)} does not match input shape "
+        raise ValueError(f"{name}: target shape {tuple(array.shape)} does not match input shape "
                          f"{logits.shape}; expected ({n},)")
     if not isinstance(array, np.ndarray):
         # On a GPU nothing is checked (it would synchronise every step) and the mask is
@@ -346,7 +346,7 @@ def _class_targets(array, logits: Tensor, ignore_index: int):
         valid = array != ignore_index
         wrong = array[valid & ((array < 0) | (array >= classes))]
         if wrong.size:
-            raise IndexError(f"cross_entropy: target values must lie in [0, {classes}) or equal "
+            raise IndexError(f"{name}: target values must lie in [0, {classes}) or equal "
                              f"ignore_index={ignore_index}, got values in [{wrong.min()}, {wrong.max()}]")
         return array, valid
     if 0 <= ignore_index < classes:  # an ignored class among the valid ones
@@ -413,7 +413,8 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     if label_smoothing and (not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     if input.ndim != 2:
-        return _cross_entropy_layouts(input, target, weight, ignore_index, reduction, label_smoothing)
+        return _class_layouts(cross_entropy, "cross_entropy", input, target, reduction, weight=weight,
+                              ignore_index=ignore_index, label_smoothing=label_smoothing)
     target = _tensor_like(target, input, "cross_entropy: target")
     if target.array.dtype.kind == "f" and target.shape == input.shape:
         return _cross_entropy_probabilities(input, target, weight, label_smoothing, reduction)
@@ -464,6 +465,25 @@ def _record_rows(input: Tensor, out, dlogits, reduction):
     return record(Tensor, out, input._backend, (input, grad_input))
 
 
+def _class_weights(weight, input: Tensor, classes: int, dtype, name: str):
+    """``weight=`` of a loss over classes: one value per class, in the computing dtype."""
+    w = _constant(weight, input, f"{name}: weight", dtype)
+    if w.shape != (classes,):
+        raise ValueError(f"{name}: weight must hold one value per class, shape ({classes},), got shape "
+                         f"{tuple(w.shape)}")
+    return w
+
+
+def _counted(row_weight, valid, n: int, dtype, xp):
+    """What a mean over rows divides by: the summed class weights of the rows that count
+    (PyTorch's weighted mean), or their number without weights."""
+    if row_weight is None:
+        counted = n if valid is None else valid.sum()
+    else:
+        counted = (row_weight if valid is None else xp.where(valid, row_weight, 0)).sum()
+    return xp.asarray(counted, dtype=dtype)
+
+
 def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, weight, smoothing, reduction, dtype):
     """cross_entropy with class weights w, ignored rows or label smoothing e.
 
@@ -477,12 +497,7 @@ def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, wei
     xp, backend = input.xp, input._backend
     n, classes = z.shape
     smoothing = float(smoothing)
-    w = None
-    if weight is not None:
-        w = _constant(weight, input, "cross_entropy: weight", z.dtype)
-        if w.shape != (classes,):
-            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({classes},), "
-                             f"got shape {tuple(w.shape)}")
+    w = None if weight is None else _class_weights(weight, input, classes, z.dtype, "cross_entropy")
     row_weight = None if w is None else w[labels]
     a = 1.0 - smoothing if w is None else (1.0 - smoothing) * row_weight  # coefficient of -log p[y]
     loss = per * a
@@ -492,14 +507,7 @@ def _cross_entropy_options(input, z, labels, picks, probs, norm, per, valid, wei
         loss += (smoothing / classes) * spread
     if valid is not None:
         loss = xp.where(valid, loss, 0)  # where, not a product: an ignored row's NaN stays out
-    if reduction == "mean":
-        if row_weight is None:
-            counted = n if valid is None else valid.sum()
-        else:
-            counted = (row_weight if valid is None else xp.where(valid, row_weight, 0)).sum()
-        counted = xp.asarray(counted, dtype=z.dtype)
-    else:
-        counted = None
+    counted = _counted(row_weight, valid, n, z.dtype, xp) if reduction == "mean" else None
     with _quiet(xp):
         out = _reduce_rows(loss, counted, reduction, dtype, xp)
     if not (input.requires_grad and is_grad_enabled()):
@@ -534,12 +542,7 @@ def _cross_entropy_probabilities(input, target, weight, smoothing, reduction):
         wide, dtype = ops._float_dtypes(dtype)
         z = z.astype(wide)
     n, classes = z.shape
-    w = 1.0
-    if weight is not None:
-        w = _constant(weight, input, "cross_entropy: weight", z.dtype)
-        if w.shape != (classes,):
-            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({classes},), "
-                             f"got shape {tuple(w.shape)}")
+    w = 1.0 if weight is None else _class_weights(weight, input, classes, z.dtype, "cross_entropy")
     with _quiet(xp):
         shift = z.max(axis=1, keepdims=True)
         probs, norm = _exp_rows(z, shift, backend, xp)
@@ -567,29 +570,76 @@ def _cross_entropy_probabilities(input, target, weight, smoothing, reduction):
                   (target, lambda g: ops._narrow(dtarget * rows(g), target.array.dtype)))
 
 
-def _cross_entropy_layouts(input, target, weight, ignore_index, reduction, smoothing):
-    """PyTorch's other layouts, (C,) and (N, C, d1, ...): the class axis moves last and
-    the rest become the rows of the (N, C) case (recorded reshapes, so gradients flow)."""
+def _class_layouts(loss, name, input, target, reduction, **options):
+    """PyTorch's other layouts of a loss over classes, (C,) and (N, C, d1, ...): the class
+    axis moves last and the rest become the rows of the (N, C) case (recorded
+    reshapes, so gradients flow)."""
     if input.ndim == 0:
-        raise ValueError("cross_entropy: input must be logits of shape (C,), (N, C) or (N, C, d1, ...), got a 0-d "
-                         "tensor")
-    target = _tensor_like(target, input, "cross_entropy: target")
+        raise ValueError(f"{name}: input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
+    target = _tensor_like(target, input, f"{name}: target")
     expected = () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
     classes = input.shape[0 if input.ndim == 1 else 1]
 
     def as_rows(t):
         return t.reshape(1, classes) if t.ndim == 1 else t.permute(0, *range(2, t.ndim), 1).reshape(-1, classes)
 
-    if target.array.dtype.kind == "f" and target.shape == input.shape:  # class probabilities
-        target = as_rows(target)
+    if loss is cross_entropy and target.array.dtype.kind == "f" and target.shape == input.shape:
+        target = as_rows(target)  # class probabilities
     elif target.shape == expected:
         target = target.reshape(-1)
     else:
-        raise ValueError(f"cross_entropy: target shape {target.shape} does not match input shape {input.shape}; "
-                         f"expected {expected} (classes) or {input.shape} (class probabilities)")
-    loss = cross_entropy(as_rows(input), target, weight, None, ignore_index, None, reduction, smoothing)
-    return loss.reshape(expected) if reduction == "none" else loss
+        raise ValueError(f"{name}: target shape {target.shape} does not match input shape {input.shape}; "
+                         f"expected {expected}" + (f" (classes) or {input.shape} (class probabilities)"
+                                                   if loss is cross_entropy else ""))
+    out = loss(as_rows(input), target, reduction=reduction, **options)
+    return out.reshape(expected) if reduction == "none" else out
+
+
+def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) (log_softmax's output) against
+    integer classes (N,): -w[y] input[y] per row, 0 for an ignored row, the mean
+    divided by the summed w[y] of the rows that count (as cross_entropy, which is
+    nll_loss(log_softmax(z), y)); also the (C,) and (N, C, d1, ...) layouts. The
+    gradient is -w[y] / (that sum) at each row's class and 0 elsewhere."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"nll_loss: input must be a tensor, got {type(input).__name__}")
+    if input.ndim != 2:
+        return _class_layouts(nll_loss, "nll_loss", input, target, reduction, weight=weight,
+                              ignore_index=ignore_index)
+    labels, valid = _class_targets(_tensor_like(target, input, "nll_loss: target").array, input, ignore_index,
+                                   "nll_loss")
+    xp = input.xp
+    x, dtype = input.array, input.array.dtype
+    if dtype.kind != "f":
+        raise TypeError(f"nll_loss: input must hold floating log-probabilities, got dtype {dtype}")
+    wide, _ = ops._float_dtypes(dtype)
+    x = x if wide is None else x.astype(wide)
+    n, classes = x.shape
+    if valid is not None:
+        labels = xp.where(valid, labels, 0)
+    picks = xp.arange(0, n * classes, classes)
+    picks += labels
+    row_weight = None if weight is None else _class_weights(weight, input, classes, x.dtype, "nll_loss")[labels]
+    if row_weight is None:
+        coefficient = 1.0 if valid is None else valid.astype(x.dtype)
+    else:
+        coefficient = row_weight if valid is None else xp.where(valid, row_weight, 0)
+    per = -x.reshape(-1)[picks] * coefficient
+    if valid is not None:
+        per = xp.where(valid, per, 0)  # an ignored row's NaN stays out
+    counted = _counted(row_weight, valid, n, x.dtype, xp) if reduction == "mean" else None
+    with _quiet(xp):
+        out = _reduce_rows(per, counted, reduction, dtype, xp)
+    if not (input.requires_grad and is_grad_enabled()):
+        return Tensor._wrap(out, input._backend)
+    dinput = xp.zeros_like(x)
+    dinput.reshape(-1)[picks] = -coefficient
+    if reduction == "mean":
+        dinput /= xp.where(counted == 0, 1, counted)
+    return _record_rows(input, out, ops._narrow(dinput, dtype), reduction)
 
 
 __all__ = ["linear", "softmax", "log_softmax", "relu", "sigmoid", "tanh", "dropout", "mse_loss", "l1_loss",
-           "binary_cross_entropy_with_logits", "cross_entropy"]
+           "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss"]

@@ -573,6 +573,18 @@ class CrossEntropyLoss(_Loss):
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
+class NLLLoss(_Loss):
+    """F.nll_loss with PyTorch's constructor: weight, ignore_index, reduction; after LogSoftmax."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
 class BCEWithLogitsLoss(_Loss):
     """F.binary_cross_entropy_with_logits with PyTorch's constructor: weight, reduction, pos_weight."""
 
