@@ -77,6 +77,13 @@ class KernelBackend(Backend):
     runtime = None
     gemm = None  # the device's GemmDispatch (its cache of planned calls)
 
+    @property
+    def sparse_kernels(self):
+        """The device's CSR SpMM dispatch (tinygrad_dot.spmm: our kernels/spmm_csr.cu)."""
+        from ..spmm import dispatcher
+
+        return dispatcher(self.runtime)
+
     def _attach_gemm(self):
         from ..gemm import dispatcher
 

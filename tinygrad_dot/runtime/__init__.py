@@ -49,7 +49,8 @@ class Signature:
 
     pack() turns plain ints into launch arguments: NumPy int32 for 32-bit ints
     (CuPy passes a Python int as 64 bits), Python ints for the 64-bit ones and
-    addresses. Both runtimes take the packed tuple, so a launch is built once."""
+    addresses; an array given for a "ptr" stays an array (both runtimes pass its
+    address). Both runtimes take the packed tuple, so a launch is built once."""
 
     SIZES = {"i32": 4, "i64": 8, "ptr": 8}
 
@@ -64,7 +65,8 @@ class Signature:
         if len(values) != len(self.types):
             raise TypeError(f"the kernel takes {len(self.types)} arguments ({', '.join(self.types)}), "
                             f"got {len(values)}")
-        return tuple(np.int32(v) if t == "i32" else int(v) for t, v in zip(self.types, values))
+        return tuple(np.int32(v) if t == "i32" else v if t == "ptr" and not isinstance(v, int) else int(v)
+                     for t, v in zip(self.types, values))
 
     def __repr__(self) -> str:
         return f"Signature{self.types}"

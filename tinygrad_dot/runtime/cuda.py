@@ -64,6 +64,12 @@ class CudaRuntime(Runtime):
         """kernel="cublas": CuPy's matmul (cuBLAS), the reference for tests and benchmarks."""
         return self.xp.matmul(a, b)
 
+    def reference_spmm(self, indptr, indices, values, shape, dense):
+        """kernel="cusparse": cuSPARSE through cupyx, the reference for tests and benchmarks."""
+        from cupyx.scipy.sparse import csr_matrix
+
+        return csr_matrix((values, indices, indptr), shape=shape) @ dense
+
     def time_ms(self, fn, n: int) -> float:
         """ms per call of n back-to-back calls between ONE pair of CUDA events."""
         cuda = self.xp.cuda

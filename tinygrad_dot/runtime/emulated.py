@@ -234,6 +234,12 @@ class EmulatedRuntime(Runtime):
         """kernel="cublas" on this device: NumPy's matmul stands in for cuBLAS."""
         return np.matmul(a, b)
 
+    def reference_spmm(self, indptr, indices, values, shape, dense):
+        """kernel="cusparse" on this device: SciPy stands in for cuSPARSE."""
+        from scipy.sparse import csr_matrix
+
+        return np.asarray(csr_matrix((values, indices, indptr), shape=shape) @ dense)
+
     def time_ms(self, fn, n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
