@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_dot as td
-from tinygrad_dot.data import DataLoader, TensorDataset
+from tinygrad_dot.data import DataLoader, Dataset, TensorDataset
 
 
 def data(rng, n=23):
@@ -47,8 +47,8 @@ def test_bad_arguments(rng):
         TensorDataset(X, y[:-1])
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader((X, y), batch_size=0)
-    with pytest.raises(TypeError, match="TensorDataset"):
-        DataLoader(X)
+    with pytest.raises(TypeError, match="map-style dataset"):
+        DataLoader(5)
     with pytest.raises(ValueError, match="scalar"):
         TensorDataset(np.float32(1.0))
 
@@ -115,6 +115,67 @@ def test_generator_drop_last_and_pytorch_batch_types(rng):
         assert len(DataLoader((X, y), batch_size=5, drop_last=drop_last)) == \
             len(TorchLoader(theirs, batch_size=5, drop_last=drop_last))
     assert type(next(iter(TorchLoader(theirs, batch_size=5)))) is type(batch)
+
+
+class Samples(Dataset):
+    """A map-style dataset as a PyTorch user writes one: one sample per index, built
+    on the fly (here a feature row, its label, a dict of extras and a name)."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], int(self.y[i]), {"scale": float(i) / 2, "row": td.tensor(self.X[i])}, f"s{i}"
+
+
+def test_map_style_datasets_are_collated_as_pytorch_does(rng):
+    X, y = data(rng)
+    batches = list(DataLoader(Samples(X, y), batch_size=5))
+    assert len(batches) == 5 and [len(b[1]) for b in batches] == [5, 5, 5, 5, 3]
+    features, labels, extras, names = batches[1]
+    np.testing.assert_array_equal(features.numpy(), X[5:10])
+    assert features.dtype == np.float32 and labels.dtype == np.int64 and extras["scale"].dtype == np.float64
+    np.testing.assert_array_equal(labels.numpy(), y[5:10])
+    np.testing.assert_array_equal(extras["row"].numpy(), X[5:10])
+    assert names == ("s5", "s6", "s7", "s8", "s9")
+    td.manual_seed(2)
+    first = np.concatenate([b[1].numpy() for b in DataLoader(Samples(X, y), batch_size=4, shuffle=True)])
+    td.manual_seed(2)
+    again = np.concatenate([b[1].numpy() for b in DataLoader(Samples(X, y), batch_size=4, shuffle=True)])
+    np.testing.assert_array_equal(first, again)
+    assert sorted(first) == list(range(23))
+    sizes = [batch for batch in DataLoader(Samples(X, y), batch_size=4, drop_last=True, collate_fn=len)]
+    assert sizes == [4] * 5
+    rows = list(DataLoader(X, batch_size=10))  # one array: each batch a tensor of its rows
+    assert isinstance(rows[0], td.Tensor) and [r.shape for r in rows] == [(10, 3), (10, 3), (3, 3)]
+    with pytest.raises(TypeError, match="cannot batch samples of type object"):
+        next(iter(DataLoader([object(), object()], batch_size=2)))
+
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the checks above still ran")
+    from torch.utils.data import DataLoader as TorchLoader
+
+    def torch_dataset(X, y):
+        inner = Samples(X, y)
+
+        class TorchSamples(torch.utils.data.Dataset):
+            __len__ = lambda self: len(inner)  # noqa: E731
+            __getitem__ = lambda self, i: (*inner[i][:2], {"scale": inner[i][2]["scale"],  # noqa: E731
+                                                           "row": torch.from_numpy(X[i])}, inner[i][3])
+
+        return TorchSamples()
+
+    theirs = list(TorchLoader(torch_dataset(X, y), batch_size=5))
+    for ours, reference in zip(batches, theirs):
+        assert type(ours) is type(reference) and type(ours[2]) is type(reference[2]) and ours[3] == reference[3]
+        for a, b in ((ours[0], reference[0]), (ours[1], reference[1]), (ours[2]["scale"], reference[2]["scale"]),
+                     (ours[2]["row"], reference[2]["row"])):
+            assert a.shape == tuple(b.shape) and str(a.dtype) == str(b.dtype).replace("torch.", "")
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    their_rows = list(TorchLoader(X, batch_size=10))
+    assert all(isinstance(r, torch.Tensor) and tuple(r.shape) == o.shape for r, o in zip(their_rows, rows))
 
 
 @pytest.mark.gpu
