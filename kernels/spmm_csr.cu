@@ -13,7 +13,10 @@
 //     load every lane of the group makes (a broadcast), the row of D it selects is
 //     read by the group coalesced. Every output is one thread's sum in a fixed
 //     order, so results are bitwise identical run to run. The dispatcher picks
-//     GROUP so that GROUP * V covers N (narrow outputs waste no lanes).
+//     GROUP so that GROUP * V covers N (narrow outputs waste no lanes). A row is
+//     summed in chunks of `segment` nonzeros, each chunk from zero, the chunk sums
+//     added in order: exactly what kernel 2 computes, so the two kernels give
+//     bitwise the same result and the choice between them changes only the speed.
 //  2. spmm_csr_segments + spmm_csr_combine: for skewed row lengths (one row with a
 //     million nonzeros would keep one group busy while the rest of the GPU idles),
 //     rows are cut into segments of at most a fixed number of nonzeros (a list the
@@ -60,20 +63,29 @@ __device__ __forceinline__ void store_row(T* c, const T (&acc)[vec_width<T>()], 
 }
 
 // One lane's share of out[0..N) = sum over nonzeros [begin, end) of value * D[column, :]:
-// columns lane*V, lane*V + GROUP*V, ... (the group's lanes together cover N).
+// columns lane*V, lane*V + GROUP*V, ... (the group's lanes together cover N), summed in
+// chunks of `segment` nonzeros (each from zero, then added in order: see kernel 1).
 template <typename T, typename P, int GROUP>
-__device__ __forceinline__ void row_times_dense(P begin, P end, const int* __restrict__ indices,
+__device__ __forceinline__ void row_times_dense(P begin, P end, long long segment, const int* __restrict__ indices,
                                                 const T* __restrict__ values, const T* __restrict__ D, long long ldd,
                                                 T* __restrict__ out, int N, bool vector, int lane) {
     constexpr int V = vec_width<T>();
     for (int n0 = lane * V; n0 < N; n0 += GROUP * V) {
         const int width = min(V, N - n0);
         const bool full = vector && width == V;
-        T acc[V];
+        T total[V];
 #pragma unroll
-        for (int k = 0; k < V; ++k) acc[k] = T(0);
-        for (P j = begin; j < end; ++j) axpy_row<T>(acc, values[j], D + (long long)indices[j] * ldd + n0, width, full);
-        store_row<T>(out + n0, acc, width, full);
+        for (int k = 0; k < V; ++k) total[k] = T(0);
+        for (P j0 = begin; j0 < end; j0 += segment) {
+            const P j1 = end - j0 < segment ? end : j0 + segment;
+            T acc[V];
+#pragma unroll
+            for (int k = 0; k < V; ++k) acc[k] = T(0);
+            for (P j = j0; j < j1; ++j) axpy_row<T>(acc, values[j], D + (long long)indices[j] * ldd + n0, width, full);
+#pragma unroll
+            for (int k = 0; k < V; ++k) total[k] += acc[k];
+        }
+        store_row<T>(out + n0, total, width, full);
     }
 }
 
@@ -81,14 +93,14 @@ __device__ __forceinline__ void row_times_dense(P begin, P end, const int* __res
 
 template <typename T, typename P, int GROUP>
 __global__ void __launch_bounds__(256, 4)  // 64 registers: memory-bound, 4 blocks keep loads in flight
-spmm_csr_rows(int M, int N, const P* __restrict__ indptr, const int* __restrict__ indices,
+spmm_csr_rows(int M, int N, long long segment, const P* __restrict__ indptr, const int* __restrict__ indices,
               const T* __restrict__ values, const T* __restrict__ D, long long ldd, T* __restrict__ C,
               long long ldc) {
     const long long row = (long long)blockIdx.x * (blockDim.x / GROUP) + threadIdx.x / GROUP;
     if (row >= M) return;  // no barriers below: threads past the last row simply leave
     const bool vector = td::vector_access_ok(D, ldd) && td::vector_access_ok(C, ldc);
-    td::row_times_dense<T, P, GROUP>(indptr[row], indptr[row + 1], indices, values, D, ldd, C + row * ldc, N, vector,
-                                     threadIdx.x % GROUP);
+    td::row_times_dense<T, P, GROUP>(indptr[row], indptr[row + 1], segment, indices, values, D, ldd, C + row * ldc, N,
+                                     vector, threadIdx.x % GROUP);
 }
 
 // Segment s covers nonzeros [seg_begin[s], seg_end[s]) of row seg_row[s]; its partial
@@ -105,8 +117,8 @@ spmm_csr_segments(long long segments, int N, const int* __restrict__ seg_row, co
     const long long slot = seg_slot[s];
     T* out = slot < 0 ? C + (long long)seg_row[s] * ldc : W + slot * ldw;
     const bool vector = td::vector_access_ok(D, ldd) && td::vector_access_ok(C, ldc) && td::vector_access_ok(W, ldw);
-    td::row_times_dense<T, P, GROUP>(seg_begin[s], seg_end[s], indices, values, D, ldd, out, N, vector,
-                                     threadIdx.x % GROUP);
+    td::row_times_dense<T, P, GROUP>(seg_begin[s], seg_end[s], seg_end[s] - seg_begin[s] + 1, indices, values, D, ldd,
+                                     out, N, vector, threadIdx.x % GROUP);
 }
 
 // Row long_rows[r] of C = the sum, in order, of workspace rows first[r] .. first[r] + count[r] - 1.

@@ -69,14 +69,30 @@ def test_segments_cover_long_rows_in_order_and_results_repeat_bitwise():
     rng = np.random.default_rng(3)
     indptr, indices, values, S = skewed_csr(rng, 64, 5000, 0.01, np.float32, np.int32, long_row=4000)
     D = rng.standard_normal((5000, 10)).astype(np.float32)
+    first = dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="auto")  # no cache: by the row lengths
     cache = {}
-    first = dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="auto", cache=cache)
-    assert cache["structure"].skewed() and cache["structure"].max_row == 4000  # auto chose the segments
-    again = dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="auto", cache=cache)
+    dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="segments", cache=cache)
+    assert cache["structure"].skewed() and cache["structure"].max_row == 4000  # auto took the segments
+    again = dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="segments", cache=cache)
     assert np.array_equal(first, again)  # a fixed summation order: no atomics
+    rows = dispatch().spmm(indptr, indices, values, (64, 5000), D, kernel="rows")
+    assert np.array_equal(first, rows)  # the same chunked order in both kernels: the choice is speed only
     seg_row, begin, end, slot, long_rows, *_ = cache["structure"].segments()
     assert np.all(end - begin <= spmm.SEGMENT) and np.array_equal(np.unique(seg_row), np.arange(64))
     assert rel_err(first, S @ D.astype(np.float64)) < TOL[np.float32]
+
+
+def test_auto_times_both_kernels_once_per_structure(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "1")
+    rng = np.random.default_rng(5)
+    indptr, indices, values, S = skewed_csr(rng, 50, 40, 0.1, np.float64, np.int32)
+    D = rng.standard_normal((40, 6))
+    cache = {}
+    out = dispatch().spmm(indptr, indices, values, (50, 40), D, cache=cache)
+    assert cache["choice"] in ("rows", "segments") and rel_err(out, S @ D) < TOL[np.float64]
+    cache["choice"] = "segments"  # a later call takes the stored choice without timing again
+    assert np.array_equal(dispatch().spmm(indptr, indices, values, (50, 40), D, cache=cache),
+                          dispatch().spmm(indptr, indices, values, (50, 40), D, kernel="segments"))
 
 
 def test_empty_and_degenerate_shapes():

@@ -13,9 +13,12 @@ as ``cache`` that lives as long as the structure (a sparse tensor keeps one) and
 these are built once; without one they are rebuilt per call.
 
 kernel: "rows" (a group of lanes per row), "segments" (rows cut into segments of
-at most SEGMENT nonzeros, partial rows combined in order), "auto" (segments when
-the longest row is far above the mean, else rows), or "cusparse" (the vendor
-library through CuPy on a GPU, SciPy on "emu": the reference for tests).
+at most SEGMENT nonzeros, partial rows combined in order), "auto", or "cusparse"
+(the vendor library through CuPy on a GPU, SciPy on "emu": the reference for
+tests). "auto" with a ``cache`` times both kernels on the first call (the
+device's clock, median of 3) and keeps the faster for that structure; without a
+cache, or with TINYGRAD_DOT_AUTOTUNE=0, it takes the segments when the longest
+row is far above the mean (SKEW) and the rows kernel otherwise.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double",
            np.dtype(np.int32): "int", np.dtype(np.int64): "long long"}
 
-ROWS = Signature("i32", "i32", "ptr", "ptr", "ptr", "ptr", "i64", "ptr", "i64")
+ROWS = Signature("i32", "i32", "i64", "ptr", "ptr", "ptr", "ptr", "i64", "ptr", "i64")
 SEGMENTS = Signature("i64", "i32", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "i64", "ptr", "i64", "ptr", "i64")
 COMBINE = Signature("i64", "i32", "ptr", "ptr", "ptr", "ptr", "i64", "ptr", "i64")
 
@@ -122,7 +125,7 @@ class SpmmDispatch:
         rt, xp = self.runtime, self.runtime.xp
         M, K = (int(d) for d in shape)
         _check(rt, indptr, indices, values, (M, K), dense, transpose_sparse, kernel)
-        cache = {} if cache is None else cache
+        cache = {"_per_call": True} if cache is None else cache
         with rt.activate():
             dense = xp.ascontiguousarray(dense)
             if indices.dtype != np.int32:  # the kernels read int column indices
@@ -149,15 +152,34 @@ class SpmmDispatch:
             if M == 0 or N == 0:
                 return out
             group = group_for(N, dense.dtype)
-            use_segments = kernel == "segments" or (kernel == "auto" and structure.skewed())
-            if use_segments:
-                self._segments(structure, indices, values, dense, out, group)
-            else:
-                rows_per_block = THREADS // group
+
+            def rows():
                 self._kernel("spmm_csr_rows", dense.dtype, indptr.dtype, group)(
-                    (-(-M // rows_per_block), 1, 1), (THREADS, 1, 1),
-                    ROWS.pack((M, N, indptr, indices, values, dense, N, out, N)))
+                    (-(-M // (THREADS // group)), 1, 1), (THREADS, 1, 1),
+                    ROWS.pack((M, N, SEGMENT, indptr, indices, values, dense, N, out, N)))
+
+            def segments():
+                self._segments(structure, indices, values, dense, out, group)
+
+            if kernel == "auto":
+                kernel = self._choose(cache, "transpose_choice" if transpose_sparse else "choice", structure,
+                                      {"rows": rows, "segments": segments})
+            (segments if kernel == "segments" else rows)()
             return out
+
+    def _choose(self, cache: dict, key: str, structure, runs: dict) -> str:
+        """The kernel for this structure: timed once per cache (see the module docstring)."""
+        from .gemm.autotune import tuning_enabled
+
+        if key not in cache:
+            if cache.get("_per_call") or not tuning_enabled():
+                return "segments" if structure.skewed() else "rows"
+            timings = {}
+            for name, run in runs.items():
+                run()  # warm-up (and the build of the segment list)
+                timings[name] = sorted(self.runtime.time_ms(run, 1) for _ in range(3))[1]
+            cache[key] = min(timings, key=timings.get)
+        return cache[key]
 
     def _segments(self, structure, indices, values, dense, out, group):
         N = out.shape[1]
