@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import configs, plan as _plan
+from . import configs, plan as _plan, skinny
 from .autotune import Autotuner
 
 _FLOATS = (configs.F32, configs.F64)
@@ -166,6 +166,7 @@ class GemmDispatch:
         self._owns, self._activate = runtime.owns, runtime.activate
         for source, exprs in instantiations().items():
             runtime.declare(source, exprs)
+        runtime.declare(skinny.SOURCE, skinny.instantiations())
 
     def matmul(self, a, b, kernel="auto"):
         """a @ b (numpy.matmul rules, at least 2-D, two float32 or two float64 arrays of
@@ -199,8 +200,9 @@ class GemmDispatch:
             with self.runtime.activate():
                 if kernel == "cublas":
                     call = ReferenceCall(self.runtime, p, None, a.dtype)
-                else:
-                    call = GemmCall(self.runtime, p, self._config(p, a, b, kernel), a.dtype)
+                else:  # a linear model's skinny products have kernels of their own (gemm/skinny.py)
+                    call = (skinny.plan(self.runtime, p, a.dtype) if kernel == "auto" else None) or \
+                        GemmCall(self.runtime, p, self._config(p, a, b, kernel), a.dtype)
             if len(self._calls) >= _MAX_CACHED_CALLS:  # a program sweeping shapes: start over
                 self._calls.clear()
             self._calls[key] = call

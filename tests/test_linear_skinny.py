@@ -1,0 +1,84 @@
+"""The skinny products of a linear model (kernels/linear_skinny.cu) on device "emu":
+routing by kernel="auto", results against float64 on odd shapes with NaN-poisoned
+outputs, bitwise determinism of the split-n weight gradient, a training step, and
+the NVRTC compile of every instantiation (zero spills, sm_80 and sm_90)."""
+import numpy as np
+import pytest
+
+import tinygrad_dot as td
+from tinygrad_dot import gemm
+from tinygrad_dot.gemm import compile as gemm_compile, nvrtc, report, skinny, sources
+
+TOL = {np.float32: 3e-6, np.float64: 1e-13}
+N_ROWS = skinny.MIN_ROWS + 37  # tall enough to be routed, not a multiple of any tile
+
+
+def rel_err(x, ref):
+    return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-30))
+
+
+def test_routing():
+    dispatch = gemm.dispatcher("emu")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N_ROWS, 33)).astype(np.float32)
+    W = rng.standard_normal((10, 33)).astype(np.float32)
+    G = rng.standard_normal((N_ROWS, 10)).astype(np.float32)
+    assert dispatch.plan(X, W.T).kind == "nt"                 # forward: X W^T
+    assert dispatch.plan(G.T, X).kind == "tn"                 # weight gradient: G^T X
+    general = [dispatch.plan(X[:100], W.T),                   # short: the GEMM ladder
+               dispatch.plan(X, rng.standard_normal((33, 17)).astype(np.float32)),  # NN, 17 outputs
+               dispatch.plan(X, W.T, "warp_tiled"),           # a named rung is that rung
+               dispatch.plan(np.stack([X[:5000]] * 2), W.T)]  # batched
+    assert not any(isinstance(call, skinny.SkinnyCall) for call in general)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_forward_and_weight_gradient_against_float64(dtype):
+    rng = np.random.default_rng(1)
+    for d, k in ((33, 2), (130, 7), (5, 16)):
+        X = rng.standard_normal((N_ROWS, d)).astype(dtype)
+        W = rng.standard_normal((k, d)).astype(dtype)
+        G = rng.standard_normal((N_ROWS, k)).astype(dtype)
+        Y = gemm.matmul(X, W.T)
+        assert Y.shape == (N_ROWS, k) and rel_err(Y, X.astype(np.float64) @ W.T) < TOL[dtype], (d, k)
+        dW = gemm.matmul(G.T, X)
+        assert dW.shape == (k, d) and rel_err(dW, G.T.astype(np.float64) @ X) < TOL[dtype], (d, k)
+        strided = np.zeros((N_ROWS, d + 3), dtype)[:, :d]  # a row stride other than d
+        strided[...] = X
+        assert rel_err(gemm.matmul(G.T, strided), G.T.astype(np.float64) @ X) < TOL[dtype]
+
+
+def test_the_weight_gradient_is_bitwise_repeatable():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((3 * N_ROWS, 64)).astype(np.float32)
+    G = rng.standard_normal((3 * N_ROWS, 10)).astype(np.float32)
+    call = gemm.dispatcher("emu").plan(G.T, X)
+    assert call.chunks > 1  # split over n
+    first = gemm.matmul(G.T, X)
+    assert np.array_equal(first, gemm.matmul(G.T, X))
+
+
+def test_a_linear_layer_step_on_emu_matches_the_cpu():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((N_ROWS, 20)).astype(np.float32)
+    y = rng.integers(0, 5, N_ROWS)
+    grads = {}
+    for device in ("cpu", "emu"):
+        td.manual_seed(0)
+        layer = td.nn.Linear(20, 5).to(device)
+        loss = td.nn.functional.cross_entropy(layer(td.tensor(X, device=device)), td.tensor(y, device=device))
+        loss.backward()
+        grads[device] = (float(loss), layer.weight.grad.numpy())
+    assert abs(grads["emu"][0] - grads["cpu"][0]) < 1e-5 * abs(grads["cpu"][0])
+    assert rel_err(grads["emu"][1], grads["cpu"][1]) < 1e-4
+
+
+@pytest.mark.parametrize("cc", [80, 90])
+def test_every_instantiation_compiles_without_spills(cc):
+    names = skinny.instantiations()
+    result = nvrtc.compile_cubin(sources.read_source(skinny.SOURCE), skinny.SOURCE, gemm_compile.compile_options(cc),
+                                 names)
+    stats = report.parse_ptxas_log(result.log)
+    assert len(stats) == len(names), result.log[:2000]
+    spilled = {name: s for name, s in stats.items() if s["spill_bytes"] or s["stack_bytes"]}
+    assert not spilled, spilled
