@@ -18,7 +18,7 @@ from .creation import (arange, empty, empty_like, eye, full, full_like, linspace
 from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, dot, matmul, maximum, minimum, stack, where
 from .random import manual_seed
-from .tensor import Size, Tensor, from_numpy, tensor
+from .tensor import Size, Tensor, from_numpy, sparse_csc, sparse_csr, strided, tensor
 
 
 def _function(op):
@@ -43,7 +43,8 @@ reshape, permute, transpose, squeeze, unsqueeze, flatten = map(_function, (
     _ops.reshape, _ops.permute, _ops.transpose, _ops.squeeze, _ops.unsqueeze, _ops.flatten))
 gather, scatter_add, masked_fill = map(_function, (_ops.gather, _ops.scatter_add, _ops.masked_fill))
 
-from . import data, io, nn, optim  # noqa: E402  (they build on the names above)
+from . import data, io, nn, optim, sparse  # noqa: E402  (they build on the names above)
+from .sparse import sparse_csr_tensor  # noqa: E402
 from .io import load, save  # noqa: E402
 
 
@@ -90,6 +91,7 @@ __all__ = [
     "exp", "log", "log1p", "sqrt", "abs", "sign", "relu", "sigmoid", "tanh", "clamp", "softmax", "log_softmax",
     "logsumexp", "sum", "mean", "var", "std", "norm", "max", "min", "amax", "amin", "argmax", "argmin", "any", "all",
     "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "gather", "scatter_add", "masked_fill",
+    "strided", "sparse_csr", "sparse_csc", "sparse_csr_tensor", "sparse",
     "nn", "optim", "models", "distributed", "data", "io", "save", "load",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode", "gradcheck", "GradcheckError",
     "cuda", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",

@@ -887,6 +887,10 @@ def matmul(a, b, *, kernel: str = "auto"):
     removed; leading (batch) axes broadcast. Gradients: dA = G B^T, dB = A^T G
     (the tape sums them over broadcast batch axes)."""
     a, b = _operands(a, b, promote=False)
+    if a.is_sparse or b.is_sparse:  # sparse @ dense and dense @ sparse: tinygrad_dot.sparse
+        from . import sparse
+
+        return sparse.matmul(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
                          "use * to multiply by a scalar")

@@ -18,6 +18,9 @@ _NUMERIC_KINDS = "biuf"
 def _from_data(data, dtype):
     """Python data or a NumPy array -> a NumPy array with tensor dtype rules:
     Python floats become float32 (as in PyTorch); arrays keep their dtype."""
+    if _sparse_input(data):
+        raise TypeError(f"Tensor() builds dense tensors; td.tensor(data) makes a CSR tensor of a sparse "
+                        f"{type(data).__name__}")
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
         array = np.array(data, copy=True)  # a tensor never aliases the caller's array (td.from_numpy does)
         from_python = False
@@ -116,6 +119,19 @@ class Size(tuple):
         return f"td.Size({list(self)})"
 
 
+class Layout:
+    """How a tensor stores its elements (torch.layout): ``td.strided`` (a dense array),
+    ``td.sparse_csr`` or ``td.sparse_csc`` (tinygrad_dot.sparse)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"td.{self.name}"
+
+
+strided, sparse_csr, sparse_csc = Layout("strided"), Layout("sparse_csr"), Layout("sparse_csc")
+
 _DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))  # repr leaves these out
 
 
@@ -140,6 +156,8 @@ class Tensor:
     # tensor that aliases the storage (views, detach(), .data). Made on first need
     # (see _shared_counter), so op results that are never saved nor changed pay nothing.
     _counter = None
+    layout = strided  # sparse tensors are tinygrad_dot.sparse.SparseTensor, which override what differs
+    is_sparse = False
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         dtype = _check_dtype(dtype)
@@ -371,6 +389,8 @@ class Tensor:
     def long(self): return self.to(dtype=np.int64)
     def int(self): return self.to(dtype=np.int32)
     def bool(self): return self.to(dtype=np.bool_)
+    def to_dense(self): return self  # (a sparse tensor's makes the dense one)
+    def to_sparse_csr(self): return _sparse().to_sparse_csr(self)
 
     # ------------------------------------------------------------ the surface
     # Every method below is one call of the op in ops.py that holds its forward pass
@@ -530,7 +550,10 @@ def _rebuild(cls, data, device: str, dtype: str, requires_grad: bool) -> Tensor:
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Build a tensor: Python floats become float32, NumPy arrays keep their dtype."""
+    """Build a tensor: Python floats become float32, NumPy arrays keep their dtype; a SciPy
+    (or cupyx) sparse matrix becomes a CSR tensor (tinygrad_dot.sparse)."""
+    if _sparse_input(data):
+        return _sparse().from_scipy(data, dtype=dtype, device=device, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -540,6 +563,16 @@ def from_numpy(array: np.ndarray) -> Tensor:
         raise TypeError(f"from_numpy takes a numpy.ndarray, got {type(array).__name__}")
     _check_dtype(array.dtype)
     return Tensor._wrap(array, get_backend("cpu"))
+
+
+def _sparse_input(data) -> bool:
+    return hasattr(data, "tocsr") and hasattr(data, "nnz")  # SciPy's or cupyx's, without importing either
+
+
+def _sparse():
+    from . import sparse  # (sparse builds on Tensor)
+
+    return sparse
 
 
 from . import ops  # noqa: E402  (ops builds on Tensor; the methods above look it up when called)
