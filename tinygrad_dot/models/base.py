@@ -35,6 +35,7 @@ except ImportError as exc:  # td.models is the one part of the package that need
 from .. import io
 from ..backends import get_backend
 from ..distributed._blocks import is_dask  # noqa: F401  (the seam to the Dask route; never imports Dask)
+from ..sparse import CSR, is_sparse_input, product
 from ..tensor import Tensor
 
 __all__ = ["LinearModel", "ConvergenceWarning", "NotFittedError", "DivergenceError", "is_dask"]
@@ -57,8 +58,16 @@ def _device_array(data):
 
 
 def _host(data):
-    """A td tensor's array (no copy: validation never writes into its input); other data as given."""
-    return data.array if isinstance(data, Tensor) else data
+    """A td tensor's array (no copy: validation never writes into its input), a td sparse tensor as
+    SciPy's CSR (its arrays shared on the CPU); other data as given."""
+    if isinstance(data, Tensor):
+        return data.to_scipy() if data.is_sparse else data.array
+    return data
+
+
+def _gpu_sparse(data) -> bool:
+    """Whether data is a cupyx.scipy.sparse matrix (its values in GPU memory)."""
+    return is_sparse_input(data) and hasattr(getattr(data, "data", None), "__cuda_array_interface__")
 
 
 def host_numpy(data):
@@ -103,6 +112,8 @@ class LinearModel(BaseEstimator):
             return get_backend(self.device)
         if isinstance(data, Tensor):
             return data._backend
+        if _gpu_sparse(data):
+            return get_backend(f"cuda:{data.data.device.id}")
         if device_array is not None:
             return get_backend(f"cuda:{device_array.device.id}")
         return get_backend("cpu")
@@ -125,33 +136,51 @@ class LinearModel(BaseEstimator):
         if device_X is not None and backend.name != "cpu":
             with backend.scope():
                 X = self._validate_device_X(backend, backend.asarray(device_X), reset, dtype)
-            if y is not None:
-                y = _check_y(host_numpy(y), **y_checks)
-                if y.shape[0] != X.shape[0]:
-                    raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                                     f"[{X.shape[0]}, {y.shape[0]}]")
-            return backend, X, y
+            return backend, X, self._check_y(X, y, y_checks)
+        if _gpu_sparse(X):
+            with backend.scope():
+                X = self._validate_device_X(backend, X, reset, dtype)
+            return backend, X, self._check_y(X, y, y_checks)
         host_X = _host(X) if device_X is None else device_X.get()
+        # Sparse X (SciPy's CSR, CSC, COO, ...: scikit-learn's accept_sparse) becomes CSR once, never dense.
         if y is None:
-            X = validate_data(self, host_X, reset=reset, dtype=dtype)
+            X = validate_data(self, host_X, reset=reset, dtype=dtype, accept_sparse="csr")
         else:
-            X, y = validate_data(self, host_X, host_numpy(y), reset=reset, dtype=dtype, **y_checks)
+            X, y = validate_data(self, host_X, host_numpy(y), reset=reset, dtype=dtype, accept_sparse="csr",
+                                 **y_checks)
         with backend.scope():
-            return backend, backend.asarray(X), y
+            return backend, (CSR.from_scipy(X, backend) if is_sparse_input(X) else backend.asarray(X)), y
+
+    @staticmethod
+    def _check_y(X, y, y_checks):
+        if y is None:
+            return None
+        y = _check_y(host_numpy(y), **y_checks)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {y.shape[0]}]")
+        return y
 
     def _validate_device_X(self, backend, X, reset: bool, dtype):
-        """validate_data's checks for an array already on a GPU, without a host copy."""
-        if X.ndim != 2:
+        """validate_data's checks for an array already on a GPU, without a host copy; a cupyx sparse
+        matrix is checked on its values and returned as a CSR."""
+        if is_sparse_input(X):
+            if isinstance(dtype, list):
+                dtype = X.dtype if X.dtype in dtype else dtype[0]
+            X = CSR.from_scipy(X, backend, dtype)
+            values = X.values
+        elif X.ndim != 2:
             raise ValueError(f"Expected 2D array, got an array of shape {X.shape} on the GPU: reshape it with "
                              "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X holds {X.dtype} values; a numeric array is required")
         if isinstance(dtype, list):
             dtype = X.dtype if X.dtype in dtype else dtype[0]
-        X = X.astype(dtype, copy=False)
+        if not isinstance(X, CSR):
+            X = values = X.astype(dtype, copy=False)
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"Found array with shape {X.shape} while a minimum of 1 sample and 1 feature is required")
-        if not bool(backend.xp.isfinite(X).all()):
+        if not bool(backend.xp.isfinite(values).all()):
             raise ValueError("Input X contains NaN or infinity.")
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -173,6 +202,11 @@ class LinearModel(BaseEstimator):
             raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
         return weights
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SciPy sparse X: CSR once, products through backend.spmm, never densified
+        return tags
+
     # ------------------------------------------------------------ prediction
     def _linear_output(self, X):
         """(X coef^T + intercept as an (n, outputs) array on the fitting device, its backend).
@@ -181,7 +215,7 @@ class LinearModel(BaseEstimator):
         backend, X = self._validate_X(X)
         coef = np.atleast_2d(self.coef_)
         with backend.scope():
-            out = backend.matmul(X, backend.asarray(coef.T, dtype=X.dtype))
+            out = product(backend, X, backend.asarray(coef.T, dtype=X.dtype))
             out += backend.asarray(np.atleast_1d(self.intercept_), dtype=X.dtype)
         return out, backend
 

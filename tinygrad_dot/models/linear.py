@@ -1,4 +1,5 @@
-"""Least squares, exactly: ``LinearRegression`` and ``Ridge`` by the Gram route.
+"""Least squares, exactly: ``LinearRegression`` and ``Ridge`` by the Gram route (dense X),
+or by LSQR (sparse X, or ``solver="lsqr"``).
 
 One pass over X forms ``X^T X`` and ``X^T y`` with the backend's matmul (our
 GEMM on the GPU); the d x d system is solved in float64 (see
@@ -7,6 +8,11 @@ GEMM on the GPU); the d x d system is solved in float64 (see
     sum_i w_i ||y_i - coef x_i - intercept||^2 + alpha ||coef||^2
 
 (``alpha = 0`` for LinearRegression), with the intercept unpenalised.
+
+Sparse X (SciPy's formats, td sparse tensors, cupyx on a GPU) is never densified
+nor centred: LSQR multiplies by X and X^T through ``backend.spmm`` with the
+centring in its operator (``solvers.sparse_least_squares``); ``solver_`` is
+``"lsqr"`` and ``n_iter_`` its iterations per target.
 """
 from __future__ import annotations
 
@@ -18,9 +24,10 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .base import LinearModel, host_numpy, is_dask
-from .solvers import column_moments, gram_least_squares
+from ..sparse import CSR
+from .solvers import column_moments, gram_least_squares, sparse_least_squares
 
-SOLVERS = ("auto", "cholesky", "svd")
+SOLVERS = ("auto", "cholesky", "svd", "lsqr")
 
 
 class _LeastSquares(RegressorMixin, LinearModel):
@@ -53,6 +60,7 @@ class _LeastSquares(RegressorMixin, LinearModel):
     def _least_squares_parts(self, X, y, sample_weight):
         """(coef of the standardized problem, solver, y_mean, y_scale, x_mean, y.ndim, dtype)."""
         backend, X, y = self._validate_Xy(X, y, multi_output=True, y_numeric=True)
+        self.__dict__.pop("n_iter_", None)  # LSQR's iterations, set by the sparse route only
         n = X.shape[0]
         weights = self._sample_weight(sample_weight, n)
         share = weights / weights.sum()
@@ -63,6 +71,14 @@ class _LeastSquares(RegressorMixin, LinearModel):
         y_scale = np.sqrt(share @ (Y - y_mean) ** 2)
         y_scale = np.where(y_scale > 0, y_scale, 1.0)
         x_mean, x_std = column_moments(backend, X, share) if self.fit_intercept else (None, None)
+        if isinstance(X, CSR) or self.solver == "lsqr":
+            # Sparse X (or solver="lsqr"): LSQR, products with X and X^T only; no Gram matrix, no centred copy.
+            if self.solver not in ("auto", "lsqr"):
+                raise ValueError(f"solver={self.solver!r} forms the Gram matrix of X, which sparse X never gets "
+                                 f"(layout CSR, shape {X.shape}); use solver='auto' or 'lsqr'")
+            coef, self.n_iter_ = sparse_least_squares(backend, X, (Y - y_mean) / y_scale, weights,
+                                                      self._alpha(Y.shape[1]), x_mean)
+            return coef, "lsqr", y_mean, y_scale, x_mean, y.ndim, X.dtype
         with backend.scope():
             T = backend.asarray((Y - y_mean) / y_scale, dtype=X.dtype)
             sqrt_w = None if np.all(weights == 1) else backend.asarray(np.sqrt(weights))

@@ -127,6 +127,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
             print(f"{type(self).__name__}: {solver}, {n_iter} iterations, "
                   f"{objective.n_evaluations} loss evaluations, converged={converged}")
         self.classes_ = classes
+        self.solver_ = solver  # what ran ("lbfgs" or "fista"), on dense and sparse X alike
         self.coef_ = coef.astype(dtype)
         self.intercept_ = intercept.astype(dtype)
         self.n_iter_ = np.array([n_iter], dtype=np.int32)

@@ -47,6 +47,7 @@ and ``n_jobs``.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -62,6 +63,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import check_is_fitted
 
 from ..ops import stable_sigmoid
+from ..sparse import product
 from .base import ConvergenceWarning, DivergenceError, LinearModel, check_class_labels, host_numpy
 
 __all__ = ["SGDClassifier", "SGDRegressor"]
@@ -267,7 +269,8 @@ class _SGD(LinearModel):
         The k outputs (one-vs-rest classes) are independent problems trained side by side:
         each has its own stopping state and, for "adaptive", its own step; a converged one
         stops moving (scikit-learn fits them separately, to the same effect)."""
-        xp, mm = backend.xp, backend.matmul
+        xp = backend.xp
+        mm = functools.partial(product, backend)  # X may be sparse (a CSR): its products go through backend.spmm
         n, k = targets.shape
         dtype = X.dtype
         batch = n if self.batch_size is None else min(self.batch_size, n)

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.linalg import solve_triangular  # SciPy comes with scikit-learn, td.models' extra
 
 from ..ops import stable_sigmoid
+from ..sparse import CSR, product
 
 _ROWS_PER_CHUNK = 1 << 16  # row blocks for float64 passes over float32 data: bounded temporaries
 
@@ -44,6 +45,9 @@ def _row_chunks(n: int):
 def weighted_mean(backend, X, share):
     """Column means of X under weights ``share`` (host float64, summing to 1), as host float64:
     one matrix-vector product on X's device."""
+    if isinstance(X, CSR):
+        column = X.matmul(backend.xp.asarray(share, dtype=X.dtype)[:, None], transpose=True)
+        return backend.to_numpy(column)[:, 0].astype(np.float64)
     return backend.to_numpy(backend.column_sums(X, share)).astype(np.float64)
 
 
@@ -58,6 +62,10 @@ def column_moments(backend, X, share):
     over all of X would cost as much as a third of a logistic fit."""
     xp = backend.xp
     mean = weighted_mean(backend, X, share)
+    if isinstance(X, CSR):  # E[x^2] - mean^2 from the squared values: no centred (dense) copy of X
+        share_x = xp.asarray(share, dtype=X.dtype)[:, None]
+        square = backend.to_numpy(X.with_values(X.values * X.values).matmul(share_x, transpose=True))
+        return mean, np.sqrt(np.maximum(square[:, 0].astype(np.float64) - mean * mean, 0.0))
     rows = slice(None, None, max(1, X.shape[0] // _SCALE_SAMPLE_ROWS))
     sample_share = share[rows] / share[rows].sum() if share[rows].sum() > 0 else share[rows]
     centred = X[rows] - xp.asarray(mean, dtype=X.dtype)
@@ -238,6 +246,44 @@ def svd_coef(s, UtT, Vt, alpha, longest):
     return coef
 
 
+def sparse_least_squares(backend, X, T, weights, alpha, x_mean=None, max_iter=None, tol=1e-10):
+    """Minimise sum_i w_i ||t_i - coef (x_i - x_mean)||^2 + alpha ||coef||^2 by LSQR (Paige &
+    Saunders, scipy.sparse.linalg.lsqr), for X a CSR (or any X the products take) too wide
+    for the Gram matrix: LSQR only multiplies by X and X^T. The centring and the weights live
+    in the operator, A = diag(sqrt(w)) (X - 1 x_mean^T), so X stays as it is (scikit-learn's
+    way with sparse input); ``alpha`` is LSQR's damping squared, one value per target.
+
+    ``T`` (n, k) host float64, already centred where there is an intercept; ``weights`` (n,)
+    host float64. Products run in float64 (a float32 X gets float64 values, its index arrays
+    shared). Returns (coef (k, d) float64, iterations per target)."""
+    from scipy.sparse.linalg import LinearOperator, lsqr
+
+    if isinstance(X, CSR) and X.dtype != np.float64:
+        X = X.with_values(X.values.astype(np.float64))
+    n, d = X.shape
+    sqrt_w = np.sqrt(weights)
+    m = np.zeros(d) if x_mean is None else np.asarray(x_mean, dtype=np.float64)
+
+    def matvec(v):
+        v = np.asarray(v, dtype=np.float64).reshape(d)
+        xv = backend.to_numpy(product(backend, X, backend.asarray(v[:, None])))[:, 0]
+        return sqrt_w * (xv - m @ v)
+
+    def rmatvec(u):
+        su = sqrt_w * np.asarray(u, dtype=np.float64).reshape(n)
+        xtu = backend.to_numpy(product(backend, backend.asarray(su[None, :]), X))[0]
+        return xtu - m * su.sum()
+
+    operator = LinearOperator((n, d), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (T.shape[1],))
+    coef, iterations = np.zeros((T.shape[1], d)), []
+    for j in range(T.shape[1]):
+        result = lsqr(operator, sqrt_w * T[:, j], damp=float(np.sqrt(alpha[j])), atol=tol, btol=tol,
+                      conlim=1e12, iter_lim=max_iter)
+        coef[j], iterations = result[0], iterations + [int(result[2])]
+    return coef, iterations
+
+
 # ----------------------------------------------------------------- logistic loss
 
 
@@ -250,7 +296,7 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     blocks of rows the three add up to those of the whole."""
     xp = backend.xp
     if backend.name != "cpu" or bool(coef.any()):  # (on a GPU the question would cost a sync per evaluation)
-        Z = backend.matmul(X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
+        Z = product(backend, X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
     else:  # every fit starts at coef = 0, where X coef^T is known without a pass over X
         Z = xp.broadcast_to(intercept.astype(X.dtype), (X.shape[0], intercept.shape[0]))
     if Y.shape[1] == 1:
@@ -269,7 +315,7 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     if not need_grad:
         return loss, None, None
     R = residual * weights[:, None]  # (n, k)
-    return loss, backend.matmul(R.T, X).astype(np.float64), backend.column_sums(R).astype(np.float64)
+    return loss, product(backend, R.T, X).astype(np.float64), backend.column_sums(R).astype(np.float64)
 
 
 class LogisticObjective:
