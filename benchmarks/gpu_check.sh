@@ -130,5 +130,13 @@ DISPATCH_ARGS=(--out "$DEST/dispatch.json")
 "$PY" benchmarks/dispatch.py "${DISPATCH_ARGS[@]}" 2>&1 | tee "$DEST/dispatch.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
+# A linear model's products (skinny kernels) against cuBLAS and the copy bandwidth,
+# and full-batch least squares against PyTorch eager (quick: X[2**22, 256], 10 steps).
+echo "== linear-model benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
+LINEAR_ARGS=(--out "$DEST/linear.json")
+[[ $MODE == quick ]] && LINEAR_ARGS+=(--rows 4194304 --steps 10 --groups 3)
+"$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}" 2>&1 | tee "$DEST/linear.log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+
 echo "== done in $((SECONDS - START)) s, status $status" | tee -a "$DEST/gpu_check.log"
 exit $status

@@ -82,3 +82,40 @@ def test_every_instantiation_compiles_without_spills(cc):
     assert len(stats) == len(names), result.log[:2000]
     spilled = {name: s for name, s in stats.items() if s["spill_bytes"] or s["stack_bytes"]}
     assert not spilled, spilled
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gemm.available(), reason="needs CuPy and an NVIDIA GPU (install the cuda12 or cuda13 extra)")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_on_the_gpu_against_cublas(dtype):
+    """The same products on a GPU against float64 cuBLAS (every element compared: one a
+    kernel skipped holds stale memory or NaN and fails), and dW bitwise repeatable."""
+    import cupy as cp
+
+    rng = np.random.default_rng(4)
+    for d, k in ((33, 2), (257, 10), (784, 16)):
+        X = cp.asarray(rng.standard_normal((N_ROWS * 4, d)).astype(dtype))
+        W = cp.asarray(rng.standard_normal((k, d)).astype(dtype))
+        G = cp.asarray(rng.standard_normal((N_ROWS * 4, k)).astype(dtype))
+        assert gemm.dispatcher(f"cuda:{X.device.id}").plan(X, W.T).kind == "nt"
+        Y, dW = gemm.matmul(X, W.T), gemm.matmul(G.T, X)
+        assert rel_err(cp.asnumpy(Y), cp.asnumpy(X.astype(cp.float64) @ W.T.astype(cp.float64))) < TOL[dtype]
+        ref = cp.asnumpy(G.T.astype(cp.float64) @ X.astype(cp.float64))
+        assert rel_err(cp.asnumpy(dW), ref) < TOL[dtype] and cp.array_equal(dW, gemm.matmul(G.T, X))
+
+
+def test_the_bandwidth_benchmark_runs_on_emu(tmp_path):
+    """benchmarks/linear.py end to end on the emulator (its figures mean nothing there):
+    the products agree with float64 and the training losses of emu and the CPU agree."""
+    import importlib
+    import json
+
+    bench = importlib.import_module("benchmarks.linear")
+    out = tmp_path / "linear.json"
+    assert bench.main(["--device", "emu", "--rows", str(N_ROWS), "--features", "8", "--steps", "2",
+                       "--outputs", "1,10", "--groups", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["measured_on_gpu"] is False and report["kernels_sha256"]
+    assert all(row["max_rel_err"] < 1e-5 for row in report["bandwidth"]["cases"])
+    losses = [row["final_loss"] for row in report["linear_regression"].values()]
+    assert max(losses) - min(losses) < 1e-4 * max(losses)

@@ -129,3 +129,25 @@ def test_every_instantiation_compiles_without_spills(cc):
     assert len(stats) == len(names), result.log[:2000]
     spilled = {name: s for name, s in stats.items() if s["spill_bytes"] or s["stack_bytes"]}
     assert not spilled, spilled
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gemm.available(), reason="needs CuPy and an NVIDIA GPU (install the cuda12 or cuda13 extra)")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_on_the_gpu_against_cusparse(dtype):
+    import cupy as cp
+
+    rng = np.random.default_rng(6)
+    gpu = spmm.dispatcher(gemm.dispatcher("cuda:0").runtime)
+    for M, K, N, long_row in ((2000, 3000, 10, 2500), (500, 70, 130, None)):
+        indptr, indices, values, S = skewed_csr(rng, M, K, 0.01, dtype, np.int32, long_row, sort=False)
+        D = rng.standard_normal((K, N)).astype(dtype)
+        G = rng.standard_normal((M, N)).astype(dtype)
+        dev = [cp.asarray(x) for x in (indptr, indices, values)]
+        for kernel in ("rows", "segments", "auto"):
+            out = cp.asnumpy(gpu.spmm(*dev, (M, K), cp.asarray(D), kernel=kernel))
+            assert rel_err(out, S @ D.astype(np.float64)) < TOL[dtype], (M, K, N, kernel)
+            back = cp.asnumpy(gpu.spmm(*dev, (M, K), cp.asarray(G), transpose_sparse=True, kernel=kernel))
+            assert rel_err(back, S.T @ G.astype(np.float64)) < TOL[dtype], (M, K, N, kernel)
+        ref = cp.asnumpy(gpu.spmm(*dev, (M, K), cp.asarray(D), kernel="cusparse"))
+        assert rel_err(ref, S @ D.astype(np.float64)) < 10 * TOL[dtype]
