@@ -1,7 +1,13 @@
-"""``td.cuda``: what CUDA hardware this process can use. Nothing here raises."""
+"""``td.cuda``: what CUDA hardware this process can use (``device_count``,
+``is_available``: they never raise), and CUDA graphs (``CUDAGraph``, ``graph``:
+capture a training step once, replay it; on "cuda:N" and on "emu", see
+tinygrad_dot/runtime/graphs.py and docs/cuda_graphs.md)."""
 from __future__ import annotations
 
 from .backends.cupy_backend import gpu_count
+from .runtime.graphs import CaptureError, CUDAGraph, graph
+
+__all__ = ["device_count", "is_available", "CUDAGraph", "graph", "CaptureError"]
 
 
 def device_count() -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..runtime import graphs
 from . import configs, plan as _plan, skinny
 from .autotune import Autotuner
 
@@ -196,6 +197,8 @@ class GemmDispatch:
         key = (a.shape, a.strides, b.shape, b.strides, a.dtype, b.dtype, kernel)
         call = self._calls.get(key)
         if call is None:
+            if graphs.capturing(self.runtime.name):  # planning may autotune: never inside a CUDA graph
+                raise graphs.not_warmed_up(self.runtime.name, a, b, kernel)
             p = _plan.plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
             with self.runtime.activate():
                 if kernel == "cublas":

@@ -366,13 +366,27 @@ class LogisticObjective:
     def smooth_value(self, params) -> float:
         return self.value_and_grad(params, need_grad=False)[0]
 
+    graphed = None  # a GraphedEvaluation after capture_evaluations()
+
+    def capture_evaluations(self) -> None:
+        """Evaluate through a CUDA graph from now on (LogisticRegression(cuda_graph=True))."""
+        self.graphed = GraphedEvaluation(lambda params: self._evaluate(params, True), self.backend)
+
     def value_and_grad(self, params, need_grad: bool = True):
         """The smooth part (data loss + l2) and, unless ``need_grad`` is False, its gradient."""
-        xp = self.xp
         self.n_evaluations += 1
+        if self.graphed is not None:  # the gradient comes along; the value is the same, bit for bit
+            value, grad = self.graphed(params)
+            return float(value), grad if need_grad else None
+        value, grad = self._evaluate(params, need_grad)
+        return float(value), grad  # one scalar read back
+
+    def _evaluate(self, params, need_grad: bool):
+        """value_and_grad on the device: the value a 0-d array, nothing read back."""
+        xp = self.xp
         coef, intercept = self.unpack(params)
         loss, RtX, r_sum = self._data_terms(coef, intercept, need_grad)
-        value = float(loss + 0.5 * self.l2 * (coef * coef).sum())  # one scalar read back
+        value = loss + 0.5 * self.l2 * (coef * coef).sum()
         if not need_grad:
             return value, None
         grad_coef = RtX - r_sum[:, None] * self.mean[None, :]
@@ -389,6 +403,46 @@ class LogisticObjective:
         threshold = step * self.l1 / self.scale
         u[...] = xp.sign(u) * xp.maximum(xp.abs(u) - threshold, 0)
         return out
+
+
+class GraphedEvaluation:
+    """An objective's loss-and-gradient evaluation captured once in a CUDA graph and
+    replayed for every later call: the solver's Python and the dozens of array ops
+    of an evaluation become one graph launch. The values are those of the eager
+    evaluation (bit for bit on "emu").
+
+    The first call runs eagerly: the warm-up, which plans (and autotunes) the GEMM
+    signatures, as a capture cannot. The second captures on a static copy of its
+    parameters; from then on a call copies its parameters into the static ones,
+    replays, and returns the static value and a copy of the static gradient (the
+    next replay overwrites it, and L-BFGS keeps gradients)."""
+
+    def __init__(self, evaluate, backend):
+        from ..runtime.graphs import CUDAGraph
+
+        if backend.name == "cpu":
+            raise ValueError("cuda_graph=True captures the solver's loss-and-gradient evaluation in a CUDA graph, "
+                             "which needs device 'cuda'/'cuda:N' or 'emu' (CUDA emulated on the CPU); this fit "
+                             "runs on 'cpu' (set device=, or pass the data on one of those devices), or set "
+                             "cuda_graph=False")
+        self.evaluate, self.backend = evaluate, backend
+        self.graph, self.warm = CUDAGraph(), False
+        self.params = self.value = self.grad = None
+
+    def __call__(self, params):
+        if not self.warm:
+            self.warm = True
+            return self.evaluate(params)
+        if self.params is None:
+            from ..runtime.graphs import graph
+
+            self.params = params.copy()
+            with graph(self.graph, device=self.backend.name):
+                self.value, self.grad = self.evaluate(self.params)
+        else:
+            self.backend.xp.copyto(self.params, params)
+        self.graph.replay()
+        return self.value, self.grad.copy()
 
 
 def fista(objective, x0, max_iter: int, tol: float):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import MAX_BLOCK_THREADS, MAX_GRID, DeviceFacts, Runtime
+from . import recording
 
 HEADER = Path(__file__).with_name("cuda_emulation.h")
 CXXFLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-Wall", "-Wno-unknown-pragmas",
@@ -153,6 +154,9 @@ class EmulatedKernel:
             problems.append("an empty grid or block")
         if problems:  # what cuLaunchKernel refuses with CUDA_ERROR_INVALID_VALUE
             raise ValueError(f"launch of {self.expression} refused: {'; '.join(problems)}")
+        capture = recording._state  # a CUDA graph capturing: this launch becomes one of its steps
+        if capture is not None:
+            capture.before_launch(self, args)
         values = [_argument(v) for v in args]  # kept alive through the call
         pointers = (ctypes.c_void_p * max(1, len(values)))(*(v.ctypes.data for v in values))
         err = ctypes.create_string_buffer(512)
@@ -160,6 +164,8 @@ class EmulatedKernel:
                          ctypes.c_size_t(len(err)))
         if rc:
             raise RuntimeError(f"emulated {self.expression} failed: {err.value.decode()}")
+        if capture is not None:
+            capture.add_launch(self, grid, block, args)
 
 
 def _dims(d) -> tuple:
@@ -219,12 +225,14 @@ class EmulatedRuntime(Runtime):
                     self._functions[(source, expr)] = EmulatedKernel(getattr(lib, f"td_emu_{i}"), expr)
 
     def empty(self, shape, dtype):
-        out = np.empty(shape, dtype)
+        out = recording.xp.empty(shape, dtype)  # an array of "emu" (recorded while a graph captures)
         if out.dtype.kind in "fc":
             out.fill(np.nan)  # poisoned: an element no kernel writes shows as NaN
         return out
 
     def pointer(self, array) -> int:
+        if recording._state is not None:  # a launch will reach it by address: the graph keeps it alive
+            recording._state.keep(array)
         return array.__array_interface__["data"][0]
 
     def owns(self, array) -> bool:
