@@ -274,7 +274,7 @@ def main(argv=None):
     doc = dict(environment=environment(cp), quick=args.quick, cases=[])
     print(f"GEMM benchmark on {doc['environment']['gpu_name']}; {'quick' if args.quick else 'full'} mode", flush=True)
     todo = [(c, "auto") for c in cases(args.quick)]
-    todo += [(c, k) for c in ladder_cases(args.quick) for k in gemm.kernel_names()]
+    todo += [(c, k) for c in ladder_cases(args.quick) for k in gemm.kernel_names(c[1])]
     for (group, dtype, shape, layout), kernel in todo:
         t = time.perf_counter()
         row = run_case(cp, group, dtype, shape, layout, kernel, args.runs, not args.no_numpy)

@@ -44,7 +44,7 @@ from tinygrad_dot import gemm
 rng = np.random.default_rng(0)
 dev = lambda shape, dtype: cp.asarray(rng.standard_normal(shape).astype(dtype))
 for dtype in (np.float32, np.float64):
-    for kernel in gemm.kernel_names():
+    for kernel in gemm.kernel_names(dtype):
         for (m, n, k) in ((1, 7, 33), (33, 65, 7), (129, 127, 130), (1, 1, 1), (1, 33, 1), (65, 1, 1), (7, 9, 1)):
             for ta in (False, True):
                 for tb in (False, True):

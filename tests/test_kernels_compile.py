@@ -4,7 +4,8 @@ Every (rung, tile config, dtype, layout) the package can launch is compiled
 through NVRTC for sm_80 and sm_90 with the runtime's exact options
 (tinygrad_dot.gemm.compile.compile_options) and must use zero spill bytes; the
 vectorized rungs' SASS must have 128-bit global loads (LDG.E.128, and 16-byte
-LDGSTS for cp.async where the layout allows) and no local-memory traffic. `pytest -s` prints registers,
+LDGSTS for cp.async where the layout allows) and no local-memory traffic; the dmma rung's SASS
+must run on the FP64 tensor cores (DMMA) and copy every operand with 16-byte LDGSTS. `pytest -s` prints registers,
 shared memory and an occupancy estimate per variant.
 Tools come from pip: nvidia-cuda-nvrtc-cu12 and nvidia-cuda-nvdisasm.
 """
@@ -30,7 +31,15 @@ def expected_global_loads(rung, layout):
     if rung == "cp_async":
         a_async, b_async = layout[0] == "T", layout[1] == "N"
         return ([LDGSTS_128] if a_async or b_async else []) + ([LDG_128] if not (a_async and b_async) else [])
+    if rung == "dmma":  # both operands keep their global orientation in shared memory
+        return [LDGSTS_128]
     return []
+
+
+# The instruction each rung's math must compile to, where it is not FFMA/DFMA:
+# dmma's m8n8k4 .f64 products on the FP64 tensor cores (nvdisasm spells them
+# DMMA.884 for sm_80 and DMMA.8x8x4 for sm_90).
+EXPECTED_MATH = {"dmma": [re.compile(r"\bDMMA\.(884|8x8x4)\b")]}
 LOCAL_MEMORY = re.compile(r"\b(LDL|STL)\b")
 
 pytestmark = pytest.mark.skipif(not nvrtc.available(),
@@ -70,7 +79,7 @@ def test_vectorized_rungs_sass(compiled):
         for expr, (_, _, layout) in names.items():
             text = functions[result.lowered[expr]]
             assert not LOCAL_MEMORY.search(text), f"{expr} on sm_{cc} touches local memory"
-            for pattern in expected_global_loads(rung, layout):
+            for pattern in expected_global_loads(rung, layout) + EXPECTED_MATH.get(rung, []):
                 assert pattern.search(text), f"{expr} on sm_{cc} lacks {pattern.pattern}"
                 checked += 1
     assert checked > 0

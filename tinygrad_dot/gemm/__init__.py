@@ -1,11 +1,12 @@
-"""The project's own GEMM (CUDA cores), on a GPU or on the emulated device "emu".
+"""The project's own GEMM (CUDA cores; float64 also on the FP64 tensor cores), on a GPU or on
+the emulated device "emu".
 
     matmul(a, b, kernel="auto")   C = a @ b (numpy.matmul rules) for two arrays of one device:
                                   CuPy arrays run on their GPU, NumPy arrays on "emu"
     prepare(a, b, kernel="auto")  everything of matmul but the launch: a Launcher whose
                                   call launches into launcher.out (benchmarks, GPU tests)
     dispatcher(device)            the device's GemmDispatch (its cache of planned calls)
-    kernel_names()                the ladder's rungs, selectable by name
+    kernel_names(dtype=None)      the ladder's rungs, selectable by name (those computing dtype)
     available()                   CuPy importable and a GPU present (never raises)
 
 kernel: "auto" (autotuned), a rung name, a configs.KernelConfig (one tile
@@ -18,14 +19,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 from . import configs
 from .dispatch import GemmCall, GemmDispatch
 
 __all__ = ["matmul", "prepare", "dispatcher", "Launcher", "GemmDispatch", "kernel_names", "available"]
 
 
-def kernel_names() -> list:
-    return list(configs.RUNGS)
+def kernel_names(dtype=None) -> list:
+    """Every rung's name, or only those that compute in dtype (dmma is float64 only)."""
+    if dtype is None:
+        return list(configs.RUNGS)
+    return [name for name, rung in configs.RUNGS.items() if np.dtype(dtype).name in rung.dtypes]
 
 
 def available() -> bool:

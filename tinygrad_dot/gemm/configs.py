@@ -43,6 +43,7 @@ class Rung:
     params: tuple      # template int parameter names, in template order
     min_sm: int        # lowest compute capability (major*10+minor) it runs on
     description: str
+    dtypes: tuple = ("float32", "float64")  # what it computes in (dmma: the FP64 tensor cores only)
 
     @property
     def kernel(self) -> str:
@@ -61,6 +62,8 @@ RUNGS = {
              "warp tiling over 128-bit loads"),
         Rung("cp_async", "gemm_cp_async.cu", ("BM", "BN", "BK", "WM", "WN", "WNITER", "TM", "TN", "STAGES"), 80,
              "multi-stage cp.async pipeline over warp tiling"),
+        Rung("dmma", "gemm_dmma.cu", ("BM", "BN", "BK", "WM", "WN", "STAGES"), 80,
+             "FP64 tensor cores (mma.sync m8n8k4 .f64) fed by a cp.async pipeline", ("float64",)),
     )
 }
 
@@ -106,8 +109,11 @@ class KernelConfig:
         p, size = self.p, np.dtype(dtype).itemsize
         if self.rung == "smem_tiled":
             return 2 * p["TILE"] * (p["TILE"] + 1) * size
-        pad = 0 if self.rung == "register_blocked" else vec_width(dtype)
         stages = p.get("STAGES", 1)
+        if self.rung == "dmma":  # td::Slab: either orientation of a line padded by 4 doubles, the larger
+            slab = lambda x: max(x * (p["BK"] + 4), p["BK"] * (x + 4))  # noqa: E731
+            return stages * (slab(p["BM"]) + slab(p["BN"])) * size
+        pad = 0 if self.rung == "register_blocked" else vec_width(dtype)
         return stages * p["BK"] * (p["BM"] + pad + p["BN"] + pad) * size
 
     def label(self) -> str:
@@ -134,6 +140,9 @@ class KernelConfig:
     def problems(self, dtype) -> list:
         """Reasons this config cannot be built for dtype (empty when it can)."""
         p, v, out = self.p, vec_width(dtype), []
+        if np.dtype(dtype).name not in RUNGS[self.rung].dtypes:
+            out.append(f"{self.rung} computes {' and '.join(RUNGS[self.rung].dtypes)} only, not {np.dtype(dtype).name} "
+                       "(the FP64 tensor cores' mma.m8n8k4 has no float32 form; cp_async is the fastest float32 rung)")
         if self.threads > 1024 or self.threads < 32 and self.rung != "smem_tiled":
             out.append(f"{self.threads} threads per block")
         if self.smem_bytes(dtype) > STATIC_SMEM_LIMIT:
@@ -141,6 +150,9 @@ class KernelConfig:
         if self.rung in ("vectorized", "warp_tiled", "cp_async"):
             if p["TM"] % v or p["TN"] % v or p["BK"] % v:
                 out.append(f"TM, TN and BK must be multiples of the vector width {v}")
+        if self.rung == "dmma" and (p["BM"] % p["WM"] or p["BN"] % p["WN"] or p["WM"] % 8 or p["WN"] % 8
+                                    or p["BK"] % 8):
+            out.append("warp tiles must divide the block tile, and WM, WN and BK be multiples of 8 (m8n8k4 products)")
         return out
 
 
@@ -159,6 +171,7 @@ DEFAULTS = {
         "vectorized": C("vectorized", 128, 128, 8, 8, 8),
         "warp_tiled": C("warp_tiled", 128, 128, 8, 64, 32, 2, 8, 4),
         "cp_async": C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3),
+        "dmma": C("dmma", 64, 64, 8, 32, 32, 3),  # float64 only: problems() refuses it, so dispatch says why
     },
     # float64 has half the registers per value and half the FMA rate: smaller
     # per-thread tiles keep it free of spills with enough warps in flight.
@@ -168,6 +181,10 @@ DEFAULTS = {
         "vectorized": C("vectorized", 128, 64, 8, 8, 4),
         "warp_tiled": C("warp_tiled", 64, 64, 8, 32, 32, 2, 4, 4),
         "cp_async": C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3),
+        # 4 warps of 32x32 (4 x 4 m8n8k4 products each): 128 B of shared memory
+        # read per DMMA, half of what the SM's shared memory can deliver at the
+        # DMMA rate; 36 KB of slabs leaves room for several blocks per SM.
+        "dmma": C("dmma", 64, 64, 8, 32, 32, 3),
     },
 }
 
@@ -189,6 +206,10 @@ CANDIDATES = {
         C("cp_async", 128, 128, 8, 64, 32, 2, 4, 4, 2),
         C("warp_tiled", 64, 64, 8, 32, 32, 2, 4, 4),
         C("vectorized", 128, 64, 8, 8, 4),
+        C("dmma", 64, 64, 8, 32, 32, 3),
+        C("dmma", 128, 64, 8, 64, 32, 2),   # 64x32 warp tiles: 96 B of shared memory per DMMA
+        C("dmma", 128, 128, 8, 64, 32, 2),  # 8 warps: half the L2 traffic per flop of 64x64 (48 KB of slabs)
+        C("dmma", 32, 32, 8, 16, 16, 3),    # small problems: more blocks
     ],
 }
 
@@ -196,7 +217,9 @@ CANDIDATES = {
 # when big tiles would leave most SMs idle.
 UNTUNED = {
     F32: (C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3), C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3)),
-    F64: (C("cp_async", 128, 64, 8, 64, 32, 2, 4, 4, 3), C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3)),
+    # The FP64 tensor cores (twice the DFMA peak) on sm_80+; below that
+    # untuned_config falls back to the CUDA-core warp_tiled rung.
+    F64: (C("dmma", 64, 64, 8, 32, 32, 3), C("dmma", 32, 32, 8, 16, 16, 3)),
 }
 
 
@@ -210,7 +233,9 @@ def untuned_config(dtype, M: int, N: int, batch: int, sm_count: int, cc: int = 9
 
 
 def all_configs(dtype) -> list:
-    """Every distinct config the package can launch for dtype."""
+    """Every distinct config the package can launch for dtype (a rung's default for a
+    dtype it does not compute in, e.g. dmma's for float32, is not one: it is there
+    for kernel="dmma" to be refused with a reason)."""
     seen = dict.fromkeys([*DEFAULTS[np.dtype(dtype)].values(), *CANDIDATES[np.dtype(dtype)],
                           *UNTUNED[np.dtype(dtype)]])
-    return list(seen)
+    return [cfg for cfg in seen if np.dtype(dtype).name in RUNGS[cfg.rung].dtypes]

@@ -12,7 +12,11 @@
 // It checks indexing, guards, barriers and the pipeline logic of the kernels, and
 // lets a debugger step through one CUDA thread. Warp-synchronous behaviour and
 // timing are out of scope (the kernels use neither shuffles nor implicit warp
-// synchrony). Kernels are entered through td_emu::launch_kernel, which takes the
+// synchrony). The one warp-collective, the DMMA rung's mma.sync, is emulated in
+// kernels/mma_f64.cuh from its PTX fragment layout: lanes exchange fragments
+// through per-block scratch between two __syncthreads, which is exact as long as
+// every warp of the block executes it the same number of times (barriers here
+// are block-wide). Kernels are entered through td_emu::launch_kernel, which takes the
 // parameters as cuLaunchKernel does (an array of pointers to each value), so the
 // Python side builds one argument list for both devices.
 #pragma once
