@@ -157,8 +157,9 @@ class graph:
 
 
 def _is_capture_violation(error) -> bool:
-    """CUDA's refusal of an operation during stream capture (raised by CuPy)."""
-    return type(error).__name__ == "CUDARuntimeError" and "Capture" in str(error)
+    """CUDA's refusal of an operation during stream capture, as CuPy raises it (runtime:
+    cudaErrorStreamCapture..., driver: CUDA_ERROR_STREAM_CAPTURE_...)."""
+    return type(error).__name__ in ("CUDARuntimeError", "CUDADriverError") and "capture" in str(error).lower()
 
 
 class _EmuCapture:
