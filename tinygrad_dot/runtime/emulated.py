@@ -243,10 +243,9 @@ class EmulatedRuntime(Runtime):
         return np.matmul(a, b)
 
     def reference_spmm(self, indptr, indices, values, shape, dense):
-        """kernel="cusparse" on this device: SciPy stands in for cuSPARSE."""
-        from scipy.sparse import csr_matrix
-
-        return np.asarray(csr_matrix((values, indices, indptr), shape=shape) @ dense)
+        """kernel="cusparse" on this device: SciPy stands in for cuSPARSE (through the
+        recording, so that a CUDA graph captures it like any other op of "emu")."""
+        return recording.run(_scipy_spmm, (indptr, indices, values, shape, dense), {}, "reference_spmm")
 
     def time_ms(self, fn, n: int) -> float:
         start = time.perf_counter()
@@ -278,6 +277,12 @@ class DryRunRuntime(EmulatedRuntime):
 
     def empty(self, shape, dtype):
         return np.zeros(shape, dtype)
+
+
+def _scipy_spmm(indptr, indices, values, shape, dense):
+    from scipy.sparse import csr_matrix
+
+    return np.asarray(csr_matrix((values, indices, indptr), shape=shape) @ dense)
 
 
 def _skip(grid, block, args, shared_mem: int = 0):
