@@ -310,22 +310,24 @@ def test_bce_with_logits_stays_finite_and_checks_shapes():
         F.binary_cross_entropy_with_logits(td.zeros(4, 2), td.zeros(4, 2), weight=np.ones((4, 2, 1)))
 
 
-def test_mse_loss_weight_divides_the_mean_by_the_weights(rng):
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+def test_weighted_mse_and_l1_divide_the_mean_by_the_weights(rng, name):
     x, y, w = rng.standard_normal((3, 5, 2))
     w = np.abs(w)
+    error = (lambda d: d * d) if name == "mse_loss" else np.abs
+    ours, theirs = getattr(F, name), torch and getattr(torch.nn.functional, name)
     for reduction in REDUCTIONS:
-        per = w * (x - y) ** 2
+        per = w * error(x - y)
         expected = per.sum() / w.sum() if reduction == "mean" else per.sum() if reduction == "sum" else per
-        loss = F.mse_loss(td.tensor(x), y, weight=w, reduction=reduction)
+        loss = ours(td.tensor(x), y, weight=w, reduction=reduction)
         assert rel_error(loss.numpy(), expected) < 1e-12
-        assert td.gradcheck(lambda a, b: F.mse_loss(a, b, weight=w, reduction=reduction),
+        assert td.gradcheck(lambda a, b: ours(a, b, weight=w, reduction=reduction),
                             [td.tensor(x, requires_grad=True), td.tensor(y, requires_grad=True)])
         if torch is not None:
-            theirs = torch.nn.functional.mse_loss(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w),
-                                                  reduction=reduction)
-            assert rel_error(loss.numpy(), theirs.numpy()) < 1e-12
-    with pytest.raises(ValueError, match=r"weight of shape \(2,\).*\(5, 2\)"):
-        F.mse_loss(td.tensor(x), y, weight=np.ones(2))
+            reference = theirs(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w), reduction=reduction)
+            assert rel_error(loss.numpy(), reference.numpy()) < 1e-12
+    with pytest.raises(ValueError, match=rf"{name}: weight of shape \(2,\).*\(5, 2\)"):
+        ours(td.tensor(x), y, weight=np.ones(2))
 
 
 def test_loss_modules_have_pytorch_signatures_and_call_the_functions(rng):
@@ -696,3 +698,69 @@ def test_losses_dropout_files_and_loader_on_another_device(rng, device, tmp_path
         loader = td.data.DataLoader(td.data.TensorDataset(z, np.arange(16), device=where), batch_size=5, shuffle=True)
         orders.append(np.concatenate([yb.numpy() for _, yb in loader]))
     np.testing.assert_array_equal(*orders)
+
+
+# ----------------------------------------------------------------- argument order
+
+# PyTorch 2.13's positional parameters (checked against the installed PyTorch below).
+PYTORCH_POSITIONAL = {
+    "Linear": ["in_features", "out_features", "bias", "device", "dtype"],
+    "Dropout": ["p", "inplace"], "Softmax": ["dim"], "LogSoftmax": ["dim"], "Flatten": ["start_dim", "end_dim"],
+    "ReLU": ["inplace"], "MSELoss": ["size_average", "reduce", "reduction"],
+    "L1Loss": ["size_average", "reduce", "reduction"],
+    "CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing"],
+    "NLLLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction"],
+    "BCEWithLogitsLoss": ["weight", "size_average", "reduce", "reduction", "pos_weight"],
+    "ModuleList": ["modules"], "ModuleDict": ["modules"],
+    "functional.cross_entropy": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction",
+                                 "label_smoothing"],
+    "functional.nll_loss": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction"],
+    "functional.mse_loss": ["input", "target", "size_average", "reduce", "reduction", "weight"],
+    "functional.l1_loss": ["input", "target", "size_average", "reduce", "reduction", "weight"],
+    "functional.binary_cross_entropy_with_logits": ["input", "target", "weight", "size_average", "reduce",
+                                                    "reduction", "pos_weight"],
+    "functional.dropout": ["input", "p", "training", "inplace"], "functional.relu": ["input", "inplace"],
+    "functional.softmax": ["input", "dim", "_stacklevel", "dtype"],
+    "functional.log_softmax": ["input", "dim", "_stacklevel", "dtype"],
+    "Module.state_dict": [], "Module.load_state_dict": ["state_dict", "strict", "assign"],
+    "Module.named_parameters": ["prefix", "recurse", "remove_duplicate"],
+    "Module.named_modules": ["memo", "prefix", "remove_duplicate"], "Module.apply": ["fn"],
+    "Module.requires_grad_": ["requires_grad"], "Module.zero_grad": ["set_to_none"], "Module.train": ["mode"],
+    "utils.clip_grad_norm_": ["parameters", "max_norm", "norm_type", "error_if_nonfinite", "foreach"],
+    "init.uniform_": ["tensor", "a", "b", "generator"],
+    "init.kaiming_uniform_": ["tensor", "a", "mode", "nonlinearity", "generator"],
+}
+
+
+def positional(fn):
+    import inspect
+
+    return [n for n, p in inspect.signature(fn).parameters.items()
+            if p.kind == p.POSITIONAL_OR_KEYWORD and n != "self"]
+
+
+def resolve(root, path):
+    obj = root
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj.__init__ if isinstance(obj, type) else obj
+
+
+@pytest.mark.parametrize("path", sorted(PYTORCH_POSITIONAL))
+def test_positional_arguments_are_in_pytorchs_order(path):
+    # One list is a prefix of the other: PyTorch's trailing parameters we lack (foreach,
+    # assign, softmax's internal _stacklevel) or our trailing extras (generator=) never
+    # shift a PyTorch call's positional arguments.
+    ours, theirs = positional(resolve(nn, path)), PYTORCH_POSITIONAL[path]
+    shorter = min(len(ours), len(theirs))
+    assert ours[:shorter] == theirs[:shorter] and bool(ours) == bool(theirs), (ours, theirs)
+    if torch is not None:
+        assert positional(resolve(torch.nn, path)) == theirs
+
+
+def test_dataloader_keeps_pytorchs_first_three_positional_arguments():
+    from tinygrad_dot.data import DataLoader
+
+    assert positional(DataLoader.__init__) == ["dataset", "batch_size", "shuffle"]  # the rest keyword-only
+    if torch is not None:
+        assert positional(torch.utils.data.DataLoader.__init__)[:3] == positional(DataLoader.__init__)

@@ -271,28 +271,36 @@ def _paired(name, input, target):
     return target, x.astype(wide, copy=False), y.astype(wide, copy=False), dtype
 
 
+def _difference_loss(name, per, local, weight, reduction, dtype, input, target, x):
+    """Record a loss of the difference input - target. ``weight`` (the input's shape, as
+    PyTorch requires) multiplies each element, and a mean then divides by the sum of
+    the weights, as PyTorch's weighted mse_loss and l1_loss do."""
+    if weight is None:
+        return _reduced_loss(per, local, reduction, dtype, input, target)
+    w = _constant(weight, input, f"{name}: weight", x.dtype)
+    if w.shape != x.shape:
+        raise ValueError(f"{name}: weight of shape {tuple(w.shape)} must have the input's shape {input.shape}")
+    return _reduced_loss(w * per, w * local, reduction, dtype, input, target, divisor=w.sum())
+
+
 def mse_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
              weight=None) -> Tensor:
-    """Mean squared error: mean((input - target) ** 2). ``weight`` (the input's shape, as
-    PyTorch requires) multiplies each squared error, and the mean then divides by
-    the sum of the weights, as in PyTorch."""
+    """Mean squared error: mean((input - target) ** 2); ``weight``: see _difference_loss."""
     reduction = _reduction(size_average, reduce, reduction)
     target, x, y, dtype = _paired("mse_loss", input, target)
     diff = x - y
-    if weight is None:
-        return _reduced_loss(diff * diff, 2 * diff, reduction, dtype, input, target)
-    w = _constant(weight, input, "mse_loss: weight", x.dtype)
-    if w.shape != x.shape:
-        raise ValueError(f"mse_loss: weight of shape {tuple(w.shape)} must have the input's shape {input.shape}")
-    return _reduced_loss(w * diff * diff, 2 * w * diff, reduction, dtype, input, target, divisor=w.sum())
+    return _difference_loss("mse_loss", diff * diff, 2 * diff, weight, reduction, dtype, input, target, x)
 
 
-def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """Mean absolute error; its gradient at a tie (input == target) is 0, as in PyTorch."""
+def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+            weight=None) -> Tensor:
+    """Mean absolute error; its gradient at a tie (input == target) is 0, as in PyTorch;
+    ``weight``: see _difference_loss."""
     reduction = _reduction(size_average, reduce, reduction)
     target, x, y, dtype = _paired("l1_loss", input, target)
     diff = x - y
-    return _reduced_loss(input.xp.abs(diff), input.xp.sign(diff), reduction, dtype, input, target)
+    xp = input.xp
+    return _difference_loss("l1_loss", xp.abs(diff), xp.sign(diff), weight, reduction, dtype, input, target, x)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_average=None, reduce=None,
