@@ -90,10 +90,10 @@ __device__ __forceinline__ void mma_m8n8k4_f64(double (&d)[2], double a, double 
 //   K_CONTIG (unit stride along k: A row-major, B transposed): (x, k) at x * LD + k
 //   otherwise (unit stride along x):                          (x, k) at k * LD + x
 // A warp's fragment read touches (x0 + g, k0 + t) for g < 8, t < 4; a 64-bit
-// shared load is served per half-warp (4 values of g by 4 of t), and is free of
-// bank conflicts when the 4 lines it spans start 32 bytes apart modulo 128, i.e.
-// LD = 4 (mod 16) doubles: hence the pitch of a line of L doubles is L + 4 with
-// L a multiple of 16 (a line of 8, BK = 8, works too: 12 = 12 mod 16 is as good).
+// shared load is served per half-warp (4 values of g by 4 of t) and is free of
+// bank conflicts when its 16 offsets differ modulo 16 doubles (128 bytes, the 32
+// banks). The 4 lines it spans then have to start at 0, 4, 8, 12 (mod 16), i.e.
+// LD = 4 or 12 (mod 16): a line (a multiple of 8 doubles) plus 4.
 template <int BK, int BX, bool K_CONTIG>
 struct Slab {
     static constexpr int PAD = 4;
@@ -104,7 +104,7 @@ struct Slab {
     // does not depend on the layout (configs.py mirrors this).
     static constexpr int ELEMS = BX * (BK + PAD) > BK * (BX + PAD) ? BX * (BK + PAD) : BK * (BX + PAD);
     static_assert(BK % 8 == 0 && BX % 8 == 0, "slab lines of whole fragments (8 along x, 2 k steps of 4)");
-    static_assert((LD % 16 == 4) || (LD % 16 == 12), "a pitch of 4 (mod 16) doubles keeps fragment reads conflict-free");
+    static_assert(LD % 16 == 4 || LD % 16 == 12, "a pitch of 4 or 12 (mod 16) doubles: conflict-free fragment reads");
 
     // Issue the cp.async copies of the tile at (x0, k0) (zero-filled outside
     // [0, X) x [0, K)). TileCopy copies in global orientation when told the

@@ -163,3 +163,29 @@ def test_float64_dispatch_picks_dmma_on_sm80_and_up():
     assert call.config == configs.DEFAULTS[configs.F64]["dmma"]
     c = gemm.matmul(a, b, kernel="dmma")
     np.testing.assert_allclose(c, a @ b, rtol=0, atol=1e-13 * np.abs(a @ b).max())
+
+
+def test_fragment_reads_are_free_of_bank_conflicts():
+    """td::Slab's pitch rule, for every dmma config and both orientations of each
+    operand: a 64-bit shared load is served per half-warp, and lane 4g + t reads
+    element (x0 + g, k0 + t) at g * X_STRIDE + t * K_STRIDE doubles; the 16 lanes
+    of a half-warp must hit 16 distinct 8-byte bank pairs (offsets mod 16 doubles).
+    The pitch is a line plus 4 doubles, as in mma_f64.cuh and configs.smem_bytes."""
+    def pitch_ok(x_stride, k_stride):
+        for half in (LANES[:16], LANES[16:]):
+            banks = {((lane >> 2) * x_stride + (lane & 3) * k_stride) % 16 for lane in half}
+            if len(banks) != 16:
+                return False
+        return True
+
+    configs_seen = 0
+    for cfg in configs.all_configs(configs.F64):
+        if cfg.rung != "dmma":
+            continue
+        p = cfg.p
+        for line in (p["BM"], p["BN"]):
+            assert pitch_ok(p["BK"] + 4, 1), cfg.label()    # k-contiguous slab: (x, k) at x * LD + k
+            assert pitch_ok(1, line + 4), cfg.label()        # x-contiguous slab: (x, k) at k * LD + x
+        configs_seen += 1
+    assert configs_seen >= 2
+    assert not pitch_ok(1, 64 + 2)  # the rule has teeth: rung 5's pad of one vector would conflict 2-way
