@@ -151,3 +151,16 @@ def test_on_the_gpu_against_cusparse(dtype):
             assert rel_err(back, S.T @ G.astype(np.float64)) < TOL[dtype], (M, K, N, kernel)
         ref = cp.asnumpy(gpu.spmm(*dev, (M, K), cp.asarray(D), kernel="cusparse"))
         assert rel_err(ref, S @ D.astype(np.float64)) < 10 * TOL[dtype]
+
+
+def test_a_capture_needs_the_structure_read_before_it():
+    """Inside a CUDA graph capture the host cannot read the sparsity structure: a cache
+    warmed by an earlier call is required, and its absence is a clear error."""
+    import tinygrad_dot as td
+
+    rng = np.random.default_rng(7)
+    indptr, indices, values, S = skewed_csr(rng, 30, 20, 0.2, np.float32, np.int32)
+    D = rng.standard_normal((20, 3)).astype(np.float32)
+    with pytest.raises(td.cuda.CaptureError, match="Warm up before capturing"):
+        with td.cuda.graph(td.cuda.CUDAGraph(), device="emu"):
+            dispatch().spmm(indptr, indices, values, (30, 20), D, cache={})

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .runtime import Signature
+from .runtime import Signature, graphs
 
 SOURCE = "spmm_csr.cu"
 SEGMENT = 512      # nonzeros per segment of the load-balanced kernel
@@ -126,6 +126,8 @@ class SpmmDispatch:
         M, K = (int(d) for d in shape)
         _check(rt, indptr, indices, values, (M, K), dense, transpose_sparse, kernel)
         cache = {"_per_call": True} if cache is None else cache
+        if graphs.capturing(rt.name):
+            _check_warm(rt.name, cache, transpose_sparse, kernel)
         with rt.activate():
             dense = xp.ascontiguousarray(dense)
             if indices.dtype != np.int32:  # the kernels read int column indices
@@ -223,6 +225,20 @@ def _check(rt, indptr, indices, values, shape, dense, transpose_sparse, kernel):
     if dense.ndim != 2 or dense.shape[0] != inner:
         raise ValueError(f"spmm: a {M} x {K} sparse matrix{' (transposed)' if transpose_sparse else ''} times a dense "
                          f"operand of shape {dense.shape}: its rows must number {inner}")
+
+
+def _check_warm(device: str, cache: dict, transpose_sparse: bool, kernel: str) -> None:
+    """Inside a CUDA graph capture nothing may be read back to the host: the structure
+    (and, for "auto", the timed choice) must come from a warm-up call with this cache."""
+    needed = ["transpose", "transpose_structure"] if transpose_sparse else ["structure"]
+    if kernel == "auto":
+        needed.append("transpose_choice" if transpose_sparse else "choice")
+    missing = [name for name in needed if name not in cache]
+    if missing:
+        raise graphs.CaptureError(
+            f"a sparse product on {device} needs its sparsity structure read on the host ({', '.join(missing)} not "
+            "cached), which a CUDA graph capture cannot do. Warm up before capturing: run the captured code once "
+            "with the same sparse tensor (its cache)")
 
 
 def _narrow_columns(indices, K):
