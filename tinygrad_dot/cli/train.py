@@ -23,6 +23,7 @@ TRAIN_EPILOG = """examples:
   tinygrad-dot train --dataset diabetes --device cuda --out runs/diabetes
   tinygrad-dot train --dataset my_data.csv --out runs/mine      # features, then the target in the last column
   tinygrad-dot train --dataset houses.csv --target price --delimiter ';' --out runs/houses
+  tinygrad-dot train --dataset tfidf.npz --target-file labels.npy --out runs/text   # sparse features
 
 embedded datasets: iris, wine, breast_cancer, digits (classification), diabetes (regression).
 Solvers: by default the exact ones, LogisticRegression (L-BFGS to the optimum) or LinearRegression
@@ -36,6 +37,9 @@ CSV files: an optional header row; a UTF-8 byte-order mark is ignored; a first c
 0..n-1 is a row index (pandas writes one) and is dropped, with a note. Rows with a missing, NaN or
 infinite value are refused before training, with their count. Ctrl-C stops training with one line and
 exit status 130, and writes no model file.
+Sparse features: an .npz written by scipy.sparse.save_npz (any format; trained as CSR, never densified),
+with the target in --target-file (.npy, a one-column .txt/.csv, or an .npz holding y). They are used as
+they are: standardizing would centre them and fill in every zero.
 """
 PREDICT_HELP = "predict with a saved model on a CSV or NPZ file"
 PREDICT_EPILOG = """examples:
@@ -43,7 +47,8 @@ PREDICT_EPILOG = """examples:
   tinygrad-dot predict --model runs/iris/model.npz --data flowers.npz --out predictions.csv
   tinygrad-dot predict --model runs/gpu/model.npz --data big.npz --device cuda
 
---data holds the same feature columns as the training data (CSV, optional header) or an array X (NPZ).
+--data holds the same feature columns as the training data (CSV, optional header) or an array X (NPZ),
+or sparse features (an .npz from scipy.sparse.save_npz, with --target-file for a score).
 If it also has the target (a last CSV column, the --target column, or an array y), the score is printed
 to stderr. A first CSV column holding exactly 0..n-1 is a row index and is dropped, as in train.
 """
@@ -101,10 +106,102 @@ def _reading(load, *args, **kwargs):
     return result
 
 
+def _sparse_npz(path) -> bool:
+    """Whether ``path`` is an .npz that scipy.sparse.save_npz wrote (it stores the format's name)."""
+    if not str(path).lower().endswith(".npz") or not Path(path).is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "format" in z.files and "shape" in z.files
+    except (OSError, ValueError):
+        return False
+
+
+def _read_target(path, n: int) -> np.ndarray:
+    """--target-file: a .npy array, an .npz holding y (or target), or text with one value per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CliError(f"no such --target-file: {path}")
+    try:
+        if path.suffix.lower() == ".npy":
+            y = np.load(path, allow_pickle=False)
+        elif path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                name = next((k for k in ("y", "target") if k in z.files), None)
+                if name is None:
+                    raise CliError(f"--target-file {path}: an .npz target needs an array 'y' (has {z.files})")
+                y = z[name]
+        else:
+            lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+            try:
+                y = np.array([float(v) for v in lines])
+            except ValueError:
+                y = np.array(lines)  # text labels
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read --target-file {path}: {exc}") from None
+    y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1 or len(y) != n:
+        raise CliError(f"--target-file {path}: {n} samples need {n} targets in one column, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise CliError(f"--target-file {path}: {int((~np.isfinite(y)).sum())} targets are NaN or infinite")
+        if np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)  # class labels written as floats (a .txt of 0 and 1)
+    return y
+
+
+def _read_sparse(path, dtype):
+    """Sparse features from a scipy.sparse.save_npz file, as CSR of ``dtype``; refused with their count
+    when any value is NaN or infinite."""
+    import scipy.sparse
+
+    try:
+        X = scipy.sparse.load_npz(path).tocsr().astype(dtype)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read sparse features from {path}: {exc}") from None
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise CliError(f"{path}: expected a non-empty 2-D sparse matrix, got shape {X.shape}")
+    bad = ~np.isfinite(X.data)
+    if bad.any():
+        rows = np.unique(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[bad])
+        raise CliError(f"{path}: {len(rows)} rows hold NaN or infinite values (first: sample {rows[0]}, counting "
+                       "from 0)")
+    return X
+
+
+def _load_sparse_split(args):
+    from tinygrad_dot.data.datasets import DatasetSplit, infer_task, split_indices
+
+    for flag, value in (("--target", args.target), ("--delimiter", args.delimiter)):
+        if value is not None:
+            raise UsageError(f"argument {flag}: applies to CSV files; the target of sparse features comes in "
+                             "--target-file")
+    if args.target_file is None:
+        raise UsageError(f"argument --target-file: {args.dataset} holds sparse features only (scipy.sparse.save_npz); "
+                         "give the target in --target-file")
+    X = _read_sparse(args.dataset, np.dtype(args.dtype))
+    y = _read_target(args.target_file, X.shape[0])
+    if y.dtype.kind == "f":
+        y = y.astype(args.dtype)
+    task = infer_task(y)
+    train, test = split_indices(len(y), args.test_size, args.seed, y if task == "classification" else None)
+    if len(train) == 0:
+        raise CliError(f"test_size={args.test_size} leaves no training samples ({args.dataset} has {len(y)} samples)")
+    if args.standardize:
+        print("note: sparse features are used as they are (standardizing would centre them and fill in every "
+              "zero)", file=sys.stderr)
+    return DatasetSplit(X[train], X[test], y[train], y[test], Path(args.dataset).stem, task)
+
+
 def _load_split(args):
     import tinygrad_dot.data as data
     from tinygrad_dot.data.datasets import source_kind
 
+    if _sparse_npz(args.dataset):
+        return _load_sparse_split(args)
+    if args.target_file is not None:
+        raise UsageError("argument --target-file: applies to sparse features (an .npz from scipy.sparse.save_npz); "
+                         "a CSV or NPZ table carries its own target")
     _csv_only(args, source_kind(args.dataset), args.dataset)
     return _reading(data.load_dataset, args.dataset, test_size=args.test_size, standardize=args.standardize,
                     random_state=args.seed, dtype=args.dtype, target=args.target, delimiter=args.delimiter)
@@ -242,6 +339,11 @@ def _report_and_save(args, model, split, kind: str, device: str, out: Path, seco
         "metric": metric, "scores": scores, "train_seconds": seconds, "model_file": str(model_path),
     }
     report.update(_solver_facts(model))
+    if hasattr(split.X_train, "nnz"):  # sparse features: what was stored, never densified
+        nnz = int(split.X_train.nnz + split.X_test.nnz)
+        report["sparse"] = {"format": "csr", "nnz": nnz,
+                            "density": nnz / ((len(split.y_train) + len(split.y_test)) * split.n_features)}
+        report["target_file"] = args.target_file
     report.update({k: v for k, v in (("target", args.target), ("delimiter", args.delimiter)) if v is not None})
     curve = report.get("loss_curve")
     png = None if args.no_plot or not curve else _loss_plot(curve, f"{type(model).__name__} on {split.name} "
@@ -277,10 +379,14 @@ def _solver_facts(model) -> dict:
         return {"solver": f"stochastic ({model.optimizer})", "epochs": int(model.n_iter_),
                 "loss": f"{model.loss}: {meaning}", "final_loss": float(model.loss_curve_[-1]),
                 "loss_curve": [float(v) for v in model.loss_curve_]}
-    if hasattr(model, "n_iter_"):
+    if hasattr(model, "n_iter_") and not hasattr(model, "solver_"):
         solver = model.solver if model.solver != "auto" else ("fista" if model.penalty in ("l1", "elasticnet")
                                                               else "lbfgs")
         return {"solver": solver, "n_iter": int(np.ravel(model.n_iter_)[0])}
+    if model.solver_ == "lsqr":  # least squares on sparse X: iterative, to LSQR's tolerance
+        return {"solver": "least squares (lsqr)", "n_iter": int(np.max(model.n_iter_))}
+    if hasattr(model, "classes_"):
+        return {"solver": model.solver_, "n_iter": int(np.ravel(model.n_iter_)[0])}
     return {"solver": f"exact least squares ({model.solver_})"}
 
 
@@ -301,8 +407,16 @@ def run_predict(args) -> int:
         raise CliError(f"no such model file: {args.model}") from None
     except (ValueError, OSError, KeyError, TypeError) as exc:
         raise CliError(f"cannot load model {args.model}: {exc}") from None
-    X, y, _ = _reading(data.load_file, args.data, n_features=model.n_features_in_, target=args.target,
-                       delimiter=args.delimiter)
+    if _sparse_npz(args.data):
+        X = _read_sparse(args.data, np.dtype(np.float64))
+        if X.shape[1] != model.n_features_in_:
+            raise CliError(f"{args.data}: has {X.shape[1]} feature columns, the model expects {model.n_features_in_}")
+        y = None if args.target_file is None else _read_target(args.target_file, X.shape[0])
+    elif args.target_file is not None:
+        raise UsageError("argument --target-file: applies to sparse features (an .npz from scipy.sparse.save_npz)")
+    else:
+        X, y, _ = _reading(data.load_file, args.data, n_features=model.n_features_in_, target=args.target,
+                           delimiter=args.delimiter)
     try:
         predictions = model.predict(X)
         score = None if y is None else float(model.score(X, y))
@@ -332,6 +446,9 @@ def add_parser(sub, formatter) -> None:
                    help="CSV: the target column, by header name or 0-based index (-1 is the last; default: the last)")
     p.add_argument("--delimiter", type=delimiter, metavar="CHAR",
                    help="CSV: the field separator, one character or 'tab' (default: ',', tab for .tsv)")
+    p.add_argument("--target-file", metavar="PATH",
+                   help="sparse features (--dataset an .npz from scipy.sparse.save_npz): the target, a .npy array, "
+                        "a one-column .txt/.csv or an .npz holding y")
     p.add_argument("--model", choices=("auto", "linear", "logistic"), default="auto",
                    help="auto: logistic for an embedded classification dataset or a file whose target is text or at "
                         "most 20 distinct integers, linear otherwise")
@@ -366,6 +483,8 @@ def add_parser(sub, formatter) -> None:
                         "more column than the model has features)")
     q.add_argument("--delimiter", type=delimiter, metavar="CHAR",
                    help="CSV: the field separator, one character or 'tab' (default: ',', tab for .tsv)")
+    q.add_argument("--target-file", metavar="PATH",
+                   help="sparse --data: the target, for a score (.npy, one-column .txt/.csv, or .npz holding y)")
     q.add_argument("--out", type=non_empty_path, metavar="PATH",
                    help="write predictions here (CSV) instead of stdout")
     q.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda, cuda:N or auto")
