@@ -102,18 +102,7 @@ class KernelBackend(Backend):
                                                                                                        copy=False)
 
     def spmm(self, indptr, indices, values, shape, dense, transpose_sparse=False, cache=None):
-        """S @ dense (or S^T @ dense) for a CSR matrix S of ``shape``: our CSR kernels
-        (``self.sparse_kernels``, tinygrad_dot.spmm's dispatch) where the device has them;
-        until then "emu" computes it with SciPy on its (host) arrays and a GPU with cuSPARSE."""
-        kernels = getattr(self, "sparse_kernels", None)
-        if kernels is not None:
-            return kernels.spmm(indptr, indices, values, shape, dense, transpose_sparse=transpose_sparse, cache=cache)
-        if not self.name.startswith("cuda"):  # "emu": its arrays are NumPy's
-            from .numpy_backend import scipy_spmm
-
-            return self.asarray(scipy_spmm(indptr, indices, values, shape, dense, transpose_sparse, cache))
-        from cupyx.scipy.sparse import csr_matrix
-
-        with self.scope():
-            matrix = csr_matrix((values, indices, indptr), shape=shape)
-            return (matrix.T if transpose_sparse else matrix) @ dense
+        """S @ dense (or S^T @ dense) for a CSR matrix S of ``shape``, on our CSR kernels
+        (``self.sparse_kernels``); ``cache``: a dict that lives as long as the sparsity structure."""
+        return self.sparse_kernels.spmm(indptr, indices, values, shape, dense, transpose_sparse=transpose_sparse,
+                                        cache=cache)
