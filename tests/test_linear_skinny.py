@@ -7,7 +7,8 @@ import pytest
 
 import tinygrad_dot as td
 from tinygrad_dot import gemm
-from tinygrad_dot.gemm import compile as gemm_compile, nvrtc, report, skinny, sources
+from tests import kernel_checks
+from tinygrad_dot.gemm import skinny
 
 TOL = {np.float32: 3e-6, np.float64: 1e-13}
 N_ROWS = skinny.MIN_ROWS + 37  # tall enough to be routed, not a multiple of any tile
@@ -75,13 +76,7 @@ def test_a_linear_layer_step_on_emu_matches_the_cpu():
 
 @pytest.mark.parametrize("cc", [80, 90])
 def test_every_instantiation_compiles_without_spills(cc):
-    names = skinny.instantiations()
-    result = nvrtc.compile_cubin(sources.read_source(skinny.SOURCE), skinny.SOURCE, gemm_compile.compile_options(cc),
-                                 names)
-    stats = report.parse_ptxas_log(result.log)
-    assert len(stats) == len(names), result.log[:2000]
-    spilled = {name: s for name, s in stats.items() if s["spill_bytes"] or s["stack_bytes"]}
-    assert not spilled, spilled
+    assert not kernel_checks.spilled(skinny.SOURCE, skinny.instantiations(), cc)
 
 
 @pytest.mark.gpu

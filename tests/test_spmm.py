@@ -10,7 +10,7 @@ import pytest
 sp = pytest.importorskip("scipy.sparse", reason="the reference products come from SciPy")
 
 from tinygrad_dot import gemm, spmm  # noqa: E402
-from tinygrad_dot.gemm import compile as gemm_compile, nvrtc, report, sources  # noqa: E402
+from tests import kernel_checks  # noqa: E402
 
 TOL = {np.float32: 2e-6, np.float64: 1e-13}
 
@@ -122,13 +122,7 @@ def test_the_reference_and_bad_input():
 
 @pytest.mark.parametrize("cc", [80, 90])
 def test_every_instantiation_compiles_without_spills(cc):
-    names = spmm.instantiations()
-    result = nvrtc.compile_cubin(sources.read_source(spmm.SOURCE), spmm.SOURCE, gemm_compile.compile_options(cc),
-                                 names)
-    stats = report.parse_ptxas_log(result.log)
-    assert len(stats) == len(names), result.log[:2000]
-    spilled = {name: s for name, s in stats.items() if s["spill_bytes"] or s["stack_bytes"]}
-    assert not spilled, spilled
+    assert not kernel_checks.spilled(spmm.SOURCE, spmm.instantiations(), cc)
 
 
 @pytest.mark.gpu
