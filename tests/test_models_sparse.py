@@ -167,3 +167,22 @@ def test_cupyx_sparse_X_fits_on_the_gpu(rng):
         gpu = cls(**kwargs).fit(csp.csr_matrix(X), target)
         cpu = cls(**kwargs).fit(X, target)
         assert rel_error(gpu.coef_, cpu.coef_) < 1e-6
+
+
+def test_sparse_benchmark_rows_run_small():
+    """benchmarks/sparse.py's two parts on a small problem: every row has its ratios and scores."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sparse.py"
+    spec = importlib.util.spec_from_file_location("sparse_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.estimator_rows(300, 100, repeats=1, seed=0, settle=0.0, log=lambda *a: None)
+    assert [r["estimator"] for r in rows] == ["LogisticRegression", "LogisticRegression", "Ridge",
+                                             "LinearRegression", "SGDClassifier"]
+    assert all(r["ratio_td_sklearn"] > 0 and r["d"] == 50_000 for r in rows)
+    assert rows[0]["td_solver"] == "lbfgs" and rows[2]["td_solver"] == "lsqr" and "target_met" in rows[0]
+    assert abs(rows[0]["objective_relative_difference"]) < 1e-3
+    spmm = bench.spmm_rows(200, 1000, (0.01,), (1, 4), repeats=1, seed=0, log=lambda *a: None)
+    assert len(spmm) == 2 and all(r["ratio_td_scipy"] > 0 and r["ratio_transposed_td_scipy"] > 0 for r in spmm)
