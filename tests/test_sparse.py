@@ -77,12 +77,33 @@ def test_dense_to_sparse_csr_and_back(rng):
     np.testing.assert_array_equal(x.grad.numpy(), 3.0 * (dense != 0))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_transpose_to_sparse_csr_without_densifying(rng, device):
+    A = random_csr(rng, 14, 9, 0.3)
+    S = td.tensor(A, device=device, requires_grad=True)
+    T = S.T.to_sparse_csr()
+    assert T.layout is td.sparse_csr and T.shape == (9, 14) and T.array.nnz == A.nnz
+    expected = A.T.tocsr()
+    expected.sort_indices()
+    np.testing.assert_array_equal(T.crow_indices().numpy(), expected.indptr)
+    np.testing.assert_array_equal(T.col_indices().numpy(), expected.indices)
+    np.testing.assert_array_equal(T.to_dense().numpy(), A.T.toarray())
+    D = rng.standard_normal((14, 2))
+    (T @ td.tensor(D, device=device)).sum().backward()  # gradient back to the original values
+    rows = np.repeat(np.arange(14), np.diff(A.indptr))
+    assert rel_error(S.grad.values().numpy(), D.sum(axis=1)[rows]) < 1e-13
+
+
 def test_dtype_cast_and_pickle(rng):
     A = random_csr(rng, 10, 6, 0.3)
     S = td.tensor(A, dtype=td.float32)
     assert S.dtype == np.float32 and S.double().dtype == np.float64 and S.to(td.float64).layout is td.sparse_csr
     again = pickle.loads(pickle.dumps(S))
-    assert again.layout is td.sparse_csr
+    assert again.layout is td.sparse_csr and not again.requires_grad
+    import copy
+
+    kept = copy.deepcopy(td.tensor(A, requires_grad=True).T)
+    assert kept.requires_grad and kept.layout is td.sparse_csc
     np.testing.assert_array_equal(again.to_dense().numpy(), S.to_dense().numpy())
 
 

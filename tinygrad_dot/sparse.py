@@ -357,9 +357,20 @@ class SparseTensor(Tensor):
         return dense.T if self._transposed else dense
 
     def to_sparse_csr(self) -> "SparseTensor":
+        """CSR of the matrix this tensor stands for: itself, or for the transpose of a CSR the CSR of
+        that transpose, by a stable sort of the entries by column (the values keep their gradient)."""
         if not self._transposed:
             return self
-        return to_sparse_csr(self.to_dense())
+        csr, backend = self.array, self._backend
+        columns = backend.to_numpy(csr.indices)
+        order = np.argsort(columns, kind="stable")  # within a column, rows stay in increasing order
+        indptr = np.zeros(csr.shape[1] + 1, dtype=csr.indptr.dtype)
+        np.cumsum(np.bincount(columns, minlength=csr.shape[1]), out=indptr[1:])
+        with backend.scope():
+            order = backend.asarray(order)
+            values = self._values[order]
+            indices = csr.row_ids()[order].astype(csr.indices.dtype)
+            return SparseTensor._of(CSR(backend.asarray(indptr), indices, values.array, self.shape, backend), values)
 
     def to_scipy(self):
         """A scipy.sparse.csr_array (csc_array for the td.sparse_csc layout) on the host; on the
@@ -379,10 +390,10 @@ class SparseTensor(Tensor):
         return matrix.T if self._transposed else matrix
 
     def __reduce_ex__(self, protocol):
-        return _rebuild, (self.to_scipy(), self.device, self._transposed)
+        return _rebuild, (self.to_scipy(), self.device, self._transposed, self.requires_grad)
 
     def __deepcopy__(self, memo):
-        return _rebuild(self.to_scipy().copy(), self.device, self._transposed)
+        return _rebuild(self.to_scipy().copy(), self.device, self._transposed, self.requires_grad)
 
     def __repr__(self) -> str:
         csr = self.array
@@ -410,8 +421,8 @@ for _name in ("reshape", "view", "flatten", "squeeze", "unsqueeze", "expand", "r
     setattr(SparseTensor, _name, _refuse(_name))
 
 
-def _rebuild(matrix, device, transposed):
-    t = from_scipy(matrix.T if transposed else matrix, device=device)
+def _rebuild(matrix, device, transposed, requires_grad=False):
+    t = from_scipy(matrix.T if transposed else matrix, device=device, requires_grad=requires_grad)
     return t.T if transposed else t
 
 
