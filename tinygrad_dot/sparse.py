@@ -135,8 +135,7 @@ class CSR:
         """A scipy.sparse.csr_array on the host (the index arrays shared on the CPU)."""
         import scipy.sparse
 
-        to_host = self.backend.to_numpy if self.backend.xp is not np else np.asarray
-        host = [np.asarray(a) if self.backend.name == "cpu" else to_host(a)
+        host = [a if self.backend.name == "cpu" else self.backend.to_numpy(a)
                 for a in (self.values, self.indices, self.indptr)]
         return scipy.sparse.csr_array(tuple(host), shape=self.shape, copy=False)
 
