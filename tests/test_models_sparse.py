@@ -126,6 +126,14 @@ def test_sparse_inputs_of_every_kind_and_device(rng):
         models.Ridge().fit(bad, y)
 
 
+def test_sparse_logistic_fit_captured_in_a_cuda_graph_on_emu(rng):
+    """cuda_graph=True replays the evaluation, sparse products (our SpMM kernels on emu) included."""
+    X, _, labels = sparse_problem(rng, n=200, d=50)
+    graphed = models.LogisticRegression(device="emu", cuda_graph=True).fit(X, labels)
+    eager = models.LogisticRegression(device="emu").fit(X, labels)
+    assert rel_error(graphed.coef_, eager.coef_) < 1e-12 and graphed.n_iter_ == eager.n_iter_
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_estimators_declare_sparse_input_so_the_sparse_checks_run(cls):
     estimator = cls()
