@@ -81,10 +81,6 @@ def test_a_captured_training_step_replays_what_eager_steps_give(device):
         np.testing.assert_array_equal(g, e)
 
 
-@pytest.mark.xfail(strict=True, raises=recording.CaptureError,
-                   reason="nn/functional.py _class_targets checks class indices on the host when the array is "
-                          "an np.ndarray, which an 'emu' array is: the check reads the device during capture. "
-                          "Needs `if logits._backend.name != 'cpu':` there (as on a GPU, no check on emu)")
 def test_cross_entropy_with_class_indices_captures_on_emu():
     rng = np.random.default_rng(1)
     data = [(x, rng.integers(0, 3, len(x))) for x, _ in batches()]

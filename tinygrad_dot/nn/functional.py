@@ -344,9 +344,11 @@ def _class_targets(array, logits: Tensor, ignore_index: int, name: str = "cross_
     if array.shape != (n,):
         raise ValueError(f"{name}: target shape {tuple(array.shape)} does not match input shape "
                          f"{logits.shape}; expected ({n},)")
-    if not isinstance(array, np.ndarray):
-        # On a GPU nothing is checked (it would synchronise every step) and the mask is
-        # always built: a few elementwise kernels, and ignored rows never index past a row.
+    if logits._backend.name != "cpu":
+        # On a GPU (and on emu, whose arrays live on the host but stand for a GPU's: a
+        # CUDA graph capture cannot read them) nothing is checked, as it would synchronise
+        # every step; the mask is always built: a few elementwise kernels, and ignored
+        # rows never index past a row.
         return array, array != ignore_index
     # Viewed as unsigned, a negative index becomes huge, so one max() catches both ends;
     # passing it also proves that the default (negative) ignore_index is absent.
@@ -379,7 +381,7 @@ def _softmax_rows(z, picks, backend, xp):
     comes out too small), or a NaN or inf logit makes the global max useless for
     every row. A row holding NaN, +inf or only -inf then gets a NaN loss (inf - inf),
     as in PyTorch, and poisons no other row."""
-    if xp is np and z.size:
+    if backend.name == "cpu" and z.size:  # reads the max on the host: the CPU only (see _class_targets)
         shift = z.max()
         if math.isfinite(shift):
             probs, norm = _exp_rows(z, shift, backend, xp)
