@@ -54,6 +54,15 @@ __host__ __device__ constexpr int min_blocks_for(int threads, int tile_regs, int
     return 65536 / (threads * (tile_regs + slack)) < 1 ? 1 : 65536 / (threads * (tile_regs + slack));
 }
 
+// Whether a tile's register budget (65536 / (threads * min_blocks_for)) has room
+// for the interior path (td::InteriorCopy) beside the guarded loop: its cursors
+// stay live across the K loop, about `extra` registers more than min_blocks_for's
+// slack. The 256-thread 8x8 float32 tiles run at the 128-register cap of 2
+// blocks per SM and spill with it, so they keep the guarded loop alone.
+__host__ __device__ constexpr bool interior_fits(int threads, int tile_regs, int slack = 48, int extra = 8) {
+    return tile_regs + slack + extra <= 65536 / (threads * min_blocks_for(threads, tile_regs, slack));
+}
+
 // 32-bit registers held by a rows x cols register tile and its two fragments.
 template <typename T>
 __host__ __device__ constexpr int tile_registers(int rows, int cols) {
@@ -95,6 +104,29 @@ __device__ __forceinline__ void cp_async(void* smem_dst, const void* gmem_src, i
 #endif
 }
 
+// A shared-memory address as cp.async takes it: the 32-bit shared-window offset
+// on the GPU (converted once, outside any loop: the conversion reads the CTA's
+// window base, two uniform instructions each time), a plain pointer when emulated.
+#ifdef TD_EMULATION
+using shared_addr = char*;
+__device__ __forceinline__ shared_addr shared_address(void* p) { return static_cast<char*>(p); }
+#else
+using shared_addr = unsigned;
+__device__ __forceinline__ shared_addr shared_address(void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+#endif
+
+// A whole 16-byte cp.async (no zero fill, so no source-size operand): for tiles
+// known to lie inside the matrix.
+__device__ __forceinline__ void cp_async16(shared_addr dst, const void* gmem_src) {
+#ifdef TD_EMULATION
+    std::memcpy(dst, gmem_src, 16);
+#else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src));
+#endif
+}
+
 // Closes the group of cp.async issued so far by this thread.
 __device__ __forceinline__ void cp_async_commit() {
 #ifndef TD_EMULATION
@@ -122,7 +154,15 @@ __device__ __forceinline__ void cp_async_wait() {
 //   vec_ok: run-time check that g and ld allow 128-bit accesses.
 // Elements outside [0, X) x [0, K) are stored as zero, so the math needs no guard.
 // Each thread handles PER_THREAD vectors, consecutive threads consecutive vectors
-// along the unit-stride index (coalesced).
+// along the unit-stride index (coalesced). One exception, LINE: a K_CONTIG tile of
+// 128-bit vectors whose lines (BK long) split evenly over LINE_THREADS threads
+// gives each thread PER_THREAD vectors of one line, LINE_THREADS vectors apart
+// (neighbouring threads read neighbouring vectors). Its rounds then differ by a
+// constant (LINE_THREADS * V elements in global memory, as many rows of the
+// k-major slab), so the interior path (InteriorCopy) addresses all of them from
+// one pointer; and a phase's transposing stores stay free of bank conflicts (see
+// BANK_ROWS; the other mapping spreads a phase over every vector of a line,
+// which conflicts when a line holds more than BANK_ROWS vectors).
 template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG, int V>
 struct TileCopy {
     static constexpr int CONTIG_LEN = K_CONTIG ? BK : BX;  // tile extent along the unit-stride index
@@ -130,6 +170,15 @@ struct TileCopy {
     static constexpr int VECS_PER_LINE = CONTIG_LEN / V;
     static constexpr int VECS = VECS_PER_LINE * OTHER_LEN;
     static constexpr int PER_THREAD = (VECS + NTHREADS - 1) / NTHREADS;
+    // Transposing stores of one phase (32 lanes of 4 bytes, 16 of 8) are conflict-free
+    // when the phase covers one slab row, or exactly BANK_ROWS rows one vector apart:
+    // the pitch (BX + V, BX a multiple of the 128-byte bank period) shifts a row
+    // V*V elements per vector, so BANK_ROWS such rows tile the banks.
+    static constexpr int BANK_ROWS = V > 1 ? 128 / (int)sizeof(T) / (V * V) : 1;
+    static constexpr bool LINE = K_CONTIG && V > 1 && PER_THREAD > 1 && VECS % NTHREADS == 0 &&
+                                 VECS_PER_LINE % PER_THREAD == 0 &&
+                                 (VECS_PER_LINE == PER_THREAD || VECS_PER_LINE / PER_THREAD == BANK_ROWS);
+    static constexpr int LINE_THREADS = LINE ? VECS_PER_LINE / PER_THREAD : 1;
     static_assert(CONTIG_LEN % V == 0, "tile extent along the contiguous index must hold whole vectors");
     static_assert((LDS * (int)sizeof(T)) % 16 == 0 || V == 1 || K_CONTIG,
                   "vector stores into shared memory need 16-byte aligned rows");
@@ -142,8 +191,10 @@ struct TileCopy {
         int valid;         // how many of its V elements lie inside the matrix
     };
 
-    __device__ __forceinline__ static Slot slot(int round, int tid, long long ld, int x0, int k0, int X, int K) {
-        const int i = round * NTHREADS + tid;
+    __host__ __device__ __forceinline__ static Slot slot(int round, int tid, long long ld, int x0, int k0, int X,
+                                                         int K) {
+        const int i = LINE ? (tid / LINE_THREADS) * VECS_PER_LINE + round * LINE_THREADS + tid % LINE_THREADS
+                           : round * NTHREADS + tid;
         const int o = i / VECS_PER_LINE;        // offset along the strided index
         const int c = (i % VECS_PER_LINE) * V;  // offset along the unit-stride index
         const int gc = (K_CONTIG ? k0 : x0) + c, go = (K_CONTIG ? x0 : k0) + o;
@@ -153,6 +204,11 @@ struct TileCopy {
         s.dst = K_CONTIG ? c * LDS + o : o * LDS + c;  // element (c + j, o) lands at dst + j * (K_CONTIG ? LDS : 1)
         s.valid = (go < (K_CONTIG ? X : K)) ? max(0, min(V, (K_CONTIG ? K : X) - gc)) : 0;
         return s;
+    }
+
+    // Where element j of this thread's vector `round` lands in shared memory.
+    __host__ __device__ __forceinline__ static int store_offset(int round, int tid, int j) {
+        return slot(round, tid, 0, 0, 0, 0, 0).dst + j * (K_CONTIG ? LDS : 1);
     }
 
     T staged[PER_THREAD][V];  // register staging between fetch() and stash()
@@ -190,7 +246,7 @@ struct TileCopy {
                 *reinterpret_cast<typename Vec16<T>::type*>(smem + s.dst) = p.vec;
             } else {
 #pragma unroll
-                for (int j = 0; j < V; ++j) smem[s.dst + j * (K_CONTIG ? LDS : 1)] = staged[r][j];
+                for (int j = 0; j < V; ++j) smem[store_offset(r, tid, j)] = staged[r][j];
             }
         }
     }
@@ -213,6 +269,84 @@ struct TileCopy {
                                         j < s.valid ? (int)sizeof(T) : 0);
             }
         }
+    }
+};
+
+// The interior path: copies of whole tiles for a block whose tiles all lie inside
+// the matrix, with 128-bit access allowed (the caller checks that once per block,
+// and runs the guarded TileCopy for edge blocks and the last K tile). Nothing is
+// tested or recomputed per tile: the cursor holds round 0's source pointer and
+// slab offset, every other round sits at a fixed distance from it (an immediate
+// offset in the instruction, or one runtime stride between rows), and
+// next_tile() advances the pointer by one K tile. Same slots as TileCopy
+// (TileCopy::slot).
+template <typename T, int BK, int BX, int LDS, int NTHREADS, bool K_CONTIG>
+struct InteriorCopy {
+    static constexpr int V = vec_width<T>();
+    using Copy = TileCopy<T, BK, BX, LDS, NTHREADS, K_CONTIG, V>;
+    static constexpr int ROUNDS = Copy::PER_THREAD;
+    static constexpr int LINES_PER_ROUND = NTHREADS / Copy::VECS_PER_LINE;  // when not Copy::LINE
+    static_assert(Copy::VECS % NTHREADS == 0 && (Copy::LINE || ROUNDS == 1 || NTHREADS % Copy::VECS_PER_LINE == 0),
+                  "interior copies need whole rounds of whole lines");
+    // Distance between consecutive rounds in the slab (elements).
+    static constexpr int LINE_STEP = Copy::LINE_THREADS * V;  // along a line between rounds, when Copy::LINE
+    static constexpr int DST_STEP = Copy::LINE ? LINE_STEP * LDS : K_CONTIG ? LINES_PER_ROUND : LINES_PER_ROUND * LDS;
+    using Vec = typename Vec16<T>::type;
+
+    const T* src;        // round 0 of the next tile
+    int dst;             // round 0's element offset within a slab
+    Vec staged[ROUNDS];  // register staging between fetch() and stash()
+
+    // ld is the operand's leading dimension, passed again on every call rather than
+    // kept (with the strides derived from it) in registers across the K loop: a
+    // kernel parameter can be reread from the constant bank, and registers are
+    // what these tiles run short of.
+    __host__ __device__ __forceinline__ InteriorCopy(const T* g, long long ld, int x0, int k0, int tid) {
+        const typename Copy::Slot s = Copy::slot(0, tid, ld, x0, k0, 0, 0);
+        src = g + s.src;
+        dst = s.dst;
+    }
+
+    __device__ __forceinline__ const T* source(int r, long long ld) const {
+        return src + (Copy::LINE ? (long long)r * LINE_STEP : r * LINES_PER_ROUND * ld);
+    }
+    __device__ __forceinline__ void next_tile(long long ld) { src += K_CONTIG ? (long long)BK : BK * ld; }
+
+    // Where element j of round r's vector lands in a slab (the bank-conflict test
+    // evaluates this for every lane): V rows apart when transposed, else adjacent.
+    __host__ __device__ __forceinline__ int slab_offset(int r, int j) const {
+        return dst + r * DST_STEP + j * (K_CONTIG ? LDS : 1);
+    }
+
+    // Global -> registers, then on to the next tile.
+    __device__ __forceinline__ void fetch(long long ld) {
+#pragma unroll
+        for (int r = 0; r < ROUNDS; ++r) staged[r] = *reinterpret_cast<const Vec*>(source(r, ld));
+        next_tile(ld);
+    }
+
+    // Registers -> slab: one 128-bit store per round, or V scattered ones (k-major transpose).
+    __device__ __forceinline__ void stash(T* __restrict__ slab) const {
+#pragma unroll
+        for (int r = 0; r < ROUNDS; ++r) {
+            if (K_CONTIG) {
+                Pack16<T> p;
+                p.vec = staged[r];
+#pragma unroll
+                for (int j = 0; j < V; ++j) slab[slab_offset(r, j)] = p.elem[j];
+            } else {
+                *reinterpret_cast<Vec*>(slab + slab_offset(r, 0)) = staged[r];
+            }
+        }
+    }
+
+    // Global -> slab with whole 16-byte cp.async (operands that keep their
+    // orientation), then on to the next tile. slab is the slab's shared address.
+    __device__ __forceinline__ void copy_async(shared_addr slab, long long ld) {
+        static_assert(!K_CONTIG, "a k-contiguous tile is transposed on its way: stage it (fetch/stash)");
+#pragma unroll
+        for (int r = 0; r < ROUNDS; ++r) cp_async16(slab + slab_offset(r, 0) * (int)sizeof(T), source(r, ld));
+        next_tile(ld);
     }
 };
 

@@ -5,9 +5,10 @@
 // operand's unit-stride index is a 128-bit load (float4 / double2: one LDG.E.128
 // instead of four LDG.E), and so are the shared-memory fragment reads and the
 // C stores. Both tiles are kept k-major, so when A is row-major its four
-// consecutive-k values are scattered into four rows of As: the row pitch is padded
-// by one 16-byte vector so those scattered stores from neighbouring threads fall
-// into different banks. Whether 128-bit accesses are legal is decided at run time
+// consecutive-k values are scattered into four rows of As: the row pitch, padded
+// by one 16-byte vector as in rung 2, sends those scattered stores from
+// neighbouring threads to different banks and keeps every row 16-byte aligned for
+// the 128-bit stores. Whether 128-bit accesses are legal is decided at run time
 // per operand (16-byte aligned base pointer and leading dimension a multiple of
 // the vector width); otherwise the same code path falls back to scalar accesses.
 #include "thread_tile.cuh"

@@ -6,6 +6,12 @@
 // bank conflicts of rung 3's fragment reads and shortens dependency chains. This
 // is the last single-buffered rung: loads and math still alternate, separated by
 // barriers; rung 5 overlaps them.
+//
+// Its interior blocks (whole tiles, 128-bit access allowed: decided once) run a
+// K loop without per-tile bounds and alignment tests (single_buffered_block's
+// INTERIOR path, td::InteriorCopy): on sm_90 each instruction that is not an FFMA
+// takes an issue slot from one. Tiles without the registers to spare for it
+// (td::interior_fits: the 256-thread 8x8 float32 tiles) keep the guarded loop.
 #include "thread_tile.cuh"
 #include "warp_tile.cuh"
 
@@ -17,5 +23,6 @@ gemm_warp_tiled(TD_GEMM_PARAMS(T)) {
     const td::BatchEntry<T> e =
         td::batch_entry(blockIdx.z, A, lda, batch_stride_a, B, ldb, batch_stride_b, C, ldc, batch_stride_c);
     td::single_buffered_block<T, TRANS_A, TRANS_B, BM, BN, BK, td::vec_width<T>(), td::CopyMode::Vector,
-                              td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>>(M, N, K, e, lda, ldb, ldc);
+                              td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>,
+                              td::WarpTile<T, BM, BN, WM, WN, WNITER, TM, TN>::INTERIOR>(M, N, K, e, lda, ldb, ldc);
 }

@@ -51,18 +51,47 @@ struct ThreadTile {
 // One block tile of C = A @ B for batch entry e: load both BK-deep tiles into
 // shared memory, barrier, accumulate into the register tile, barrier, repeat.
 // PAD extra elements per shared row (kept 16-byte aligned for vector access).
-template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int PAD, CopyMode MODE, typename Tile>
+// Both operands' global loads are issued before either is stored to shared
+// memory, so a K tile waits on global memory once, not twice.
+// INTERIOR (rung 4, where td::interior_fits): a block whose tiles all lie inside
+// the matrices with 128-bit access allowed (decided once) runs the K tiles that
+// lie wholly inside K through td::InteriorCopy, without bounds or alignment
+// tests; the last partial K tile and edge blocks take the guarded copies.
+template <typename T, bool TRANS_A, bool TRANS_B, int BM, int BN, int BK, int PAD, CopyMode MODE, typename Tile,
+          bool INTERIOR = false>
 __device__ __forceinline__ void single_buffered_block(int M, int N, int K, const BatchEntry<T>& e, long long lda,
                                                       long long ldb, long long ldc) {
     constexpr int LDA_S = BM + PAD, LDB_S = BN + PAD;
+    constexpr int V = MODE == CopyMode::Scalar ? 1 : vec_width<T>();
     __shared__ __align__(16) T As[BK * LDA_S];
     __shared__ __align__(16) T Bs[BK * LDB_S];
     const int tid = threadIdx.x;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     Tile tile(tid);
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        load_tile<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A, MODE>(As, e.a, lda, m0, k0, M, K, e.a_vec, tid);
-        load_tile<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B, MODE>(Bs, e.b, ldb, n0, k0, N, K, e.b_vec, tid);
+    int k0 = 0;
+    if constexpr (INTERIOR) {
+        static_assert(MODE == CopyMode::Vector, "the interior path moves 128-bit vectors");
+        if (m0 + BM <= M && n0 + BN <= N && e.a_vec && e.b_vec) {
+            InteriorCopy<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A> a(e.a, lda, m0, 0, tid);
+            InteriorCopy<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B> b(e.b, ldb, n0, 0, tid);
+            for (; k0 <= K - BK; k0 += BK) {
+                a.fetch(lda);
+                b.fetch(ldb);
+                a.stash(As);
+                b.stash(Bs);
+                __syncthreads();
+                tile.template accumulate<BK, LDA_S, LDB_S>(As, Bs);
+                __syncthreads();  // the next stash overwrites the tiles
+            }
+        }
+    }
+    for (; k0 < K; k0 += BK) {
+        TileCopy<T, BK, BM, LDA_S, Tile::NTHREADS, !TRANS_A, V> a;
+        TileCopy<T, BK, BN, LDB_S, Tile::NTHREADS, TRANS_B, V> b;
+        a.fetch(e.a, lda, m0, k0, M, K, e.a_vec, tid);
+        b.fetch(e.b, ldb, n0, k0, N, K, e.b_vec, tid);
+        a.stash(As, tid);
+        b.stash(Bs, tid);
         __syncthreads();
         tile.template accumulate<BK, LDA_S, LDB_S>(As, Bs);
         __syncthreads();  // the next load overwrites the tiles

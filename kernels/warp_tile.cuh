@@ -23,6 +23,7 @@ struct WarpTile {
     static constexpr int LANES_N = WSUBN / TN;  // lanes side by side along n in a sub-tile
     static constexpr int RM = WMITER * TM, RN = WNITER * TN;  // register tile per lane
     static constexpr int MIN_BLOCKS = min_blocks_for(NTHREADS, tile_registers<T>(RM, RN));
+    static constexpr bool INTERIOR = interior_fits(NTHREADS, tile_registers<T>(RM, RN));
     static_assert(BM % WM == 0 && BN % WN == 0, "warp tiles must divide the block tile");
     static_assert(WMITER >= 1 && WMITER * TM * TN * WNITER * 32 == WM * WN, "warp tile must split evenly over 32 lanes");
     static_assert(WSUBN % TN == 0 && WSUBM % TM == 0 && (WSUBM / TM) * LANES_N == 32,
@@ -31,7 +32,7 @@ struct WarpTile {
     int m_off, n_off;  // this lane's first row / column inside the block tile
     T acc[RM][RN];
 
-    __device__ __forceinline__ explicit WarpTile(int tid) {
+    __host__ __device__ __forceinline__ explicit WarpTile(int tid) {
         const int warp = tid / 32, lane = tid % 32;
         m_off = (warp / WARPS_N) * WM + (lane / LANES_N) * TM;
         n_off = (warp % WARPS_N) * WN + (lane % LANES_N) * TN;
@@ -39,6 +40,18 @@ struct WarpTile {
         for (int i = 0; i < RM; ++i)
 #pragma unroll
             for (int j = 0; j < RN; ++j) acc[i][j] = T(0);
+    }
+
+    // Where this lane's fragments start in the k-major slabs at step k; the
+    // bank-conflict test evaluates these for every lane. (Pointer steps in this
+    // order: summing the int offsets first made ptxas spill the BK=16 tiles.)
+    template <int LDA_S>
+    __host__ __device__ __forceinline__ const T* a_fragment(const T* As, int k, int wm) const {
+        return As + k * LDA_S + m_off + wm * WSUBM;
+    }
+    template <int LDB_S>
+    __host__ __device__ __forceinline__ const T* b_fragment(const T* Bs, int k, int wn) const {
+        return Bs + k * LDB_S + n_off + wn * WSUBN;
     }
 
     // Accumulate one BK-deep slab of shared tiles into the registers.
@@ -49,10 +62,10 @@ struct WarpTile {
         for (int k = 0; k < BK; ++k) {
 #pragma unroll
             for (int wm = 0; wm < WMITER; ++wm)
-                load_fragment<T, TM, true>(a + wm * TM, As + k * LDA_S + m_off + wm * WSUBM);
+                load_fragment<T, TM, true>(a + wm * TM, a_fragment<LDA_S>(As, k, wm));
 #pragma unroll
             for (int wn = 0; wn < WNITER; ++wn)
-                load_fragment<T, TN, true>(b + wn * TN, Bs + k * LDB_S + n_off + wn * WSUBN);
+                load_fragment<T, TN, true>(b + wn * TN, b_fragment<LDB_S>(Bs, k, wn));
             outer_product(acc, a, b);
         }
     }
