@@ -42,9 +42,10 @@ bench: $(STAMP)
 gpu-check: $(STAMP)
 	PYTHON=$(PY) bash benchmarks/gpu_check.sh
 
-# Registers, shared memory, spills and occupancy of every kernel variant (NVRTC, no GPU needed).
+# Every kernel variant from its SASS (NVRTC + nvdisasm, no GPU needed): the hot K loop's FMA share and
+# shared-memory bytes per FMA, registers, spills, shared memory, blocks per SM; JSON and SASS under build/.
 kernel-report: $(STAMP)
-	$(PY) -m tinygrad_dot.gemm.report
+	$(PY) -m tinygrad_dot.gemm.report --json build/kernel-report.json --sass-dir build/sass
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
