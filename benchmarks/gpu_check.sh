@@ -138,5 +138,12 @@ LINEAR_ARGS=(--out "$DEST/linear.json")
 "$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}" 2>&1 | tee "$DEST/linear.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
+# Our SpMM kernels against cuSPARSE (uniform densities 0.01-1% and a skewed matrix).
+echo "== sparse benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
+SPARSE_ARGS=(--device cuda --out "$DEST/sparse-gpu.json")
+[[ $MODE == quick ]] && SPARSE_ARGS+=(--quick)
+"$PY" benchmarks/sparse.py "${SPARSE_ARGS[@]}" 2>&1 | tee "$DEST/sparse.log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+
 echo "== done in $((SECONDS - START)) s, status $status" | tee -a "$DEST/gpu_check.log"
 exit $status
