@@ -60,6 +60,11 @@ def test_hot_loop_reads_the_sass():
     first = report.hot_loop(SASS[:SASS.index(".L_x_2")])
     assert (first.instructions, first.fmas, first.predicated_off, first.peeled_copies) == (8, 2, 1, 1)
     assert (first.lds_bytes, first.sts_bytes) == (16 + 8 + 4, 4)
+    # an m8n8k4 DMMA is 256 products over 32 lanes, however nvdisasm spells it
+    assert report._fmas_per_lane("DMMA.884") == report._fmas_per_lane("DMMA.8x8x4") == 8
+    (insn,) = report.parse_sass("        /*0100*/                   DMMA.8x8x4 R4, R8, R10, R4 ;")
+    assert insn[2] == "DMMA.8x8x4"
+    assert report._fmas_per_lane("FFMA.FTZ") == 1 and report._fmas_per_lane("IMAD") == 0
 
 
 def test_untuned_picks_follow_the_dispatcher():

@@ -174,7 +174,7 @@ def sass(cubin: bytes) -> dict:
 
 
 # ------------------------------------------------------------- the hot K loop
-_INSN = re.compile(r"/\*([0-9a-f]+)\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+_INSN = re.compile(r"/\*([0-9a-f]+)\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Za-z0-9_.]*)\s*([^;]*);")
 _LABEL = re.compile(r"^\s*(\.L_x_\d+):")
 _TARGET = re.compile(r"`\((\.L_x_\d+)\)")
 # Scalar FMAs per lane of one instruction; an MMA's m*n*k products spread over 32 lanes.
@@ -188,6 +188,9 @@ def _fmas_per_lane(op: str) -> float:
     if base == "HFMA2":
         return 2.0
     if base in ("DMMA", "HMMA"):
+        m = re.search(r"\.(\d+)x(\d+)x(\d+)", op)  # sm_90 spells the shape DMMA.8x8x4, sm_80 DMMA.884
+        if m:
+            return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) / 32
         m = re.search(r"\.(\d+)\b", op)
         digits = m.group(1) if m else ""
         shapes = {"884": (8, 8, 4), "16816": (16, 8, 16), "1688": (16, 8, 8), "16832": (16, 8, 32),
