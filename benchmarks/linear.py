@@ -36,6 +36,7 @@ import tinygrad_dot as td  # noqa: E402
 from tinygrad_dot import gemm  # noqa: E402
 from tinygrad_dot._files import atomic_write_json  # noqa: E402
 from tinygrad_dot.gemm.autotune import launches_per_group  # noqa: E402
+from tinygrad_dot.gemm.skinny import SkinnyCall  # noqa: E402
 from tinygrad_dot.gemm.sources import kernels_sha256  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "linear.json")
@@ -69,8 +70,11 @@ def bandwidth(device: str, n: int, d: int = 256, outputs=(1, 10, 64), groups: in
             out, expect = ours(), ref()
             err = float(xp.max(xp.abs(out - expect)) / xp.max(xp.abs(expect)))
             ours_ms, theirs_ms = device_ms(runtime, ours, groups), device_ms(runtime, theirs, groups)
+            a, b = (X, W.T) if name.startswith("forward") else (G.T, X)
+            call = gemm.dispatcher(device).plan(a, b)
             rows["cases"].append({
                 "product": name, "n": n, "d": d, "k": k, "max_rel_err": err,
+                "ours_kernel": f"skinny_{call.kind}" if isinstance(call, SkinnyCall) else call.config.label(),
                 "ours_GBps": nbytes / ours_ms / 1e6, "vendor_GBps": nbytes / theirs_ms / 1e6,
                 "ours_fraction_of_copy": nbytes / ours_ms / 1e6 / rows["copy_GBps"],
                 "ours_over_vendor": theirs_ms / ours_ms})

@@ -8,7 +8,7 @@
 // dW its K loop runs over all n rows in one block per 128 columns of d, a handful
 // of blocks for the whole GPU. Two kernels, one technique each:
 //
-//  1. skinny_nt (Y = X W^T): a block takes ROWS rows of X and streams them through
+//  1. skinny_nt (Y = X W^T, or X w): a block takes ROWS rows of X and streams them through
 //     shared memory in DT-wide slabs, coalesced; the whole k x DT slab of W sits
 //     beside it. Each thread computes KPT outputs of one row from shared memory.
 //     X is read from global memory exactly once.
@@ -24,12 +24,13 @@ namespace td {
 constexpr int SKINNY_THREADS = 256;
 }
 
-// Y (n x k, row stride ldy) = X (n x d, row stride ldx) times W^T, W k x d (row stride ldw).
+// Y (n x k, row stride ldy) = X (n x d, row stride ldx) times W^T, W(j, c) = W[j * w_out + c * w_in]
+// (a k x d weight read either way: nn.Linear's W^T, or a d x k matrix as in X @ w).
 // ROWS x (KMAX / KPT) threads: thread t computes outputs [j0, j0 + KPT) of row t / (KMAX / KPT).
 template <typename T, int KMAX, int KPT>
 __global__ void __launch_bounds__(td::SKINNY_THREADS, 2)
-skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* __restrict__ W, long long ldw,
-          T* __restrict__ Y, long long ldy) {
+skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* __restrict__ W, long long w_out,
+          long long w_in, T* __restrict__ Y, long long ldy) {
     constexpr int GROUPS = KMAX / KPT;                // threads per row
     constexpr int ROWS = td::SKINNY_THREADS / GROUPS;  // rows per block
     constexpr int DT = 32;                            // columns of X per slab
@@ -50,7 +51,7 @@ skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* 
         }
         for (int i = tid; i < KMAX * DT; i += td::SKINNY_THREADS) {
             const int jj = i / DT, cc = i % DT;
-            ws[jj][cc] = (jj < k && c0 + cc < d) ? W[(long long)jj * ldw + c0 + cc] : T(0);
+            ws[jj][cc] = (jj < k && c0 + cc < d) ? W[(long long)jj * w_out + (long long)(c0 + cc) * w_in] : T(0);
         }
         __syncthreads();
 #pragma unroll 8

@@ -142,3 +142,23 @@ def test_the_readme_example_runs(capsys):
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if 'device="emu"' in block]
     exec(compile(code, "README.md (emu example)", "exec"), {})  # noqa: S102 - our own documentation
     assert float(capsys.readouterr().out) > 0.9
+
+
+def test_class_targets_out_of_range_are_refused_on_emu_as_on_the_cpu():
+    """An index past the classes would read the next row's logit: refused on every device
+    outside a graph capture (inside one the host cannot look: docs/cuda_graphs.md)."""
+    logits = np.random.default_rng(9).standard_normal((4, 5)).astype(np.float32)
+    for device in ("cpu", "emu"):
+        for bad in ([0, 1, 7, 2], [0, -3, 1, 2], [0, 5, 1, 2]):
+            with pytest.raises(IndexError, match=r"must lie in \[0, 5\)"):
+                td.nn.functional.cross_entropy(td.tensor(logits, device=device), td.tensor(bad, device=device))
+
+
+def test_dropout_is_refused_inside_a_capture():
+    """Its mask comes from the host: a graph would replay one mask forever."""
+    layer = td.nn.Dropout(0.5).to("emu")
+    x = td.ones(8, 4, device="emu")
+    graph = td.cuda.CUDAGraph()
+    with pytest.raises(td.cuda.CaptureError, match="same mask"):
+        with td.cuda.graph(graph, device="emu"):
+            layer(x)

@@ -114,3 +114,23 @@ def test_the_bandwidth_benchmark_runs_on_emu(tmp_path):
     assert all(row["max_rel_err"] < 1e-5 for row in report["bandwidth"]["cases"])
     losses = [row["final_loss"] for row in report["linear_regression"].values()]
     assert max(losses) - min(losses) < 1e-4 * max(losses)
+
+
+def test_one_output_and_the_x_w_orientation_are_routed_too():
+    """k = 1 (binary logistic regression, one-target regression) and X @ w with w stored
+    d x k take the skinny kernels as well; empty products do not reach them."""
+    dispatch = gemm.dispatcher("emu")
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((N_ROWS, 19))
+    for k in (1, 3):
+        w = rng.standard_normal((19, k))                       # X @ w: layout NN
+        W = rng.standard_normal((k, 19))                       # X @ W^T: NT (NN when k = 1)
+        g = rng.standard_normal((N_ROWS, k))                   # g^T X: TN (NN with M = 1 when k = 1)
+        for a, b in ((X, w), (X, W.T), (g.T, X)):
+            assert isinstance(dispatch.plan(a, b), skinny.SkinnyCall), (k, a.shape, b.shape)
+            assert rel_err(gemm.matmul(a, b), a @ b) < TOL[np.float64], (k, a.shape, b.shape)
+    assert gemm.matmul(X[:, :0], np.ones((0, 2))).shape == (N_ROWS, 2)      # K = 0: zeros, no launch
+    assert gemm.matmul(np.ones((2, N_ROWS)), X[:, :0]).shape == (2, 0)      # N = 0
+    launcher = gemm.prepare(X, w)
+    launcher.out.fill(np.nan)
+    assert launcher() is launcher.out and rel_err(launcher.out, X @ w) < TOL[np.float64]

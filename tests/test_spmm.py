@@ -172,3 +172,22 @@ def test_the_device_benchmark_runs_on_emu(tmp_path):
     report = json.loads(out.read_text())
     assert report["measured_on_gpu"] is False and len(report["rows"]) == 4 * 3
     assert all(row[f"{p} max_rel_diff"] < 1e-5 for row in report["rows"] for p in ("S@D", "S^T@G"))
+
+
+def test_a_capture_after_an_untuned_warm_up(monkeypatch):
+    """With tuning off, the warm-up's choice (by row-length skew) is kept in the cache
+    as a timed one is, so the capture finds everything it needs."""
+    import tinygrad_dot as td
+
+    monkeypatch.setenv("TINYGRAD_DOT_AUTOTUNE", "0")
+    rng = np.random.default_rng(8)
+    indptr, indices, values, S = skewed_csr(rng, 30, 20, 0.2, np.float32, np.int32)
+    D = rng.standard_normal((20, 3)).astype(np.float32)
+    cache = {}
+    warm = dispatch().spmm(indptr, indices, values, (30, 20), D, cache=cache)
+    graph = td.cuda.CUDAGraph()
+    with td.cuda.graph(graph, device="emu"):
+        out = dispatch().spmm(indptr, indices, values, (30, 20), D, cache=cache)
+    out[...] = np.nan
+    graph.replay()
+    assert np.array_equal(out, warm)

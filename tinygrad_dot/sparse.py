@@ -512,8 +512,8 @@ def mm(a, b) -> Tensor:
         raise TypeError("td.sparse.mm needs one sparse operand; use td.matmul for dense ones")
     if b_sparse:  # D @ L = (L^T D^T)^T, through the transposes (no copy of S)
         a = a if isinstance(a, Tensor) else Tensor(a, device=b._backend)
-        if a.ndim == 1:
-            return _sparse_dense(b.T, a)
+        if a.ndim == 1:  # v @ L = L^T v
+            return _sparse_dense(b.T, a[:, None])[:, 0]
         return _sparse_dense(b.T, a.T).T
     b = b if isinstance(b, Tensor) else Tensor(b, device=a._backend)
     if b.ndim == 1:
@@ -544,6 +544,9 @@ def _sparse_dense(S: SparseTensor, D: Tensor) -> Tensor:
     if S.dtype != D.dtype:
         raise TypeError(f"sparse @ dense: the operands have different dtypes, {S.dtype} ({S.layout!r}, shape "
                         f"{S.shape}) and {D.dtype} (shape {D.shape}); convert one, e.g. .to(td.{S.dtype})")
+    if S.dtype not in (np.float32, np.float64):  # one rule on every device (the kernels compute in these)
+        raise TypeError(f"sparse @ dense computes in float32 or float64, got {S.dtype} ({S.layout!r}, shape "
+                        f"{S.shape}); convert with .to(td.float32)")
     if S.shape[1] != D.shape[0]:
         raise ValueError(f"sparse @ dense: shapes {S.shape} ({S.layout!r}) and {D.shape} are not aligned: "
                          f"{S.shape[1]} != {D.shape[0]}")

@@ -175,7 +175,10 @@ class SpmmDispatch:
 
         if key not in cache:
             if cache.get("_per_call") or not tuning_enabled():
-                return "segments" if structure.skewed() else "rows"
+                choice = "segments" if structure.skewed() else "rows"
+                if not cache.get("_per_call"):
+                    cache[key] = choice  # a capture later finds it, as it finds a timed one
+                return choice
             timings = {}
             for name, run in runs.items():
                 run()  # warm-up (and the build of the segment list)

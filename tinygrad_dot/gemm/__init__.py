@@ -85,15 +85,12 @@ class Launcher:
 
     @property
     def config(self):
-        """The tile configuration launched (None for "cublas" or an empty product)."""
+        """The tile configuration launched (None for "cublas", the skinny route or an empty product)."""
         return self.call.config
 
     def __call__(self):
         with self.runtime.activate():
-            if self.call.config is None:
-                self.out = self.call(self._a, self._b)  # reference or empty: nothing to launch into
-            else:
-                self.call.launch_into(self._a, self._b, self.out)
+            self.call.launch_into(self._a, self._b, self.out)
         return self.out
 
 

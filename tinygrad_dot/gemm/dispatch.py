@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime import graphs
-from . import configs, plan as _plan, skinny
+from . import configs, plan as _plan
 from .autotune import Autotuner
 
 _FLOATS = (configs.F32, configs.F64)
@@ -54,11 +54,16 @@ class GemmCall:
         return launch_operands(self.runtime.xp, self.plan, a, b)
 
     def launch_into(self, a, b, c) -> None:
-        """Run the launches on operands already in their launch form (see operands)."""
+        """Compute a @ b into c, operands already in their launch form (see operands)."""
+        if self.zero_fill:
+            c.fill(0)
+            return
         k = self.single
         if k is not None:
             s = k.args  # GEMM_SIGNATURE: (M, N, K, A, lda, bsa, B, ldb, bsb, C, ldc, bsc, batch)
             k.kernel(k.grid, k.block, (s[0], s[1], s[2], a, s[4], s[5], b, s[7], s[8], c, s[10], s[11], s[12]))
+            return
+        if not self.launches:  # an empty product
             return
         pointer = self.runtime.pointer
         pa, pb, pc = pointer(a), pointer(b), pointer(c)
@@ -71,10 +76,7 @@ class GemmCall:
         if self.copies:
             a, b = self.operands(a, b)
         c = self.runtime.empty(self.out_shape, self.dtype)
-        if self.launches:
-            self.launch_into(a, b, c)
-        elif self.zero_fill:
-            c.fill(0)
+        self.launch_into(a, b, c)
         return c
 
 
@@ -86,6 +88,9 @@ class ReferenceCall(GemmCall):
 
     def __call__(self, a, b):
         return self.runtime.xp.ascontiguousarray(self.runtime.reference_matmul(a, b))
+
+    def launch_into(self, a, b, c) -> None:
+        c[...] = self.runtime.reference_matmul(a, b)
 
 
 def launch_operands(xp, p: _plan.MatmulPlan, a, b):
@@ -167,6 +172,8 @@ class GemmDispatch:
         self._owns, self._activate = runtime.owns, runtime.activate
         for source, exprs in instantiations().items():
             runtime.declare(source, exprs)
+        from . import skinny  # (it builds on GemmCall, defined here)
+
         runtime.declare(skinny.SOURCE, skinny.instantiations())
 
     def matmul(self, a, b, kernel="auto"):
@@ -174,7 +181,7 @@ class GemmDispatch:
         this device) into a new C-contiguous array."""
         try:
             call = self._calls.get((a.shape, a.strides, b.shape, b.strides, a.dtype, b.dtype, kernel))
-        except AttributeError:  # not arrays: plan() says what they are
+        except (AttributeError, TypeError):  # not arrays, or an unhashable kernel: plan() says what is wrong
             call = None
         if call is None or not (self._owns(a) and self._owns(b)):
             call = self.plan(a, b, kernel)
@@ -204,6 +211,8 @@ class GemmDispatch:
                 if kernel == "cublas":
                     call = ReferenceCall(self.runtime, p, None, a.dtype)
                 else:  # a linear model's skinny products have kernels of their own (gemm/skinny.py)
+                    from . import skinny
+
                     call = (skinny.plan(self.runtime, p, a.dtype) if kernel == "auto" else None) or \
                         GemmCall(self.runtime, p, self._config(p, a, b, kernel), a.dtype)
             if len(self._calls) >= _MAX_CACHED_CALLS:  # a program sweeping shapes: start over
@@ -221,7 +230,8 @@ class GemmDispatch:
                             f"{b.dtype} (shapes {a.shape} and {b.shape})")
         if a.ndim < 2 or b.ndim < 2:
             raise ValueError(f"matmul operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}")
-        if not (kernel in ("auto", "cublas") or kernel in configs.RUNGS or isinstance(kernel, configs.KernelConfig)):
+        if not (isinstance(kernel, str) and (kernel in ("auto", "cublas") or kernel in configs.RUNGS)
+                or isinstance(kernel, configs.KernelConfig)):
             raise ValueError(f"unknown GEMM kernel {kernel!r}; choose 'auto', 'cublas', one of "
                              f"{list(configs.RUNGS)} or a gemm.configs.KernelConfig")
 

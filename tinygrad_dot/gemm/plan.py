@@ -140,17 +140,6 @@ def materialize(xp, x, batch_shape: tuple):
     return xp.ascontiguousarray(xp.broadcast_to(x, (*batch_shape, *x.shape[-2:])))
 
 
-def plan_operands(xp, a, b):
-    """(plan, a, b) for a @ b: the plan, with any operand the kernels cannot read
-    in place (see OperandPlan.copy) replaced by a compact copy."""
-    p = plan_matmul(a.shape, a.strides, b.shape, b.strides, a.itemsize)
-    if p.a.copy:
-        a = materialize(xp, a, p.batch_shape)
-    if p.b.copy:
-        b = materialize(xp, b, p.batch_shape)
-    return p, a, b
-
-
 def batch_chunks(batch: int, max_grid_z: int = 65535):
     """(first entry, count) of each launch: one launch unless the batch exceeds the
     grid's z limit, in which case the host offsets the pointers per chunk."""

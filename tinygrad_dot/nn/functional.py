@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops, random
 from ..autograd import is_grad_enabled, record
+from ..runtime import graphs
 from ..tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -193,6 +194,11 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     dtype = input.array.dtype
     if dtype.kind != "f":
         raise TypeError(f"dropout: input must be floating point, got dtype {dtype}")
+    if graphs.capturing(input._backend.name):
+        # The mask comes from the host: a graph would replay the capture's mask every time.
+        raise graphs.CaptureError(
+            "dropout draws its mask on the host, so a CUDA graph would replay the same mask at every replay; "
+            "capture the step with the model in eval() (or without dropout)")
     keep = random.generator().random(input.shape) >= p
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     mask = input._backend.asarray((keep * scale).astype(dtype))
@@ -344,11 +350,11 @@ def _class_targets(array, logits: Tensor, ignore_index: int, name: str = "cross_
     if array.shape != (n,):
         raise ValueError(f"{name}: target shape {tuple(array.shape)} does not match input shape "
                          f"{logits.shape}; expected ({n},)")
-    if logits._backend.name != "cpu":
-        # On a GPU (and on emu, whose arrays live on the host but stand for a GPU's: a
-        # CUDA graph capture cannot read them) nothing is checked, as it would synchronise
-        # every step; the mask is always built: a few elementwise kernels, and ignored
-        # rows never index past a row.
+    if graphs.capturing(logits._backend.name):
+        # Inside a CUDA graph capture the host may not read the device: nothing is
+        # checked (docs/cuda_graphs.md says so) and the mask is always built. Elsewhere
+        # the check below runs on every device (on a GPU it costs one small reduction
+        # and a sync per step): an index past a row would read the next row's logit.
         return array, array != ignore_index
     # Viewed as unsigned, a negative index becomes huge, so one max() catches both ends;
     # passing it also proves that the default (negative) ignore_index is absent.
