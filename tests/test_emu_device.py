@@ -11,12 +11,9 @@ import tinygrad_dot as td
 from tinygrad_dot import gemm
 from tinygrad_dot.backends import canonical_device, get_backend
 
+from conftest import max_rel_error
+
 F32_TOL = 2e-5
-
-
-def rel_err(x, ref):
-    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
-    return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-30))
 
 
 def test_the_device_is_named_and_placed():
@@ -44,10 +41,10 @@ def test_matmul_runs_our_kernels(dtype):
         a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
         out = td.matmul(td.tensor(a, device="emu"), td.tensor(b, device="emu"))
         assert out.device == "emu" and out.dtype == dtype and out.shape == np.matmul(a, b).shape
-        assert rel_err(out.numpy(), np.matmul(a.astype(np.float64), b)) < tol, (sa, sb)
+        assert max_rel_error(out.numpy(), np.matmul(a.astype(np.float64), b)) < tol, (sa, sb)
     a = td.tensor(rng.standard_normal((40, 30)).astype(dtype), device="emu")
     b = td.tensor(rng.standard_normal((20, 30)).astype(dtype), device="emu")
-    assert rel_err((a @ b.T).numpy(), a.numpy().astype(np.float64) @ b.numpy().T) < tol  # NT, read in place
+    assert max_rel_error((a @ b.T).numpy(), a.numpy().astype(np.float64) @ b.numpy().T) < tol  # NT, read in place
 
 
 def test_every_product_of_a_step_goes_through_the_dispatch():
@@ -76,7 +73,7 @@ def test_gradients_match_the_cpu():
         grads[device] = (float(loss), x.grad.numpy(), w.grad.numpy())
     assert abs(grads["emu"][0] - grads["cpu"][0]) <= F32_TOL * abs(grads["cpu"][0])
     for emu, cpu in zip(grads["emu"][1:], grads["cpu"][1:]):
-        assert rel_err(emu, cpu) < F32_TOL
+        assert max_rel_error(emu, cpu) < F32_TOL
 
 
 def test_a_training_loop_matches_the_cpu():
@@ -99,15 +96,15 @@ def test_a_training_loop_matches_the_cpu():
             losses.append(float(loss))
         runs[device] = (np.array(losses), model.weight.numpy())
     assert runs["cpu"][0][-1] < 0.8 * runs["cpu"][0][0]  # it learned something
-    assert rel_err(runs["emu"][0], runs["cpu"][0]) < 1e-4
-    assert rel_err(runs["emu"][1], runs["cpu"][1]) < 1e-4
+    assert max_rel_error(runs["emu"][0], runs["cpu"][0]) < 1e-4
+    assert max_rel_error(runs["emu"][1], runs["cpu"][1]) < 1e-4
 
 
 def test_float16_is_widened_for_the_kernels():
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((8, 6)).astype(np.float16), rng.standard_normal((6, 3)).astype(np.float16)
     out = td.matmul(td.tensor(a, device="emu"), td.tensor(b, device="emu"))
-    assert out.dtype == np.float16 and rel_err(out.numpy(), a.astype(np.float64) @ b) < 2e-3
+    assert out.dtype == np.float16 and max_rel_error(out.numpy(), a.astype(np.float64) @ b) < 2e-3
 
 
 @pytest.mark.parametrize("make", [
@@ -126,10 +123,10 @@ def test_estimators_fit_on_emu_as_on_the_cpu(make):
     cpu = make().fit(X, y)
     emu_model = make().set_params(device="emu")
     emu_model.fit(X, y)
-    assert rel_err(emu_model.coef_, cpu.coef_) < 1e-6
+    assert max_rel_error(emu_model.coef_, cpu.coef_) < 1e-6
     on_emu = td.tensor(X, device="emu")  # the data's device is the fit's when device=None
     again = make().fit(on_emu, y)
-    assert rel_err(again.coef_, cpu.coef_) < 1e-6
+    assert max_rel_error(again.coef_, cpu.coef_) < 1e-6
     np.testing.assert_allclose(np.asarray(emu_model.predict(X)), cpu.predict(X), rtol=1e-6, atol=1e-8)
 
 

@@ -21,6 +21,8 @@ from tinygrad_dot import gemm
 from tinygrad_dot.gemm import autotune, configs
 from tinygrad_dot.runtime.emulated import EmulatedRuntime
 
+from conftest import max_rel_error
+
 # Latin square: each value appears once as M, once as N and once as K.
 SHAPES = [(1, 7, 33), (7, 33, 65), (33, 65, 130), (65, 130, 1), (130, 1, 7)]
 TOL = {configs.F32: 2e-6, configs.F64: 1e-14}
@@ -42,15 +44,11 @@ def operand(rng, rows, cols, dtype, trans, padded, offset=0):
     return m.T if trans else m
 
 
-def rel_err(c, ref):
-    return float(np.max(np.abs(c - ref)) / max(np.max(np.abs(ref)), 1e-30))
-
-
 def check(a, b, cfg):
     c = gemm.matmul(a, b, kernel=cfg)
     ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert c.shape == ref.shape and c.dtype == a.dtype
-    err = rel_err(c, ref)
+    err = max_rel_error(c, ref)
     assert err < TOL[a.dtype], f"{cfg.label()} {a.dtype} {a.shape}@{b.shape}: relative error {err:.3g}"
 
 
@@ -118,7 +116,7 @@ def test_poison_is_detected():
     assert np.isnan(out).all()
     c = gemm.matmul(np.ones((4, 3), np.float32), np.ones((3, 5), np.float32), kernel="smem_tiled")
     c[1, 2] = np.nan
-    assert not rel_err(c, np.full((4, 5), 3.0)) < 1.0
+    assert not max_rel_error(c, np.full((4, 5), 3.0)) < 1.0
 
 
 # One thread per block: the splits past CUDA's real grid limits (65535 row tiles,
@@ -169,7 +167,7 @@ def test_matmul_dispatch_end_to_end():
             for _ in range(2):  # planned, then from the cache
                 c = gemm.matmul(np.swapaxes(a, 1, 2), b.T, kernel=kernel)  # batched TT, broadcast b
                 ref = np.matmul(np.swapaxes(a, 1, 2).astype(np.float64), b.T.astype(np.float64))
-                assert c.flags.c_contiguous and rel_err(c, ref) < TOL[np.dtype(dtype)], kernel
+                assert c.flags.c_contiguous and max_rel_error(c, ref) < TOL[np.dtype(dtype)], kernel
         c = gemm.matmul(rng.standard_normal((2, 1, 7, 33)).astype(dtype),
                         rng.standard_normal((3, 33, 5)).astype(dtype), kernel="auto")  # materialized
         assert c.shape == (2, 3, 7, 5) and not np.isnan(c).any()
@@ -207,7 +205,7 @@ def test_autotuned_dispatch_end_to_end(monkeypatch, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no candidate dropped
         c = dispatch.matmul(a, b.T.copy().T, kernel="auto")
-    assert rel_err(c, a.astype(np.float64) @ b) < TOL[configs.F32]
+    assert max_rel_error(c, a.astype(np.float64) @ b) < TOL[configs.F32]
     (entry,) = json.loads((tmp_path / "autotune.json").read_text())["devices"]["emu-under-test"].values()
     assert len(entry["timings_ms"]) == len(configs.CANDIDATES[configs.F32])  # none dropped
 
@@ -263,5 +261,5 @@ def test_prepare_launches_into_its_output():
     launcher = gemm.prepare(a, b, kernel="warp_tiled")
     assert launcher.config == configs.DEFAULTS[configs.F32]["warp_tiled"]
     launcher.out.fill(np.nan)
-    assert launcher() is launcher.out and rel_err(launcher.out, a.astype(np.float64) @ b) < TOL[configs.F32]
+    assert launcher() is launcher.out and max_rel_error(launcher.out, a.astype(np.float64) @ b) < TOL[configs.F32]
     assert gemm.prepare(a, b, kernel="cublas")().shape == (33, 7)

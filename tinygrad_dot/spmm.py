@@ -114,12 +114,18 @@ class SpmmDispatch:
 
     def __init__(self, runtime):
         self.runtime = runtime
+        self._kernels = {}
         runtime.declare(SOURCE, instantiations())
 
     def _kernel(self, name: str, dtype, index_dtype=None, group=None):
-        args = [_CTYPES[np.dtype(dtype)]] + ([_CTYPES[np.dtype(index_dtype)]] if index_dtype is not None else [])
-        args += [str(group)] if group is not None else []
-        return self.runtime.function(SOURCE, f"{name}<{','.join(args)}>")
+        """The launchable instantiation, looked up once per (name, dtypes, group)."""
+        key = (name, dtype, index_dtype, group)
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            args = [_CTYPES[np.dtype(dtype)]] + ([_CTYPES[np.dtype(index_dtype)]] if index_dtype is not None else [])
+            args += [str(group)] if group is not None else []
+            kernel = self._kernels[key] = self.runtime.function(SOURCE, f"{name}<{','.join(args)}>")
+        return kernel
 
     def spmm(self, indptr, indices, values, shape, dense, transpose_sparse=False, kernel="auto", cache=None):
         rt, xp = self.runtime, self.runtime.xp
