@@ -193,7 +193,9 @@ DEFAULTS = {
 # What the autotuner times for kernel="auto" (defaults of the fast rungs included).
 CANDIDATES = {
     F32: [
-        C("cp_async", 128, 128, 8, 64, 32, 2, 8, 4, 3),
+        # (cp_async<128,128,8,64,32,2,8,4,3>, 256 threads at the 128-register cap, is out:
+        # NVRTC spilled 8-28 B in some of its compiles and not in others, so CI could not
+        # vouch for what the runtime would build.)
         C("cp_async", 128, 128, 16, 64, 64, 4, 8, 4, 2),
         C("cp_async", 64, 64, 8, 32, 32, 2, 4, 4, 3),
         C("warp_tiled", 128, 128, 8, 64, 32, 2, 8, 4),
