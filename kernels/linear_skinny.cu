@@ -1,14 +1,15 @@
-// linear_skinny.cu: the two products of a linear model's training step, at memory speed.
+// linear_skinny.cu: the two products of a linear model's training step, at memory speed,
+// with the loss folded into the forward product.
 //
 // Training a linear model multiplies a tall X (n x d) by a narrow weight (k outputs,
-// k up to 16) and, backwards, reduces over n: Y = X W^T and dW = G^T X. Both do
+// k up to 16) and, backwards, reduces over n: Z = X W^T and dW = G^T X. Both do
 // under 8 flops per byte of X, far below any GPU's ridge point, so what counts is
 // reading X once at full bandwidth, with every multiprocessor busy. The general
 // GEMM does neither here: its 128-wide tiles are mostly empty when k <= 16, and for
 // dW its K loop runs over all n rows in one block per 128 columns of d, a handful
-// of blocks for the whole GPU. Two kernels, one technique each:
+// of blocks for the whole GPU. Two kernels, one technique each, and one epilogue:
 //
-//  1. skinny_nt (Y = X W^T, or X w): a block takes ROWS rows of X and streams them through
+//  1. skinny_nt (Z = X W^T, or X w): a block takes ROWS rows of X and streams them through
 //     shared memory in DT-wide slabs, coalesced; the whole k x DT slab of W sits
 //     beside it. Each thread computes KPT outputs of one row from shared memory.
 //     X is read from global memory exactly once.
@@ -17,23 +18,113 @@
 //     coalesced, the k values of G for each row as one broadcast, and writes a
 //     k x d partial product. skinny_reduce adds the chunks' partials in chunk order.
 //     No floating-point atomics: the order of every sum is fixed, so dW is bitwise
-//     identical run to run, however many blocks ran.
+//     identical run to run, however many blocks ran. With cols = d + 1 the column
+//     past X's last is read as ones, so the same pass sums G's rows: db comes free.
+//  3. The loss epilogue of skinny_nt (EPI = SQUARED, SIGMOID or SOFTMAX): the step's
+//     loss and its gradient with respect to Z are functions of one row of Z, so the
+//     block turns its rows of Z into the rows' losses and G = dloss/dZ before
+//     anything leaves the chip. Z itself never makes a round trip through memory,
+//     and a training step reads X twice: here, and in (2) for dW and db.
 #include "common.cuh"
 
 namespace td {
 constexpr int SKINNY_THREADS = 256;
-}
 
-// Y (n x k, row stride ldy) = X (n x d, row stride ldx) times W^T, W(j, c) = W[j * w_out + c * w_in]
-// (a k x d weight read either way: nn.Linear's W^T, or a d x k matrix as in X @ w).
-// ROWS x (KMAX / KPT) threads: thread t computes outputs [j0, j0 + KPT) of row t / (KMAX / KPT).
-template <typename T, int KMAX, int KPT>
+// What skinny_nt writes for row i with outputs z = x_i W^T + bias (t: the row's targets,
+// one-hot from a class label or given; s: scale times the row's sample weight):
+//   LINEAR:  Y_i = z;
+//   SQUARED: loss_i = sum_j (z_j - t_j)^2,               Y_i = s 2 (z - t);
+//   SIGMOID: loss_i = sum_j softplus(z_j) - t_j z_j,      Y_i = s (sigmoid(z) - t);
+//   SOFTMAX: loss_i = sum_j t_j (logsumexp(z) - z_j),     Y_i = s (softmax(z) sum_j t_j - t).
+// The losses are unscaled and unweighted: the caller reduces them in the width it wants.
+enum SkinnyEpilogue : int { LINEAR = 0, SQUARED = 1, SIGMOID = 2, SOFTMAX = 3 };
+
+__device__ __forceinline__ float exp_of(float x) { return expf(x); }
+__device__ __forceinline__ double exp_of(double x) { return exp(x); }
+__device__ __forceinline__ float log_of(float x) { return logf(x); }
+__device__ __forceinline__ double log_of(double x) { return log(x); }
+__device__ __forceinline__ float log1p_of(float x) { return log1pf(x); }
+__device__ __forceinline__ double log1p_of(double x) { return log1p(x); }
+__device__ __forceinline__ float abs_of(float x) { return fabsf(x); }
+__device__ __forceinline__ double abs_of(double x) { return fabs(x); }
+
+// One row's loss and gradient (see SkinnyEpilogue); z holds the row's k outputs, bias added.
+template <typename T, int KMAX, int EPI>
+__device__ __forceinline__ void loss_row(int k, long long row, const T* z, const T* __restrict__ targets,
+                                         long long ldt, const long long* __restrict__ labels,
+                                         const T* __restrict__ weights, T scale, T* __restrict__ Y, long long ldy,
+                                         T* __restrict__ loss) {
+    const long long label = labels ? labels[row] : 0;
+    T t[KMAX];
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+        t[j] = j >= k ? T(0) : labels ? T(j == label) : targets[row * ldt + j];
+    const T s = weights ? scale * weights[row] : scale;
+    T l = T(0), y[KMAX];
+    if constexpr (EPI == SQUARED) {
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) {
+            const T e = z[j] - t[j];
+            l += j < k ? e * e : T(0);
+            y[j] = s * T(2) * e;
+        }
+    } else if constexpr (EPI == SIGMOID) {
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) {
+            // softplus(z) = max(z, 0) + log1p(exp(-|z|)) and sigmoid from exp(-|z|): exact at large |z| of either sign
+            const T e = exp_of(-abs_of(z[j]));
+            const T p = z[j] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+            l += j < k ? (z[j] > T(0) ? z[j] : T(0)) + log1p_of(e) - t[j] * z[j] : T(0);
+            y[j] = s * (p - t[j]);
+        }
+    } else {
+        T peak = z[0];
+#pragma unroll
+        for (int j = 1; j < KMAX; ++j)
+            if (j < k && z[j] > peak) peak = z[j];
+        T e[KMAX], sum = T(0), mass = T(0);
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) {
+            e[j] = j < k ? exp_of(z[j] - peak) : T(0);
+            sum += e[j];
+            mass += t[j];
+        }
+        const T log_sum = log_of(sum);
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) {
+            l += t[j] * (log_sum - (z[j] - peak));  // shifted before the difference: no cancellation at large z
+            y[j] = s * (e[j] / sum * mass - t[j]);
+        }
+    }
+    if (labels && (label < 0 || label >= k)) {  // no such class: the row says so rather than train on garbage
+        const T zero = T(0);
+        l = zero / zero;  // NaN
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) y[j] = l;
+    }
+    loss[row] = l;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+        if (j < k) Y[row * ldy + j] = y[j];
+}
+}  // namespace td
+
+// Y (n x k, row stride ldy) = X (n x d, row stride ldx) times W^T plus bias (k, or null),
+// W(j, c) = W[j * w_out + c * w_in] (a k x d weight read either way: nn.Linear's W^T, or a
+// d x k matrix as in X @ w); with a loss epilogue, Y is G and loss (n) the rows' losses
+// (td::SkinnyEpilogue; targets n x k with row stride ldt, or labels (n) of classes;
+// weights (n) or null). ROWS x (KMAX / KPT) threads: thread t computes outputs
+// [j0, j0 + KPT) of row t / (KMAX / KPT).
+template <typename T, int KMAX, int KPT, int EPI>
 __global__ void __launch_bounds__(td::SKINNY_THREADS, 2)
 skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* __restrict__ W, long long w_out,
-          long long w_in, T* __restrict__ Y, long long ldy) {
+          long long w_in, const T* __restrict__ bias, const T* __restrict__ targets, long long ldt,
+          const long long* __restrict__ labels, const T* __restrict__ weights, T scale, T* __restrict__ Y,
+          long long ldy, T* __restrict__ loss) {
     constexpr int GROUPS = KMAX / KPT;                // threads per row
     constexpr int ROWS = td::SKINNY_THREADS / GROUPS;  // rows per block
     constexpr int DT = 32;                            // columns of X per slab
+    static_assert(KMAX <= DT, "the epilogue gathers a row's outputs in a row of xs");
     __shared__ T xs[ROWS][DT + 1];                    // +1: a warp's rows fall in distinct banks
     __shared__ T ws[KMAX][DT + 1];
     const int tid = threadIdx.x;
@@ -60,22 +151,40 @@ skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* 
 #pragma unroll
             for (int j = 0; j < KPT; ++j) acc[j] += x * ws[j0 + j][cc];
         }
-        __syncthreads();  // the next slab overwrites xs and ws
+        __syncthreads();  // the next slab (or the epilogue) overwrites xs and ws
     }
-    const long long row = row0 + r;
-    if (row < n) {
 #pragma unroll
-        for (int j = 0; j < KPT; ++j)
-            if (j0 + j < k) Y[row * ldy + j0 + j] = acc[j];
+    for (int j = 0; j < KPT; ++j) acc[j] += (bias && j0 + j < k) ? bias[j0 + j] : T(0);
+    if constexpr (EPI == td::LINEAR) {
+        const long long row = row0 + r;
+        if (row < n) {
+#pragma unroll
+            for (int j = 0; j < KPT; ++j)
+                if (j0 + j < k) Y[row * ldy + j0 + j] = acc[j];
+        }
+    } else {
+        // A row's outputs are spread over GROUPS threads: gather them in xs (free after the
+        // loop's last barrier), then one thread per row takes the loss.
+#pragma unroll
+        for (int j = 0; j < KPT; ++j) xs[r][j0 + j] = acc[j];
+        __syncthreads();
+        const long long row = row0 + tid;
+        if (tid < ROWS && row < n) {
+            T z[KMAX];
+#pragma unroll
+            for (int j = 0; j < KMAX; ++j) z[j] = xs[tid][j];
+            td::loss_row<T, KMAX, EPI>(k, row, z, targets, ldt, labels, weights, scale, Y, ldy, loss);
+        }
     }
 }
 
-// partial[chunk] (k x d, contiguous) = G[rows of chunk]^T X[rows of chunk], G n x k (row
-// stride ldg), X n x d (row stride ldx); chunk = blockIdx.y covers rows_per_chunk rows.
-// Thread t of block bx owns columns (bx * 256 + t) + i * gridDim.x * 256, i < DPT.
+// partial[chunk] (k x cols, contiguous) = G[rows of chunk]^T X[rows of chunk], G n x k (row
+// stride ldg), X n x d (row stride ldx), and column d (when cols = d + 1) read as ones:
+// the chunk's sums of G. chunk = blockIdx.y covers rows_per_chunk rows. Thread t of
+// block bx owns columns (bx * 256 + t) + i * gridDim.x * 256, i < DPT.
 template <typename T, int KMAX, int DPT>
 __global__ void __launch_bounds__(td::SKINNY_THREADS, 2)
-skinny_tn_partial(int n, int d, int k, long long rows_per_chunk, const T* __restrict__ G, long long ldg,
+skinny_tn_partial(int n, int d, int cols, int k, long long rows_per_chunk, const T* __restrict__ G, long long ldg,
                   const T* __restrict__ X, long long ldx, T* __restrict__ partial) {
     const long long r0 = (long long)blockIdx.y * rows_per_chunk;
     const long long r1 = min((long long)n, r0 + rows_per_chunk);
@@ -93,30 +202,37 @@ skinny_tn_partial(int n, int d, int k, long long rows_per_chunk, const T* __rest
 #pragma unroll
         for (int i = 0; i < DPT; ++i) {
             const int c = c0 + i * stride;
-            const T x = c < d ? X[r * ldx + c] : T(0);  // consecutive threads, consecutive columns
+            const T x = c < d ? X[r * ldx + c] : T(c < cols);  // consecutive threads, consecutive columns
 #pragma unroll
             for (int j = 0; j < KMAX; ++j) acc[i][j] += g[j] * x;
         }
     }
-    T* out = partial + (long long)blockIdx.y * k * d;
+    T* out = partial + (long long)blockIdx.y * k * cols;
 #pragma unroll
     for (int i = 0; i < DPT; ++i) {
         const int c = c0 + i * stride;
-        if (c < d) {
+        if (c < cols) {
 #pragma unroll
             for (int j = 0; j < KMAX; ++j)
-                if (j < k) out[(long long)j * d + c] = acc[i][j];
+                if (j < k) out[(long long)j * cols + c] = acc[i][j];
         }
     }
 }
 
-// out (k x d, row stride ldo) = sum over chunks, in chunk order, of partial[chunk] (k x d).
+// Sum over chunks, in chunk order, of partial[chunk] (k x cols): element (j, c) goes to
+// out[j * out_j + c * out_c] (dW as k x d, or as its transpose d x k) for c < d, and
+// to db[j] for c = d.
 template <typename T>
 __global__ void __launch_bounds__(td::SKINNY_THREADS)
-skinny_reduce(int chunks, long long size, int d, const T* __restrict__ partial, T* __restrict__ out, long long ldo) {
+skinny_reduce(int chunks, long long size, int cols, int d, const T* __restrict__ partial, T* __restrict__ out,
+              long long out_j, long long out_c, T* __restrict__ db) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= size) return;
     T acc = T(0);
     for (int c = 0; c < chunks; ++c) acc += partial[(long long)c * size + i];
-    out[(i / d) * ldo + i % d] = acc;
+    const long long j = i / cols, c = i % cols;
+    if (c < d)
+        out[j * out_j + c * out_c] = acc;
+    else
+        db[j] = acc;
 }

@@ -24,6 +24,7 @@ def test_routing():
     G = rng.standard_normal((N_ROWS, 10)).astype(np.float32)
     assert dispatch.plan(X, W.T).kind == "nt"                 # forward: X W^T
     assert dispatch.plan(G.T, X).kind == "tn"                 # weight gradient: G^T X
+    assert dispatch.plan(X.T, G).kind == "tn_t"               # of a d x k weight (X @ w): X^T G
     general = [dispatch.plan(X[:100], W.T),                   # short: the GEMM ladder
                dispatch.plan(X, rng.standard_normal((33, 17)).astype(np.float32)),  # NN, 17 outputs
                dispatch.plan(X, W.T, "warp_tiled"),           # a named rung is that rung
@@ -52,7 +53,7 @@ def test_the_weight_gradient_is_bitwise_repeatable():
     X = rng.standard_normal((3 * N_ROWS, 64)).astype(np.float32)
     G = rng.standard_normal((3 * N_ROWS, 10)).astype(np.float32)
     call = gemm.dispatcher("emu").plan(G.T, X)
-    assert call.chunks > 1  # split over n
+    assert call.launch.grid[1] > 1  # split over n: one row of blocks per chunk
     first = gemm.matmul(G.T, X)
     assert np.array_equal(first, gemm.matmul(G.T, X))
 
@@ -123,7 +124,7 @@ def test_one_output_and_the_x_w_orientation_are_routed_too():
         w = rng.standard_normal((19, k))                       # X @ w: layout NN
         W = rng.standard_normal((k, 19))                       # X @ W^T: NT (NN when k = 1)
         g = rng.standard_normal((N_ROWS, k))                   # g^T X: TN (NN with M = 1 when k = 1)
-        for a, b in ((X, w), (X, W.T), (g.T, X)):
+        for a, b in ((X, w), (X, W.T), (g.T, X), (X.T, g)):
             assert isinstance(dispatch.plan(a, b), skinny.SkinnyCall), (k, a.shape, b.shape)
             assert max_rel_error(gemm.matmul(a, b), a @ b) < TOL[np.float64], (k, a.shape, b.shape)
     assert gemm.matmul(X[:, :0], np.ones((0, 2))).shape == (N_ROWS, 2)      # K = 0: zeros, no launch

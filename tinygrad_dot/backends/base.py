@@ -49,6 +49,28 @@ class Backend:
         """Sum over the columns of a 2-D array, one value per row (softmax's normalizers)."""
         raise NotImplementedError
 
+    # A linear model's training step, fused where the device has kernels for it. The
+    # contract (one home: kernels/linear_skinny.cu's td::SkinnyEpilogue says the same):
+    # for Z = x w^T + bias and targets t (given, or one-hot from int64 ``labels``),
+    #   "squared": loss_i = sum_j (z_ij - t_ij)^2,                 dloss_i/dz_i = 2 (z_i - t_i)
+    #   "sigmoid": loss_i = sum_j softplus(z_ij) - t_ij z_ij,      dloss_i/dz_i = sigmoid(z_i) - t_i
+    #   "softmax": loss_i = sum_j t_ij (logsumexp(z_i) - z_ij),    dloss_i/dz_i = softmax(z_i) sum_j t_ij - t_i
+    # and G_i = scale * weights_i * dloss_i/dz_i. A label outside [0, k) makes its row NaN.
+    def linear_loss(self, epilogue: str, x, w, bias=None, targets=None, labels=None, weights=None, scale=1.0):
+        """(the rows' losses (n,), G (n, k)) for x (n, d) and weight w (k, d): see above."""
+        if self.name == "cpu" and not w.any():  # every fit starts at w = 0: Z is the bias, no pass over x
+            z = self.xp.zeros((x.shape[0], w.shape[0]), dtype=x.dtype)
+        else:
+            z = self.matmul(x, w.T)
+        if bias is not None:
+            z += bias
+        return loss_rows(self.xp, epilogue, z, targets, labels, weights, scale)
+
+    def linear_grad(self, g, x, bias: bool):
+        """(g^T x (k, d), g's column sums (k,), or None without ``bias``): the weight and bias
+        gradients of a linear layer."""
+        return self.matmul(g.T, x), self.column_sums(g) if bias else None
+
     def is_array(self, obj) -> bool:
         return isinstance(obj, self.xp.ndarray)
 
@@ -101,8 +123,57 @@ class KernelBackend(Backend):
         return self.gemm.matmul(a.astype(wide, copy=False), b.astype(wide, copy=False), kernel).astype(dtype,
                                                                                                        copy=False)
 
+    @property
+    def linear(self):
+        """The device's fused training-step kernels (tinygrad_dot.gemm.skinny.LinearDispatch)."""
+        from ..gemm.skinny import dispatcher
+
+        return dispatcher(self.runtime)
+
+    def linear_loss(self, epilogue: str, x, w, bias=None, targets=None, labels=None, weights=None, scale=1.0):
+        fused = self.linear.loss(epilogue, x, w, bias, targets, labels, weights, scale)
+        return fused if fused is not None else super().linear_loss(epilogue, x, w, bias, targets, labels, weights,
+                                                                   scale)
+
+    def linear_grad(self, g, x, bias: bool):
+        fused = self.linear.grad(g, x, bias)
+        return fused if fused is not None else super().linear_grad(g, x, bias)
+
     def spmm(self, indptr, indices, values, shape, dense, transpose_sparse=False, cache=None):
         """S @ dense (or S^T @ dense) for a CSR matrix S of ``shape``, on our CSR kernels
         (``self.sparse_kernels``); ``cache``: a dict that lives as long as the sparsity structure."""
         return self.sparse_kernels.spmm(indptr, indices, values, shape, dense, transpose_sparse=transpose_sparse,
                                         cache=cache)
+
+
+def loss_rows(xp, epilogue: str, z, targets=None, labels=None, weights=None, scale=1.0):
+    """(losses (n,), G (n, k)) of ``Backend.linear_loss`` from the outputs z (n, k), which
+    it overwrites; in z's dtype, on any array module."""
+    n, k = z.shape
+    if labels is not None:
+        targets = (labels[:, None] == xp.arange(k)).astype(z.dtype)
+    if epilogue == "squared":
+        z -= targets
+        losses = (z * z).sum(axis=1)
+        z *= 2
+    elif epilogue == "sigmoid":
+        # softplus(z) = max(z, 0) + log1p(exp(-|z|)), sigmoid from exp(-|z|): exact at large |z| of either sign
+        e = xp.exp(-xp.abs(z))
+        losses = (xp.maximum(z, 0) + xp.log1p(e) - targets * z).sum(axis=1)
+        z = xp.where(z >= 0, 1, e) / (1 + e) - targets
+    elif epilogue == "softmax":
+        z -= z.max(axis=1, keepdims=True)
+        e = xp.exp(z)
+        total = e.sum(axis=1, keepdims=True)
+        log_total = xp.log(total)
+        losses = (targets * (log_total - z)).sum(axis=1)  # shifted before the difference: no cancellation
+        z = e / total * targets.sum(axis=1, keepdims=True) - targets
+    else:
+        raise ValueError(f"unknown loss epilogue {epilogue!r}; choose 'squared', 'sigmoid' or 'softmax'")
+    if labels is not None:
+        bad = (labels < 0) | (labels >= k)
+        losses = xp.where(bad, xp.nan, losses).astype(z.dtype, copy=False)
+        z = xp.where(bad[:, None], xp.nan, z)
+    scale = z.dtype.type(scale)
+    z *= scale if weights is None else weights[:, None] * scale
+    return losses, z

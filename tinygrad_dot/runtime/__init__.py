@@ -45,14 +45,16 @@ class DeviceFacts:
 
 
 class Signature:
-    """A kernel's parameter types, in order: "i32" (int), "i64" (long long) or "ptr".
+    """A kernel's parameter types, in order: "i32" (int), "i64" (long long), "f32"
+    (float), "f64" (double) or "ptr".
 
-    pack() turns plain ints into launch arguments: NumPy int32 for 32-bit ints
-    (CuPy passes a Python int as 64 bits), Python ints for the 64-bit ones and
-    addresses; an array given for a "ptr" stays an array (both runtimes pass its
-    address). Both runtimes take the packed tuple, so a launch is built once."""
+    pack() turns plain numbers into launch arguments: NumPy int32, float32 and
+    float64 scalars (CuPy passes a Python int as 64 bits and a float as a double),
+    Python ints for the 64-bit ints and addresses (0: a null pointer); an array
+    given for a "ptr" stays an array (both runtimes pass its address). Both runtimes take the packed tuple, so a launch is built once."""
 
-    SIZES = {"i32": 4, "i64": 8, "ptr": 8}
+    SIZES = {"i32": 4, "i64": 8, "f32": 4, "f64": 8, "ptr": 8}
+    _SCALARS = {"i32": np.int32, "f32": np.float32, "f64": np.float64}
 
     def __init__(self, *types: str):
         unknown = [t for t in types if t not in self.SIZES]
@@ -65,7 +67,8 @@ class Signature:
         if len(values) != len(self.types):
             raise TypeError(f"the kernel takes {len(self.types)} arguments ({', '.join(self.types)}), "
                             f"got {len(values)}")
-        return tuple(np.int32(v) if t == "i32" else v if t == "ptr" and not isinstance(v, int) else int(v)
+        scalars = self._SCALARS
+        return tuple(scalars[t](v) if t in scalars else v if t == "ptr" and not isinstance(v, int) else int(v)
                      for t, v in zip(self.types, values))
 
     def __repr__(self) -> str:
