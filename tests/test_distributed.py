@@ -104,6 +104,43 @@ def test_fista_l1_logistic_equals_single_machine(client, rng):
     assert rel_error(model.coef_, reference.coef_) < 1e-6
 
 
+def test_logistic_targets_are_built_once_per_worker_on_the_chunks_device(client, rng):
+    """The targets and weights of the logistic fit are built by one task per worker, kept there,
+    and every evaluation reads them as they are: no per-evaluation rebuild or host copy."""
+    from tinygrad_dot.distributed._models import _targets
+
+    X, _ = regression(rng, n=1200, d=4)
+    labels = (X[:, 0] + rng.standard_normal(len(X)) > 3).astype(int)
+    with distributed.get_task_stream(client) as stream:
+        LogisticRegression().fit(chunked(X), chunked(labels))
+    ran = [str(task["key"]).split("-")[1] for task in stream.data if str(task["key"]).startswith("td-")]
+    workers = {task["worker"] for task in stream.data if str(task["key"]).startswith("td-_logistic_eval")}
+    assert ran.count("_targets") == len(workers)  # one build per worker holding chunks
+    assert ran.count("_logistic_eval") > 2 * ran.count("_targets")  # several evaluations, one build
+    T, weights = _targets(X[:300].astype(np.float32), labels[:300], None, np.array([0, 1]), None, 1200.0, np.float32)
+    assert type(T) is np.ndarray and T.dtype == weights.dtype == np.float32  # the chunk's array type and dtype
+
+
+@pytest.mark.gpu
+def test_logistic_targets_stay_on_the_chunks_gpu(rng):
+    """On a CuPy chunk the targets are CuPy arrays on that chunk's GPU, and an evaluation with
+    them gives the NumPy chunk's loss and gradient."""
+    import cupy
+
+    from tinygrad_dot.distributed._models import _logistic_eval, _targets
+
+    X, _ = regression(rng, n=300, d=4)
+    labels = np.digitize(X[:, 0], [2.0, 4.0])
+    classes, coef, intercept = np.arange(3), rng.standard_normal((3, 4)) * 0.1, np.zeros(3)
+    x_gpu = cupy.asarray(X)
+    on_gpu = _targets(x_gpu, labels, None, classes, None, 300.0, np.float64)
+    assert all(isinstance(a, cupy.ndarray) and a.device == x_gpu.device for a in on_gpu)
+    gpu = _logistic_eval(x_gpu, on_gpu, coef, intercept, True)
+    cpu = _logistic_eval(X, _targets(X, labels, None, classes, None, 300.0, np.float64), coef, intercept, True)
+    assert gpu[0] == pytest.approx(cpu[0], rel=1e-12)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-10)
+
+
 # ----------------------------------------------------------------- prediction
 
 

@@ -194,8 +194,10 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
 # ----------------------------------------------------------------- logistic regression
 
 
-def _targets(y, w, classes, class_weight, total, dtype):
-    """One chunk's (targets (n, k), weights / total) in the working dtype, on its device."""
+def _targets(x, y, w, classes, class_weight, total, dtype):
+    """One chunk's (targets (n, k), weights / total) in the working dtype, on x's device: built
+    once per fit where the chunk lives and kept there (``map_groups``), so that no evaluation
+    copies them from the host to a GPU again."""
     index = np.searchsorted(classes, _host(y))
     weights = _class_weights_of(classes, class_weight)(y, w) / total
     k = 1 if len(classes) == 2 else len(classes)
@@ -204,16 +206,19 @@ def _targets(y, w, classes, class_weight, total, dtype):
     else:
         T = np.zeros((len(index), k), dtype=dtype)
         T[np.arange(len(index)), index] = 1
-    return T, weights.astype(dtype)
+    backend = block_backend(x)
+    with backend.scope():
+        return backend.asarray(T), backend.asarray(weights, dtype=dtype)
 
 
 def _logistic_eval(x, targets, coef, intercept, need_grad):
-    """logistic_block on one chunk (its X block and (targets, weights)), the results as host NumPy."""
+    """logistic_block on one chunk (its X block and its (targets, weights), already on x's
+    device), the results as host NumPy; what crosses to the device is the coefficients."""
     T, weights = targets
     backend = block_backend(x)
     with backend.scope():
-        loss, RtX, r_sum = logistic_block(backend, x, backend.asarray(T), backend.asarray(weights),
-                                          backend.asarray(coef), backend.asarray(intercept), need_grad)
+        loss, RtX, r_sum = logistic_block(backend, x, T, weights, backend.asarray(coef), backend.asarray(intercept),
+                                          need_grad)
         return float(loss), None if RtX is None else backend.to_numpy(RtX), \
             None if r_sum is None else backend.to_numpy(r_sum)
 
@@ -276,8 +281,7 @@ def logistic_parts(estimator, X, y, sample_weight):
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
     _, mean, std = column_moments(blocks, _class_weights_of, classes, class_weight)
     k = 1 if len(classes) == 2 else len(classes)
-    targets = blocks.map_groups(_targets, classes, class_weight, total, blocks.dtype,
-                                chunks=[(y, w) for _, y, w in blocks.chunks()])
+    targets = blocks.map_groups(_targets, classes, class_weight, total, blocks.dtype)
     backend = get_backend("cpu")  # the parameters live on the client
 
     def make_objective(l2, l1, scale):
