@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular  # SciPy comes with scikit-learn, td.models' extra
 
-from ..ops import stable_sigmoid
+from ..backends.base import loss_rows
 from ..sparse import CSR, product
 
 _ROWS_PER_CHUNK = 1 << 16  # row blocks for float64 passes over float32 data: bounded temporaries
@@ -293,29 +293,26 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     r_sum = sum_i r_i (k,) in float64, R the weighted residuals (probabilities minus
     targets); RtX and r_sum are None without ``need_grad``. z = X coef^T + intercept in X's
     dtype; ``coef`` (k, d) and ``intercept`` (k,) are float64 arrays of the backend. Over
-    blocks of rows the three add up to those of the whole."""
-    xp = backend.xp
-    if backend.name != "cpu" or bool(coef.any()):  # (on a GPU the question would cost a sync per evaluation)
-        Z = product(backend, X, coef.T.astype(X.dtype)) + intercept.astype(X.dtype)
-    else:  # every fit starts at coef = 0, where X coef^T is known without a pass over X
-        Z = xp.broadcast_to(intercept.astype(X.dtype), (X.shape[0], intercept.shape[0]))
-    if Y.shape[1] == 1:
-        z = Z[:, 0]
-        # softplus(z) = max(z, 0) + log1p(exp(-|z|)): exact for large |z| of either sign.
-        loss = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z))) - Y[:, 0] * z
-        residual = (stable_sigmoid(xp, z) - Y[:, 0])[:, None] if need_grad else None
+    blocks of rows the three add up to those of the whole.
+
+    Binary (k = 1): loss = softplus(z) - y z; multinomial: logsumexp(z) - z_y. Dense X
+    takes the backend's fused linear-model step (two passes over X: the loss epilogue,
+    then R^T X with r_sum; on "cuda"/"emu" our kernels/linear_skinny.cu)."""
+    epilogue = "sigmoid" if Y.shape[1] == 1 else "softmax"
+    coef, intercept = coef.astype(X.dtype), intercept.astype(X.dtype)
+    if isinstance(X, CSR):
+        Z = product(backend, X, coef.T) + intercept
+        losses, R = loss_rows(backend.xp, epilogue, Z, Y, weights=weights)
     else:
-        peak = Z.max(axis=1, keepdims=True)
-        shifted = Z - peak
-        log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        loss = (log_norm - (shifted * Y).sum(axis=1, keepdims=True))[:, 0]
-        residual = xp.exp(shifted - log_norm) - Y if need_grad else None
+        losses, R = backend.linear_loss(epilogue, X, coef, intercept, Y, weights=weights)
     # Summed in float64 (the line search compares values of f).
-    loss = weights.astype(np.float64) @ loss.astype(np.float64)
+    loss = weights.astype(np.float64) @ losses.astype(np.float64)
     if not need_grad:
         return loss, None, None
-    R = residual * weights[:, None]  # (n, k)
-    return loss, product(backend, R.T, X).astype(np.float64), backend.column_sums(R).astype(np.float64)
+    if isinstance(X, CSR):
+        return loss, product(backend, R.T, X).astype(np.float64), backend.column_sums(R).astype(np.float64)
+    RtX, r_sum = backend.linear_grad(R, X, bias=True)
+    return loss, RtX.astype(np.float64), r_sum.astype(np.float64)
 
 
 class LogisticObjective:

@@ -75,6 +75,28 @@ def _tensor_like(value, like: Tensor, name: str) -> Tensor:
 # ----------------------------------------------------------------- linear
 
 
+def _check_linear(name: str, input: Tensor, weight: Tensor, bias: Tensor | None):
+    """What linear() and the fused linear losses require of their operands."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a td.Tensor, got {type(input).__name__}; wrap it with td.tensor(...)")
+    x, w = input.array, weight.array  # checks on the raw arrays: this runs every step
+    if x.dtype != w.dtype or (bias is not None and bias.array.dtype != w.dtype):
+        # One rule with matmul (and PyTorch): products never promote silently.
+        raise TypeError(f"{name}: input is {x.dtype} but the weight is {w.dtype}"
+                        + ("" if bias is None else f" and the bias {bias.array.dtype}")
+                        + f"; convert one of them (e.g. x.to(td.{w.dtype}) or module.to(dtype=...)) "
+                        "rather than mixing precisions")
+    if w.ndim != 2:
+        raise ValueError(f"{name}: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{name}: input of shape {input.shape} does not match weight of shape {weight.shape} "
+                         f"(its last dimension must be in_features={w.shape[1]})")
+    device = input._backend.name  # a device is its name (Backend.__eq__), whichever backend object
+    if weight._backend.name != device or (bias is not None and bias._backend.name != device):
+        raise RuntimeError(f"{name}: input is on {input.device}, weight on {weight.device}"
+                           + ("" if bias is None else f", bias on {bias.device}") + "; move them to one device")
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` with weight of shape (out_features, in_features).
 
@@ -82,24 +104,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     no transposed copy (and never takes the X^T G route, which PyTorch on the CPU
     runs several times slower).
     """
-    if not isinstance(input, Tensor):
-        raise TypeError(f"linear: input must be a td.Tensor, got {type(input).__name__}; wrap it with td.tensor(...)")
-    x, w = input.array, weight.array  # checks on the raw arrays: this runs every step
-    if x.dtype != w.dtype or (bias is not None and bias.array.dtype != w.dtype):
-        # One rule with matmul (and PyTorch): products never promote silently.
-        raise TypeError(f"linear: input is {x.dtype} but the weight is {w.dtype}"
-                        + ("" if bias is None else f" and the bias {bias.array.dtype}")
-                        + f"; convert one of them (e.g. x.to(td.{w.dtype}) or module.to(dtype=...)) "
-                        "rather than mixing precisions")
-    if w.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
-                         f"(its last dimension must be in_features={w.shape[1]})")
-    device = input._backend.name  # a device is its name (Backend.__eq__), whichever backend object
-    if weight._backend.name != device or (bias is not None and bias._backend.name != device):
-        raise RuntimeError(f"linear: input is on {input.device}, weight on {weight.device}"
-                           + ("" if bias is None else f", bias on {bias.device}") + "; move them to one device")
+    _check_linear("linear", input, weight, bias)
+    x, w = input.array, weight.array
     backend = input._backend
     mm = backend.matmul
     out_features = w.shape[0]
@@ -339,18 +345,18 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     return _reduced_loss(per, dz, reduction, dtype, input, target, target_grad=dy)
 
 
-def _class_targets(array, logits: Tensor, ignore_index: int, name: str = "cross_entropy"):
-    """Integer class indices (N,) on the logits' device, checked where it is cheap, and
-    which rows count: None when all do (known on the host), else a bool mask."""
-    n, classes = logits.shape
+def _class_targets(array, shape: tuple, device: str, ignore_index: int, name: str = "cross_entropy"):
+    """Integer class indices (N,) for logits of ``shape`` (N, C) on ``device``, checked where
+    it is cheap, and which rows count: None when all do (known on the host), else a bool mask."""
+    n, classes = shape
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name}: target must hold integer class indices, or class probabilities of the "
-                        f"input's shape {logits.shape}; got dtype {array.dtype} and shape {tuple(array.shape)} "
+                        f"input's shape {shape}; got dtype {array.dtype} and shape {tuple(array.shape)} "
                         "(convert labels with .astype(int))")
     if array.shape != (n,):
         raise ValueError(f"{name}: target shape {tuple(array.shape)} does not match input shape "
-                         f"{logits.shape}; expected ({n},)")
-    if graphs.capturing(logits._backend.name):
+                         f"{shape}; expected ({n},)")
+    if graphs.capturing(device):
         # Inside a CUDA graph capture the host may not read the device: nothing is
         # checked (docs/cuda_graphs.md says so) and the mask is always built. Elsewhere
         # the check below runs on every device (on a GPU it costs one small reduction
@@ -434,7 +440,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     target = _tensor_like(target, input, "cross_entropy: target")
     if target.array.dtype.kind == "f" and target.shape == input.shape:
         return _cross_entropy_probabilities(input, target, weight, label_smoothing, reduction)
-    labels, valid = _class_targets(target.array, input, ignore_index)
+    labels, valid = _class_targets(target.array, input.shape, input._backend.name, ignore_index)
     xp, backend = input.xp, input._backend
     dtype = input.array.dtype
     z = input.array
@@ -624,7 +630,8 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
     if input.ndim != 2:
         return _class_layouts(nll_loss, "nll_loss", input, target, reduction, weight=weight,
                               ignore_index=ignore_index)
-    labels, valid = _class_targets(_tensor_like(target, input, "nll_loss: target").array, input, ignore_index,
+    labels, valid = _class_targets(_tensor_like(target, input, "nll_loss: target").array, input.shape,
+                                   input._backend.name, ignore_index,
                                    "nll_loss")
     xp = input.xp
     x, dtype = input.array, input.array.dtype
@@ -657,5 +664,110 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
     return _record_rows(input, out, ops._narrow(dinput, dtype), reduction)
 
 
+# ----------------------------------------------------------------- a linear layer and its loss, fused
+
+
+def linear_cross_entropy(input: Tensor, weight: Tensor, target, bias: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """``cross_entropy(linear(input, weight, bias), target, reduction=reduction)`` as one
+    step: target holds class indices (N,) or class probabilities (N, C). See
+    _linear_loss; for class weights, ignore_index or label smoothing compose the two."""
+    return _linear_loss("softmax", "linear_cross_entropy", input, weight, target, bias, reduction)
+
+
+def linear_binary_cross_entropy_with_logits(input: Tensor, weight: Tensor, target, bias: Tensor | None = None,
+                                            reduction: str = "mean") -> Tensor:
+    """``binary_cross_entropy_with_logits(linear(input, weight, bias), target, reduction=reduction)``
+    as one step (target of the output's shape). See _linear_loss."""
+    return _linear_loss("sigmoid", "linear_binary_cross_entropy_with_logits", input, weight, target, bias,
+                        reduction)
+
+
+def linear_mse_loss(input: Tensor, weight: Tensor, target, bias: Tensor | None = None,
+                    reduction: str = "mean") -> Tensor:
+    """``mse_loss(linear(input, weight, bias), target, reduction=reduction)`` as one step
+    (target of the output's shape). See _linear_loss."""
+    return _linear_loss("squared", "linear_mse_loss", input, weight, target, bias, reduction)
+
+
+_COMPOSED = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy_with_logits", "squared": "mse_loss"}
+
+
+def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
+    """A linear layer's output and its loss in one fused step, without the logits.
+
+    Forward, one pass over the input: Z = x W^T + b, each row's loss and the
+    gradient G = dloss/dZ (``Backend.linear_loss``: on "cuda" and "emu" for up to 16
+    outputs, one launch of kernels/linear_skinny.cu with the loss as its epilogue).
+    Backward, a second pass: dW = G^T x with db = G's column sums
+    (``Backend.linear_grad``, one split-n launch), and dx = G W when the input needs it.
+    A training step thus reads x twice and never writes the logits.
+
+    Results are those of the composed ops (tests hold them to it). What the fused
+    step does not cover (reduction="none" of an elementwise loss) runs composed."""
+    _check_reduction(reduction)
+    _check_linear(name, input, weight, bias)
+    x, w = input.array, weight.array
+    k, backend = w.shape[0], input._backend
+    if bias is not None and bias.shape != (k,):
+        raise ValueError(f"{name}: bias of shape {bias.shape} does not match weight of shape {weight.shape}; "
+                         f"expected ({k},)")
+    if epilogue != "softmax" and reduction == "none":  # elementwise losses: PyTorch gives (N, C) of them
+        return globals()[_COMPOSED[epilogue]](linear(input, weight, bias), target, reduction="none")
+    lead = input.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    n = x2.shape[0]
+    target = _tensor_like(target, input, f"{name}: target")
+    t, labels = target.array, None
+    if epilogue == "softmax" and t.dtype.kind in "iu":
+        labels = t.reshape(-1) if t.shape == lead else t
+        # (Inside a CUDA graph capture nothing can be read back to check: a label out of
+        # range then makes its row NaN in the kernel, and the loss NaN, not a wrong step.)
+        valid = None if graphs.capturing(backend.name) else _class_targets(labels, (n, k), backend.name, -100,
+                                                                            name)[1]
+        if valid is not None:
+            raise ValueError(f"{name}: target holds ignore_index=-100 in some rows; the fused step counts every "
+                             "row: use cross_entropy(linear(...), target, ignore_index=...)")
+        labels, t = labels.astype(np.int64, copy=False), None
+    else:
+        if t.shape != lead + (k,):
+            raise ValueError(f"{name}: target shape {target.shape} does not match the output's shape "
+                             f"{lead + (k,)}" + (f" (or class indices of shape {lead})" if epilogue == "softmax"
+                                                 else ""))
+        if t.dtype.kind != "f":
+            raise TypeError(f"{name}: target must be floating, got {t.dtype}")
+        t = t.reshape(n, k).astype(x.dtype, copy=False)
+    count = n if epilogue == "softmax" else n * k  # what a mean divides by: rows, or elements
+    scale = 1.0 / count if reduction == "mean" and count else 1.0
+    losses, G = backend.linear_loss(epilogue, x2, w, None if bias is None else bias.array, t, labels, None, scale)
+    if reduction == "none":
+        out = losses.reshape(lead)
+    else:
+        out = losses.sum()
+        if reduction == "mean":  # (the mean of no rows is NaN, as in PyTorch)
+            out = out * out.dtype.type(scale if count else np.nan)
+    if not is_grad_enabled():
+        return Tensor._wrap(out, backend)
+    step = [None, None, None]  # the incoming gradient, G times it, (dW, db): shared by the edges
+
+    def scaled(g):
+        if step[0] is not g:
+            step[:] = g, G * (g.reshape(-1, 1) if reduction == "none" else g), None
+        return step[1]
+
+    def weight_and_bias(g):  # one pass over x for both
+        scaled(g)
+        if step[2] is None:
+            step[2] = backend.linear_grad(step[1], x2, bias is not None)
+        return step[2]
+
+    edges = [(input, lambda g: backend.matmul(scaled(g), w).reshape(x.shape)),
+             (weight, lambda g: weight_and_bias(g)[0])]
+    if bias is not None:
+        edges.append((bias, lambda g: weight_and_bias(g)[1]))
+    return record(Tensor, out, backend, *edges, op=name, saved=(input, weight))
+
+
 __all__ = ["linear", "softmax", "log_softmax", "relu", "sigmoid", "tanh", "dropout", "mse_loss", "l1_loss",
-           "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss"]
+           "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "linear_cross_entropy",
+           "linear_binary_cross_entropy_with_logits", "linear_mse_loss"]
