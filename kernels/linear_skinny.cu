@@ -49,63 +49,67 @@ __device__ __forceinline__ float abs_of(float x) { return fabsf(x); }
 __device__ __forceinline__ double abs_of(double x) { return fabs(x); }
 
 // One row's loss and gradient (see SkinnyEpilogue); z holds the row's k outputs, bias added.
+// Targets are read where they are used and G is written as it is formed: no per-row
+// arrays beside z, so float64 with k = 16 stays well inside the register budget.
 template <typename T, int KMAX, int EPI>
-__device__ __forceinline__ void loss_row(int k, long long row, const T* z, const T* __restrict__ targets,
+__device__ __forceinline__ void loss_row(int k, long long row, T* z, const T* __restrict__ targets,
                                          long long ldt, const long long* __restrict__ labels,
                                          const T* __restrict__ weights, T scale, T* __restrict__ Y, long long ldy,
                                          T* __restrict__ loss) {
     const long long label = labels ? labels[row] : 0;
-    T t[KMAX];
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j)
-        t[j] = j >= k ? T(0) : labels ? T(j == label) : targets[row * ldt + j];
-    const T s = weights ? scale * weights[row] : scale;
-    T l = T(0), y[KMAX];
+    const T* t = targets + row * ldt;
+    T* y = Y + row * ldy;
+    // No such class: the row says so (NaN loss and gradient) rather than train on garbage.
+    const T zero = T(0);
+    const bool bad = labels && (label < 0 || label >= k);
+    const T s = bad ? zero / zero : weights ? scale * weights[row] : scale;
+    T l = T(0);
     if constexpr (EPI == SQUARED) {
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
-            const T e = z[j] - t[j];
-            l += j < k ? e * e : T(0);
-            y[j] = s * T(2) * e;
+            if (j < k) {
+                const T e = z[j] - (labels ? T(j == label) : t[j]);
+                l += e * e;
+                y[j] = s * T(2) * e;
+            }
         }
     } else if constexpr (EPI == SIGMOID) {
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
-            // softplus(z) = max(z, 0) + log1p(exp(-|z|)) and sigmoid from exp(-|z|): exact at large |z| of either sign
-            const T e = exp_of(-abs_of(z[j]));
-            const T p = z[j] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-            l += j < k ? (z[j] > T(0) ? z[j] : T(0)) + log1p_of(e) - t[j] * z[j] : T(0);
-            y[j] = s * (p - t[j]);
+            if (j < k) {
+                // softplus(z) = max(z, 0) + log1p(exp(-|z|)) and sigmoid from exp(-|z|): exact at large |z|
+                const T target = labels ? T(j == label) : t[j];
+                const T e = exp_of(-abs_of(z[j]));
+                const T p = z[j] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+                l += (z[j] > T(0) ? z[j] : T(0)) + log1p_of(e) - target * z[j];
+                y[j] = s * (p - target);
+            }
         }
     } else {
         T peak = z[0];
 #pragma unroll
         for (int j = 1; j < KMAX; ++j)
             if (j < k && z[j] > peak) peak = z[j];
-        T e[KMAX], sum = T(0), mass = T(0);
+        T sum = T(0), mass = T(0);
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
-            e[j] = j < k ? exp_of(z[j] - peak) : T(0);
-            sum += e[j];
-            mass += t[j];
+            if (j < k) {
+                z[j] -= peak;  // shifted before any difference: no cancellation at large z
+                sum += exp_of(z[j]);
+                mass += labels ? T(j == label) : t[j];
+            }
         }
         const T log_sum = log_of(sum);
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
-            l += t[j] * (log_sum - (z[j] - peak));  // shifted before the difference: no cancellation at large z
-            y[j] = s * (e[j] / sum * mass - t[j]);
+            if (j < k) {
+                const T target = labels ? T(j == label) : t[j];
+                l += target * (log_sum - z[j]);
+                y[j] = s * (exp_of(z[j]) / sum * mass - target);
+            }
         }
     }
-    if (labels && (label < 0 || label >= k)) {  // no such class: the row says so rather than train on garbage
-        const T zero = T(0);
-        l = zero / zero;  // NaN
-#pragma unroll
-        for (int j = 0; j < KMAX; ++j) y[j] = l;
-    }
-    loss[row] = l;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j)
-        if (j < k) Y[row * ldy + j] = y[j];
+    loss[row] = bad ? s : l;
 }
 }  // namespace td
 
