@@ -50,7 +50,8 @@ class Backend:
         raise NotImplementedError
 
     # A linear model's training step, fused where the device has kernels for it. The
-    # contract (one home: kernels/linear_skinny.cu's td::SkinnyEpilogue says the same):
+    # contract, which loss_rows below computes with array ops and the loss epilogue of
+    # kernels/linear_skinny.cu (td::SkinnyEpilogue) in one launch:
     # for Z = x w^T + bias and targets t (given, or one-hot from int64 ``labels``),
     #   "squared": loss_i = sum_j (z_ij - t_ij)^2,                 dloss_i/dz_i = 2 (z_i - t_i)
     #   "sigmoid": loss_i = sum_j softplus(z_ij) - t_ij z_ij,      dloss_i/dz_i = sigmoid(z_i) - t_i
