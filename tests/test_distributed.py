@@ -227,6 +227,9 @@ def test_misaligned_y_and_bad_weights_are_refused(client, rng):
         Ridge().fit(chunked(X, 100), chunked(y, 100), sample_weight=-np.ones(300))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         Ridge().fit(chunked(X, 100), y[:-1])
+    for model in (Ridge(), LogisticRegression()):
+        with pytest.raises(ValueError, match=f"{type(model).__name__} requires y to be passed"):
+            model.fit(chunked(X, 100), None)
 
 
 def test_a_closed_client_is_a_clear_error(client):
@@ -286,6 +289,152 @@ def _column_sums(X, y):
 
 def _rows(X, y):
     return np.arange(len(X))
+
+
+# ----------------------------------------------------------------- stochastic solvers: their own fit
+
+
+def _partial_fit_loop(model, X, y, w, epochs, rows=300, **classes):
+    """The single-machine reference: partial_fit over the chunks of (X, y, w), each epoch in the
+    order the Dask fit draws for the same random_state (``chunk_orders``)."""
+    from tinygrad_dot.distributed._models import chunk_orders
+
+    orders = chunk_orders(model.random_state, -(-len(X) // rows), model.shuffle)
+    for _ in range(epochs):
+        for i in next(orders):
+            part = slice(i * rows, (i + 1) * rows)
+            model.partial_fit(X[part], y[part], sample_weight=None if w is None else w[part], **classes)
+    return model
+
+
+@pytest.mark.parametrize("case", ["classifier", "regressor"])
+def test_sgd_fit_equals_partial_fit_over_the_same_chunk_order(client, rng, case):
+    """Each epoch of fit on a Dask array is partial_fit's pass over every chunk, in a seeded
+    order: bitwise the iterates of that partial_fit loop on one machine."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from tinygrad_dot.models import SGDClassifier, SGDRegressor
+
+    X, y = regression(rng, n=900, d=4)
+    X = (X - X.mean(0)) / X.std(0)
+    w = rng.uniform(0.5, 2, len(X))
+    if case == "classifier":  # one-vs-rest over string labels, balanced from the whole y, elastic net
+        labels = np.array(["ant", "bee", "cat"])[np.digitize(X[:, 0] - X[:, 1], [-0.5, 0.5])]
+        params = dict(loss="log_loss", penalty="elasticnet", alpha=1e-3, random_state=4, max_iter=4, tol=None)
+        model = SGDClassifier(class_weight="balanced", **params)
+        model.fit(chunked(X), chunked(labels), sample_weight=chunked(w))
+        classes = np.unique(labels)
+        balanced = dict(zip(classes, compute_class_weight("balanced", classes=classes, y=labels)))
+        reference = _partial_fit_loop(SGDClassifier(class_weight=balanced, **params), X, labels, w, 4, classes=classes)
+        assert list(model.classes_) == list(classes)
+    else:  # float32, Adam, l1, and fit's own stopping rule on the training loss
+        X, y = X.astype(np.float32), y.astype(np.float32)
+        params = dict(loss="huber", penalty="l1", optimizer="adam", learning_rate="constant", eta0=0.05,
+                      random_state=2, max_iter=200, n_iter_no_change=2)
+        model = SGDRegressor(**params).fit(chunked(X), chunked(y), sample_weight=w)  # NumPy weights: cut like X
+        assert model.n_iter_ < 200 and model.coef_.dtype == np.float32
+        reference = _partial_fit_loop(SGDRegressor(**params), X, y, w, model.n_iter_)
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+    assert model.t_ == reference.t_ and len(model.loss_curve_) == model.n_iter_
+
+
+def test_sgd_fit_keeps_the_chunks_on_the_workers(client, rng):
+    """A chunk's targets are built once per fit, by one task per worker; an epoch is one task
+    per chunk (run where the chunk is), and predictions and score stay on the workers."""
+    from tinygrad_dot.models import SGDClassifier
+
+    X, _ = regression(rng, n=900, d=4)
+    X = (X - X.mean(0)) / X.std(0)
+    labels = (X[:, 0] + X[:, 2] > 0).astype(int)
+    with distributed.get_task_stream(client) as stream:
+        model = SGDClassifier(random_state=0, max_iter=3, tol=None).fit(chunked(X), chunked(labels))
+    ran = [str(task["key"]).split("-")[1] for task in stream.data if str(task["key"]).startswith("td-")]
+    workers = {task["worker"] for task in stream.data if str(task["key"]).startswith("td-_sgd_chunk")}
+    assert ran.count("_sgd_rows") == len(workers) and ran.count("_sgd_chunk") == 3 * 3
+    assert model.score(chunked(X), chunked(labels)) > 0.9
+    reference = _partial_fit_loop(SGDClassifier(random_state=0), X, labels, None, 3, classes=[0, 1])
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+
+
+def test_sgd_chunk_task_is_pure(rng):
+    """A chunk's task copies the state it gets (which may be another task's result in the
+    worker's memory), so that Dask can rerun it after a lost worker and get the same."""
+    from tinygrad_dot.distributed._models import _sgd_chunk, _sgd_rows
+    from tinygrad_dot.models import SGDRegressor
+
+    X, y = regression(rng, n=300, d=3)
+    model = SGDRegressor(random_state=0, optimizer="adam", penalty="l1").partial_fit(X[:10], y[:10])
+    state = (model, np.zeros(1))
+    rows = _sgd_rows(X, y, None, model)
+    first, second = _sgd_chunk(X, rows, state, 1.0), _sgd_chunk(X, rows, state, 1.0)
+    np.testing.assert_array_equal(first[0].coef_, second[0].coef_)
+    assert first[0].t_ == second[0].t_ == model.t_ + 300 and first[1][0] == second[1][0]
+
+
+@pytest.mark.gpu
+def test_sgd_chunk_task_on_a_gpu_chunk_matches_the_cpu(rng):
+    """A CuPy chunk's pass runs on its GPU (targets built there once) and hands the state back
+    on the host: the same step as on the NumPy chunk."""
+    import cupy
+
+    from tinygrad_dot.distributed._models import _sgd_chunk, _sgd_rows
+    from tinygrad_dot.models import SGDClassifier
+
+    X, _ = regression(rng, n=300, d=3)
+    labels = np.digitize(X[:, 0], [2.0, 4.0])
+    model = SGDClassifier(loss="log_loss", optimizer="adam", random_state=0).partial_fit(X[:10], labels[:10],
+                                                                                        classes=[0, 1, 2])
+    x_gpu = cupy.asarray(X)
+    rows = _sgd_rows(x_gpu, labels, None, model)
+    assert isinstance(rows.Y, cupy.ndarray) and rows.Y.device == x_gpu.device
+    on_gpu, total_gpu = _sgd_chunk(x_gpu, rows, (model, np.zeros(3)), 1.0)
+    on_cpu, total_cpu = _sgd_chunk(X, _sgd_rows(X, labels, None, model), (model, np.zeros(3)), 1.0)
+    assert type(on_gpu.coef_) is np.ndarray and all(type(a) is np.ndarray for a in on_gpu._adam[1:])
+    np.testing.assert_allclose(on_gpu.coef_, on_cpu.coef_, rtol=1e-10)
+    np.testing.assert_allclose(total_gpu, total_cpu, rtol=1e-10)
+
+
+def test_sgd_predictions_on_dask_arrays(client, rng):
+    from tinygrad_dot.models import SGDClassifier, SGDRegressor
+
+    X, y = regression(rng, n=600, d=4)
+    X = (X - X.mean(0)) / X.std(0)
+    labels = np.digitize(X[:, 0], [-0.5, 0.5])
+    Xd = chunked(X)
+    classifier = SGDClassifier(loss="log_loss", random_state=0).fit(X, labels)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        lazy = getattr(classifier, method)(Xd)
+        assert isinstance(lazy, da.Array), method
+        np.testing.assert_allclose(lazy.compute(), getattr(classifier, method)(X), rtol=1e-12, err_msg=method)
+    assert classifier.score(Xd, chunked(labels)) == classifier.score(X, labels)
+    regressor = SGDRegressor(random_state=0).fit(Xd, chunked(y))
+    assert isinstance(regressor.predict(Xd), da.Array)
+    assert regressor.score(Xd, chunked(y)) == pytest.approx(regressor.score(X, y), rel=1e-12)
+
+
+def test_sgd_fit_refuses_bad_chunks_and_parameters(client, rng):
+    from tinygrad_dot.models import SGDClassifier, SGDRegressor
+    from tinygrad_dot.models.base import DivergenceError
+
+    X, y = regression(rng, n=300)
+    with pytest.raises(ValueError, match=r"y's chunks do not line up with X's rows: X chunk 1 holds rows 100-199"):
+        SGDRegressor().fit(chunked(X, 100), da.from_array(y, chunks=(100, 150, 50)))
+    X_nan = _declared([((100, 4),), ((100, 4), np.float64, np.nan), ((100, 4),)], (100, 4), np.float64)
+    with pytest.raises(ValueError, match=r"Input X contains NaN or infinity in chunk 1 \(rows 100-199\)"):
+        SGDClassifier().fit(X_nan, da.from_array(np.arange(300) % 2, chunks=100))
+    with pytest.raises(ValueError, match="only one class"):
+        SGDClassifier().fit(chunked(X, 100), chunked(np.zeros(300), 100))
+    with pytest.raises(ValueError, match="the sample weights sum to zero"):
+        SGDRegressor().fit(chunked(X, 100), chunked(y, 100), sample_weight=np.zeros(300))
+    with pytest.raises(ValueError, match="early_stopping=True"):
+        SGDRegressor(early_stopping=True).fit(chunked(X, 100), chunked(y, 100))
+    with pytest.raises(ValueError, match="SGDClassifier requires y to be passed"):
+        SGDClassifier().fit(chunked(X, 100), None)
+    model = SGDRegressor(learning_rate="constant", eta0=10.0, tol=None, random_state=0, dtype="float32")
+    with pytest.raises(DivergenceError, match=r"epoch \d+.*smaller eta0"):  # float32 overflows within a few epochs
+        model.fit(chunked(X * 100, 100), chunked(y, 100))
+    assert np.all(np.isfinite(model.coef_)) and all(np.isfinite(model.loss_curve_))  # the last finite epoch's
 
 
 # ----------------------------------------------------------------- stochastic solvers in dask-ml's Incremental

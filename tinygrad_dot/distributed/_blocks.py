@@ -121,6 +121,11 @@ def _each(function, chunks, args, extras=None):
     return [function(*chunk, *(() if extras is None else (extras[j],)), *args) for j, chunk in enumerate(chunks)]
 
 
+def _link(function, chunk, extras, j, state, args):
+    """On a worker: one link of ``RowBlocks.chain``, ``function(*chunk, [extras[j],] state, *args)``."""
+    return function(*chunk, *(() if extras is None else (extras[j],)), state, *args)
+
+
 def _sum_each(function, chunks, args, extras=None):
     """On a worker: the sum of ``_each``'s results, added in chunk order."""
     total = None
@@ -148,7 +153,7 @@ class RowBlocks:
     def __init__(self, client, x, y, w, dtype):
         self.client, self.x, self.y, self.w = client, x, y, w
         self.dtype = np.dtype(dtype)
-        self._groups = None
+        self._groups = self._where = None
 
     def _set_rows(self, rows):
         self.rows = rows
@@ -331,10 +336,31 @@ class RowBlocks:
         """Futures of ``function(*chunk_i, *args)``, one task per chunk, run where chunk i of X is
         (results that stay on the workers); ``chunks`` defaults to ``self.chunks()``."""
         chunks = self.chunks() if chunks is None else chunks
-        where = {i: address for address, indices in self.groups for i in indices}
         return [self.client.submit(function, *chunk, *args, pure=False, allow_other_workers=True,
-                                   workers=None if where.get(i) is None else [where[i]])
+                                   workers=self._holder(i)[0])
                 for i, chunk in enumerate(chunks)]
+
+    def _holder(self, i: int):
+        """([address of the worker holding chunk i of X] or None, its group's index in ``groups``,
+        chunk i's place in that group)."""
+        if self._where is None:
+            self._where = {c: (address, g, j) for g, (address, indices) in enumerate(self.groups)
+                           for j, c in enumerate(indices)}
+        address, g, j = self._where[i]
+        return None if address is None else [address], g, j
+
+    def chain(self, function, order, state, *args, chunks=None, group_extras=None):
+        """The future of ``state`` after ``state = function(*chunk_i, state, *args)`` for each i in
+        ``order`` in turn: one task per chunk, run where the chunk is, the state handed from task
+        to task by the workers (keep it small) and nothing sent to the client before the last.
+        ``chunks``, ``group_extras`` (futures from ``map_groups``): as for ``map_gather``."""
+        chunks = self.chunks() if chunks is None else chunks
+        for i in order:
+            workers, g, j = self._holder(i)
+            state = self.client.submit(_link, function, chunks[i], None if group_extras is None else group_extras[g],
+                                       j, state, args, key=f"td-{function.__name__}-{uuid.uuid4().hex}",
+                                       allow_other_workers=True, workers=workers)
+        return state
 
     def map_groups(self, function, *args, chunks=None):
         """Futures, one per group of ``groups``, each holding the list of ``function(*chunk_i, *args)``

@@ -7,18 +7,23 @@ across workers (exact least squares), one scalar, one k x d array and k sums
 per chunk per evaluation (L-BFGS, FISTA). The d x d solve and the optimisers
 are the single-machine code (``solvers.solve_gram``, ``LogisticObjective``,
 ``minimize_lbfgs``, ``fista``), so the result is the same fit up to the order
-of floating-point sums.
+of floating-point sums. The stochastic estimators are sequential by nature:
+their state (O(k d)) travels from chunk to chunk, each chunk's pass running
+where the chunk is, and comes back once per epoch (``sgd_fit``).
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
 from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
                               refine, solve_gram, svd_coef)
+from ..models.sgd import _check_weight_sum
 from ..tensor import host_array as _host
 from ._blocks import RowBlocks, as_dask_array, block_backend, get_client
 
-__all__ = ["least_squares_parts", "logistic_parts", "predict", "score"]
+__all__ = ["least_squares_parts", "logistic_parts", "sgd_fit", "chunk_orders", "predict", "score"]
 
 
 # ----------------------------------------------------------------- moments
@@ -148,7 +153,7 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
     (coef (k, d) float64 of the standardized problem, solver used, y_mean, y_scale,
     x_mean, y's ndim, working dtype), as ``_LeastSquares.fit`` finishes them."""
     client = get_client()
-    _record_features(estimator, X)
+    _begin_fit(estimator, X, y)
     blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(), y_kind="numeric")
     try:
         estimator.n_features_in_ = blocks.d
@@ -189,6 +194,45 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         return coef, solver, y_mean, y_scale, x_mean, y_ndim, blocks.dtype
     finally:
         blocks.release()
+
+
+# ----------------------------------------------------------------- classes
+
+
+def _one_dimensional_y(blocks):
+    for i, s in enumerate(blocks.summaries):
+        if len(s["y_shape"]) != 1:
+            raise ValueError(f"y should be a 1d array, got chunk {i} of shape {s['y_shape']}")
+
+
+def _class_summary(blocks):
+    """The labels of the whole y from the chunks' summaries, checked (1-D, class labels, at least
+    two): (classes, rows per class, sample weight per class)."""
+    from sklearn.utils.multiclass import check_classification_targets
+
+    _one_dimensional_y(blocks)
+    classes = np.unique(np.concatenate([s["classes"] for s in blocks.summaries]))
+    counts = np.zeros(len(classes))
+    label_weights = np.zeros(len(classes))
+    for s in blocks.summaries:
+        where = np.searchsorted(classes, s["classes"])
+        counts[where] += s["class_counts"]
+        label_weights[where] += s["class_weight_sums"]
+    if not (classes.dtype.kind == "f" and np.all(classes == np.floor(classes))):
+        check_classification_targets(classes)
+    if len(classes) < 2:
+        raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
+                         f"only one class: {classes[0]!r}")
+    return classes, counts, label_weights
+
+
+def _is_balanced(class_weight) -> bool:
+    return isinstance(class_weight, str) and class_weight == "balanced"
+
+
+def _balanced(counts):
+    """class_weight="balanced" from the rows per class of the whole y (scikit-learn's rule)."""
+    return counts.sum() / (len(counts) * counts)
 
 
 # ----------------------------------------------------------------- logistic regression
@@ -245,36 +289,19 @@ def logistic_parts(estimator, X, y, sample_weight):
     """LogisticRegression's data on Dask: (backend, dtype, classes, class priors, total
     weight, mean, std, make_objective), as ``LogisticRegression._solve`` takes them."""
     from sklearn.utils.class_weight import compute_class_weight
-    from sklearn.utils.multiclass import check_classification_targets
 
     from ..backends import get_backend
 
     client = get_client()
     estimator._penalty_split(1.0)  # parameter errors before any data moves
-    _record_features(estimator, X)
+    _begin_fit(estimator, X, y)
     blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(), y_kind="classes")
     estimator.n_features_in_ = blocks.d
-    for i, s in enumerate(blocks.summaries):
-        if len(s["y_shape"]) != 1:
-            raise ValueError(f"y should be a 1d array, got chunk {i} of shape {s['y_shape']}")
-    classes = np.unique(np.concatenate([s["classes"] for s in blocks.summaries]))
-    counts = np.zeros(len(classes))
-    label_weights = np.zeros(len(classes))
-    for s in blocks.summaries:
-        where = np.searchsorted(classes, s["classes"])
-        counts[where] += s["class_counts"]
-        label_weights[where] += s["class_weight_sums"]
-    if not (classes.dtype.kind == "f" and np.all(classes == np.floor(classes))):
-        check_classification_targets(classes)
-    if len(classes) < 2:
-        raise ValueError(f"This solver needs samples of at least 2 classes in the data, but the data contains "
-                         f"only one class: {classes[0]!r}")
+    classes, counts, label_weights = _class_summary(blocks)
     class_weight = None
     if estimator.class_weight is not None:
-        if isinstance(estimator.class_weight, str) and estimator.class_weight == "balanced":
-            class_weight = counts.sum() / (len(classes) * counts)  # scikit-learn's rule
-        else:
-            class_weight = compute_class_weight(estimator.class_weight, classes=classes, y=classes)
+        class_weight = _balanced(counts) if _is_balanced(estimator.class_weight) else \
+            compute_class_weight(estimator.class_weight, classes=classes, y=classes)
     per_class = label_weights * (class_weight if class_weight is not None else 1.0)
     total = float(per_class.sum())
     if not total > 0:
@@ -290,13 +317,107 @@ def logistic_parts(estimator, X, y, sample_weight):
     return backend, blocks.dtype, classes, per_class / total, total, mean, std, make_objective
 
 
+# ----------------------------------------------------------------- stochastic gradient descent
+
+
+def chunk_orders(random_state, n_chunks: int, shuffle: bool):
+    """The order of the chunks in each epoch of an SGD fit on Dask: a fresh permutation per epoch
+    from a generator seeded by ``(seed, 1)``, seed drawn from ``random_state`` as the
+    estimator draws its shuffling stream's (which stays apart: the rows within a chunk are
+    shuffled as partial_fit shuffles them); 0, 1, ... every epoch without ``shuffle``."""
+    from sklearn.utils import check_random_state
+
+    rng = np.random.default_rng([check_random_state(random_state).randint(np.iinfo(np.int32).max), 1])
+    while True:
+        yield rng.permutation(n_chunks) if shuffle else np.arange(n_chunks)
+
+
+def _sgd_rows(x, y, w, estimator):
+    """On a worker, once per fit: the targets and weights of one chunk as partial_fit makes them
+    (``_SGD._rows``: the targets and loss weights on x's device), kept there for every epoch;
+    X itself stays out of it (it is the chunk's own future)."""
+    targets, class_weights = estimator._targets(_host(y), None)
+    counts = estimator._counts(None if w is None else _host(w).astype(np.float64))
+    return estimator._rows(block_backend(x), x, targets, counts, class_weights)._replace(X=None)
+
+
+def _weight_sum(x, rows):
+    return rows.weight_sum
+
+
+def _sgd_chunk(x, rows, state, factor):
+    """On a worker: partial_fit's pass over one chunk (``_SGD._pass`` on x's device), continuing
+    from ``state`` = (estimator, per-output loss sums so far); returns the state after it,
+    the estimator's arrays on the host. Works on a copy: ``state`` may be the previous task's
+    result, held in this worker's memory, and a task must stay pure for Dask to rerun it."""
+    estimator, total = copy.deepcopy(state)
+    backend = block_backend(x)
+    with backend.scope():
+        W, b, loss = estimator._pass(backend, rows._replace(X=x), factor)
+        estimator._set_coef(backend.to_numpy(W), backend.to_numpy(b))
+        estimator._move_state(backend.to_numpy)
+        return estimator, total + backend.to_numpy(loss).astype(np.float64)
+
+
+def sgd_fit(estimator, X, y, coef_init, intercept_init, sample_weight):
+    """SGDClassifier/SGDRegressor.fit on Dask data. Each epoch runs partial_fit's pass over every
+    chunk, the chunks in a seeded order (``chunk_orders``): a chain of tasks, each run where
+    its chunk is, taking the estimator's state (coefficients, step counter, shuffling stream,
+    Adam's moments, l1 totals: O(k d)) and handing it to the next; the client gets the state
+    back once per epoch and applies fit's stopping rule. The iterates are those of a loop of
+    partial_fit over the chunks in that order (classes and "balanced" class weights taken
+    from the whole y up front)."""
+    from sklearn.base import clone
+
+    client = get_client()
+    if estimator.early_stopping:
+        raise ValueError("early_stopping=True holds out a validation set, which a fit on Dask arrays does not cut: "
+                         "set early_stopping=False (tol and n_iter_no_change then stop on the training loss), or "
+                         "score a held-out Dask array yourself between partial_fit calls")
+    _begin_fit(estimator, X, y)
+    blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(),
+                            y_kind="classes" if estimator._classifier else "numeric")
+    try:
+        estimator.n_features_in_ = blocks.d
+        worker = clone(estimator).set_params(verbose=0)  # what travels: parameters, classes, the state
+        if estimator._classifier:
+            classes, counts, _ = _class_summary(blocks)
+            if _is_balanced(estimator.class_weight):
+                worker.set_params(class_weight=dict(zip(classes.tolist(), _balanced(counts))))
+            estimator.classes_ = worker.classes_ = classes
+        else:
+            _one_dimensional_y(blocks)
+        rows = blocks.map_groups(_sgd_rows, worker)
+        weight_sum = blocks.map_gather(_weight_sum, chunks=[(x,) for x in blocks.x], group_extras=rows, reduce=True)
+        _check_weight_sum(weight_sum)
+        estimator._start(*estimator._fresh_start(coef_init, intercept_init), blocks.d, len(weight_sum), blocks.dtype)
+        orders = chunk_orders(estimator.random_state, len(blocks.x), estimator.shuffle)
+
+        def run_epoch(factor):
+            for name in ("coef_", "intercept_") + estimator._stream_state:
+                setattr(worker, name, getattr(estimator, name, None))
+            last = blocks.chain(_sgd_chunk, next(orders), (worker, np.zeros(len(weight_sum))), factor,
+                                chunks=[(x,) for x in blocks.x], group_extras=rows)
+            after, total = last.result()
+            for name in estimator._stream_state:
+                setattr(estimator, name, getattr(after, name))
+            return np.atleast_2d(after.coef_), np.atleast_1d(after.intercept_), total
+
+        estimator._train(run_epoch, weight_sum, estimator.max_iter, stop=True)
+    finally:
+        blocks.release()
+
+
 # ----------------------------------------------------------------- prediction
 
 
-def _record_features(estimator, X):
-    """feature_names_in_ from a Dask DataFrame's columns (scikit-learn's rule), else none."""
+def _begin_fit(estimator, X, y):
+    """What every fit on Dask data does first: refuse a missing y (scikit-learn's message) and
+    take feature_names_in_ from a Dask DataFrame's columns (scikit-learn's rule), else none."""
     from sklearn.utils.validation import _check_feature_names
 
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
     _check_feature_names(estimator, getattr(X, "_meta", None) if hasattr(X, "columns") else None, reset=True)
 
 

@@ -2,7 +2,9 @@
 
 The exact solvers (``linear.py``, ``logistic.py``) are the right choice for data
 that fits in memory. These stay for data that does not, streamed chunk by
-chunk through ``partial_fit`` (``dask_ml.wrappers.Incremental`` plugs in), and
+chunk through ``partial_fit`` (``dask_ml.wrappers.Incremental`` plugs in; ``fit``
+on a Dask array runs each epoch as ``partial_fit``'s pass over every chunk, on
+the chunk's worker: ``td.distributed``), and
 for teaching: the parameters, losses, penalties and learning-rate schedules are
 scikit-learn's, with the same meanings, objective and stopping rule::
 
@@ -47,6 +49,7 @@ and ``n_jobs``.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import numbers
@@ -62,9 +65,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import check_is_fitted
 
+from ..distributed._route import dask_predicts, dask_scores
 from ..ops import stable_sigmoid
 from ..sparse import product
-from .base import ConvergenceWarning, DivergenceError, LinearModel, check_class_labels, host_numpy
+from .base import ConvergenceWarning, DivergenceError, LinearModel, check_class_labels, host_numpy, is_dask
 
 __all__ = ["SGDClassifier", "SGDRegressor"]
 
@@ -127,12 +131,57 @@ SCHEDULES = ("constant", "optimal", "invscaling", "adaptive")
 OPTIMIZERS = ("sgd", "adam")
 _ADAM = (0.9, 0.999, 1e-8)  # beta1, beta2, eps: PyTorch's and Kingma & Ba's defaults
 
+# A block of rows ready for ``_SGD._pass``: X, the targets Y (n, k) and the loss weights C (n, k)
+# or None on X's device; the per-sample step counts (n,) and each output's weight sum (k,) on the host.
+_Rows = collections.namedtuple("_Rows", "X Y C counts weight_sum")
+
+
+def _check_weight_sum(weight_sum):
+    if not np.all(weight_sum > 0):
+        raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
+
+
+class _Stopping:
+    """fit's stopping rule, per output: an output stops once its criterion (the epoch's training
+    loss, or minus the validation score) has not improved on its best by ``tol`` for
+    ``n_iter_no_change`` epochs; under "adaptive" a plateau first divides its step by 5, as
+    long as the step stays above 1e-6."""
+
+    def __init__(self, estimator, k):
+        self.estimator, self.eta_of = estimator, estimator._schedule()
+        self.tol = -math.inf if estimator.tol is None else estimator.tol
+        self.scale = np.ones(k)  # "adaptive": eta0 divided by 5 per plateau
+        self.active = np.ones(k, dtype=bool)
+        self.best, self.stale = np.full(k, math.inf), np.zeros(k, dtype=int)
+
+    def factor(self):
+        """This epoch's step-size factor: a float in the common case (all outputs alike), else
+        one per output (0 for a stopped one)."""
+        factor = self.scale * self.active
+        return float(factor[0]) if np.all(factor == factor[0]) else factor
+
+    def done(self, criterion) -> bool:
+        """Take an epoch's criterion (k,); whether every output has stopped."""
+        estimator = self.estimator
+        worse = criterion > self.best - self.tol
+        self.stale = np.where(worse, self.stale + 1, 0)
+        self.best = np.minimum(self.best, criterion)
+        plateau = self.active & (self.stale >= estimator.n_iter_no_change)
+        shrink = plateau & (self.eta_of(estimator.t_) * self.scale > 1e-6) if estimator.learning_rate == "adaptive" \
+            else np.zeros(len(plateau), dtype=bool)
+        self.scale[shrink] /= 5
+        self.stale[shrink] = 0
+        self.active &= ~(plateau & ~shrink)
+        return not self.active.any()
+
 
 class _SGD(LinearModel):
     """What both estimators share: parameter checks, the epoch loop, stopping, partial_fit."""
 
     _losses: dict = {}
     _fitted_attributes = ("coef_", "intercept_", "n_features_in_", "n_iter_", "t_", "loss_curve_")
+    # What a pass advances besides the coefficients (a Dask fit sends it from chunk to chunk).
+    _stream_state = ("t_", "_rng", "_adam", "_l1_u", "_l1_q")
 
     # ------------------------------------------------------------ parameters
     def _check_params(self):
@@ -192,13 +241,18 @@ class _SGD(LinearModel):
         """Train for up to ``max_iter`` epochs, until the training loss (or, with
         ``early_stopping``, the validation score) stops improving by ``tol`` for
         ``n_iter_no_change`` epochs. Starts from ``coef_init``/``intercept_init``,
-        the previous fit's coefficients if ``warm_start``, else zeros."""
+        the previous fit's coefficients if ``warm_start``, else zeros.
+
+        A Dask array fits on the cluster of the active dask.distributed Client: each epoch is
+        partial_fit's pass over every chunk, the chunks in a seeded order (td.distributed)."""
         self._check_params()
+        if is_dask(X):
+            from ..distributed._models import sgd_fit
+
+            sgd_fit(self, X, y, coef_init, intercept_init, sample_weight)
+            return self
         backend, X, y = self._validate_Xy(X, y, **self._y_checks)
-        if self.warm_start and hasattr(self, "coef_"):
-            coef_init = self.coef_ if coef_init is None else coef_init
-            intercept_init = self.intercept_ if intercept_init is None else intercept_init
-        self._reset()
+        coef_init, intercept_init = self._fresh_start(coef_init, intercept_init)
         targets, class_weights = self._targets(y, np.unique(y) if self._classifier else None)
         sample_weight = self._weights(sample_weight, len(y))
         validation = None
@@ -221,6 +275,15 @@ class _SGD(LinearModel):
         self._epochs(backend, X, targets, sample_weight, class_weights, self.max_iter, stop=True,
                      validation=validation)
         return self
+
+    def _fresh_start(self, coef_init, intercept_init):
+        """Where fit starts: the given coefficients, else the previous fit's under ``warm_start``
+        (else zeros: None); the rest of the previous fit is forgotten (``_reset``)."""
+        if self.warm_start and hasattr(self, "coef_"):
+            coef_init = self.coef_ if coef_init is None else coef_init
+            intercept_init = self.intercept_ if intercept_init is None else intercept_init
+        self._reset()
+        return coef_init, intercept_init
 
     def _reset(self):
         """Forget the previous fit: coefficients, optimizer state; restart the schedule and the shuffling stream."""
@@ -264,28 +327,51 @@ class _SGD(LinearModel):
 
     def _epochs(self, backend, X, targets, sample_weight, class_weights, epochs, stop, validation):
         """Up to ``epochs`` passes over X (device) and the targets (n, k), with the sample
-        weights (n,) and class weights (n, k) on the host (None: all ones).
+        weights (n,) and class weights (n, k) on the host (None: all ones); ``stop``: fit's
+        stopping rule, on the training loss or on ``validation`` (X, y, weights)."""
+        rows = self._rows(backend, X, targets, sample_weight, class_weights)
+        _check_weight_sum(rows.weight_sum)
 
-        The k outputs (one-vs-rest classes) are independent problems trained side by side:
-        each has its own stopping state and, for "adaptive", its own step; a converged one
-        stops moving (scikit-learn fits them separately, to the same effect)."""
+        def run_epoch(factor):
+            with backend.scope():
+                W, b, total = self._pass(backend, rows, factor)
+                return backend.to_numpy(W), backend.to_numpy(b), backend.to_numpy(total)
+
+        def minus_validation_score(W, b):
+            with backend.scope():
+                out = product(backend, validation[0], backend.asarray(W.T)) + backend.asarray(b)
+                return np.full(len(b), -self._score_output(backend.to_numpy(out), *validation[1:]))
+
+        self._train(run_epoch, rows.weight_sum, epochs, stop, None if validation is None else minus_validation_score)
+
+    def _rows(self, backend, X, targets, sample_weight, class_weights):
+        """What a pass over X needs (``_Rows``): the targets and the loss weights (sample times
+        class weights; None where all are 1) on X's device, the per-sample step counts (the
+        sample weights) and each output's weight sum on the host."""
+        counts = np.ones(len(targets)) if sample_weight is None else sample_weight
+        weights = counts[:, None] if class_weights is None else counts[:, None] * class_weights
+        with backend.scope():
+            Y = backend.asarray(targets, dtype=X.dtype)
+            C = None if np.all(weights == 1) else backend.asarray(weights, dtype=X.dtype)
+        return _Rows(X, Y, C, counts, np.broadcast_to(weights.sum(axis=0), Y.shape[1:]).copy())
+
+    def _pass(self, backend, rows, factor):
+        """One epoch over ``rows``: mini-batches in the shuffling stream's order, from ``coef_``
+        and ``intercept_``, each step size times ``factor`` (a float, or one per output).
+        Returns (W (k, d), b (k,), the per-output sums of the weighted losses) on the device;
+        ``t_``, the shuffling stream, Adam's moments and the l1 totals advance. partial_fit
+        is one pass; fit on a Dask array is one pass per chunk, on the chunk's worker."""
         xp = backend.xp
         mm = functools.partial(product, backend)  # X may be sparse (a CSR): its products go through backend.spmm
-        n, k = targets.shape
+        X, Y, C, counts = rows.X, rows.Y, rows.C, rows.counts
+        n, k = Y.shape
         dtype = X.dtype
         batch = n if self.batch_size is None else min(self.batch_size, n)
         eta_of = self._schedule()
         l2, l1 = self._penalties()
         loss_fn = self._losses[self.loss]
-        tol = -math.inf if self.tol is None else self.tol
-        counts = np.ones(n) if sample_weight is None else sample_weight  # per-sample steps each row stands for
-        weights = counts[:, None] if class_weights is None else counts[:, None] * class_weights
-        weight_sum = weights.sum(axis=0)
-        if not np.all(weight_sum > 0):
-            raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
-        with backend.scope():
-            Y = backend.asarray(targets, dtype=dtype)
-            C = None if np.all(weights == 1) else backend.asarray(weights, dtype=dtype)
+        with backend.scope(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            self._move_state(backend.asarray)  # where the last pass left it (the host, after a Dask task)
             W = backend.asarray(np.atleast_2d(self.coef_), dtype=dtype)
             b = backend.asarray(np.atleast_1d(self.intercept_), dtype=dtype)
             if self.optimizer == "adam" and getattr(self, "_adam", None) is None:
@@ -299,72 +385,66 @@ class _SGD(LinearModel):
                 column = backend.asarray(v, dtype=dtype)[:, None]
                 return column, column[:, 0]
 
-            scale = np.ones(k)  # "adaptive": eta0 divided by 5 per plateau, per output
-            active = np.ones(k, dtype=bool)
-            best, stale = np.full(k, math.inf), np.zeros(k, dtype=int)
-            n_iter = 0
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-                for epoch in range(epochs):
-                    previous = (W.copy(), b.copy())
-                    factor = scale * active  # changes only between epochs
-                    factor = float(factor[0]) if np.all(factor == factor[0]) else factor  # the common case
-                    order = self._rng.permutation(n) if self.shuffle and batch < n else np.arange(n)
-                    device_order = backend.asarray(order) if self.shuffle and batch < n else None
-                    starts = np.arange(0, n, batch)
-                    batch_counts = np.add.reduceat(counts[order], starts)
-                    total = xp.zeros(k, dtype=dtype)
-                    for start, count in zip(starts, batch_counts):
-                        rows = slice(start, start + batch) if device_order is None else \
-                            device_order[start:start + batch]
-                        xb, yb = (X, Y) if batch == n else (X[rows], Y[rows])
-                        loss, grad = loss_fn(xp, mm(xb, W.T) + b, yb, self.epsilon)
-                        grad = xp.clip(grad, -1e12, 1e12)  # scikit-learn's clip, against overflow
-                        if C is not None:
-                            cb = C if batch == n else C[rows]
-                            loss, grad = loss * cb, grad * cb
-                        total += loss.sum(axis=0)
-                        eta = eta_of(self.t_) * factor
-                        W, b = self._update(xp, mm(grad.T, xb), grad.sum(axis=0), W, b, eta, float(count), l2, l1,
-                                            per_output)
-                        self.t_ += float(count)
-                    # One read-back per epoch: the losses, and sums that are non-finite with any coefficient.
-                    check = backend.to_numpy(xp.concatenate([total, W.sum(axis=1), b])).astype(np.float64)
-                    epoch_loss = check[:k] / weight_sum
-                    if not np.all(np.isfinite(check)):
-                        self._set_coef(backend.to_numpy(previous[0]), backend.to_numpy(previous[1]))
-                        self.n_iter_ = n_iter
-                        raise DivergenceError(
-                            f"{type(self).__name__}: training diverged in epoch {len(self.loss_curve_) + 1} (the "
-                            f"loss became {epoch_loss.mean()}); try a smaller eta0 than {self.eta0} (or "
-                            "learning_rate='invscaling'/'adaptive', or standardize X). The model keeps the "
-                            "coefficients of the last finite epoch.")
-                    n_iter += 1
-                    self.loss_curve_.append(float(epoch_loss.mean()))
-                    if self.verbose:
-                        print(f"-- Epoch {len(self.loss_curve_)}: avg. loss {self.loss_curve_[-1]:.6g}, "
-                              f"norm {float(xp.linalg.norm(W)):.6g}, bias {backend.to_numpy(b)}, T {self.t_:.0f}")
-                    if not stop:
-                        continue
-                    criterion = epoch_loss if validation is None else \
-                        np.full(k, -self._score_output(backend.to_numpy(mm(validation[0], W.T) + b), *validation[1:]))
-                    worse = criterion > best - tol
-                    stale = np.where(worse, stale + 1, 0)
-                    best = np.minimum(best, criterion)
-                    plateau = active & (stale >= self.n_iter_no_change)
-                    # "adaptive": a plateau divides the step by 5 and carries on while eta > 1e-6.
-                    shrink = plateau & (eta_of(self.t_) * scale > 1e-6) if self.learning_rate == "adaptive" else \
-                        np.zeros(k, dtype=bool)
-                    scale[shrink] /= 5
-                    stale[shrink] = 0
-                    active &= ~(plateau & ~shrink)
-                    if not active.any():
-                        break
-            self._set_coef(backend.to_numpy(W), backend.to_numpy(b))
-        self.n_iter_ = n_iter
-        if stop and active.any() and self.tol is not None:
+            order = self._rng.permutation(n) if self.shuffle and batch < n else np.arange(n)
+            device_order = backend.asarray(order) if self.shuffle and batch < n else None
+            starts = np.arange(0, n, batch)
+            batch_counts = np.add.reduceat(counts[order], starts)
+            total = xp.zeros(k, dtype=dtype)
+            for start, count in zip(starts, batch_counts):
+                batch_rows = slice(start, start + batch) if device_order is None else device_order[start:start + batch]
+                xb, yb = (X, Y) if batch == n else (X[batch_rows], Y[batch_rows])
+                loss, grad = loss_fn(xp, mm(xb, W.T) + b, yb, self.epsilon)
+                grad = xp.clip(grad, -1e12, 1e12)  # scikit-learn's clip, against overflow
+                if C is not None:
+                    cb = C if batch == n else C[batch_rows]
+                    loss, grad = loss * cb, grad * cb
+                total += loss.sum(axis=0)
+                eta = eta_of(self.t_) * factor
+                W, b = self._update(xp, mm(grad.T, xb), grad.sum(axis=0), W, b, eta, float(count), l2, l1, per_output)
+                self.t_ += float(count)
+        return W, b, total
+
+    def _train(self, run_epoch, weight_sum, epochs, stop, criterion=None):
+        """The epoch loop, wherever the data is: ``run_epoch(factor)`` makes one pass (``_pass``
+        over X, or over every chunk of a Dask array) and returns (W (k, d), b (k,), the
+        per-output loss sums) on the host, which ``weight_sum`` (k,) turns into the epoch's
+        mean loss. Then: divergence, ``loss_curve_``, and with ``stop`` fit's stopping rule
+        (``_Stopping``) on that loss or on ``criterion(W, b)`` (minus the validation score).
+
+        The k outputs (one-vs-rest classes) are independent problems trained side by side:
+        each has its own stopping state and, for "adaptive", its own step; a converged one
+        stops moving (scikit-learn fits them separately, to the same effect)."""
+        stopping = _Stopping(self, len(weight_sum))
+        self.n_iter_ = 0
+        for _ in range(epochs):
+            W, b, total = run_epoch(stopping.factor() if stop else 1.0)
+            epoch_loss = total.astype(np.float64) / weight_sum
+            if not (np.all(np.isfinite(total)) and np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise DivergenceError(
+                    f"{type(self).__name__}: training diverged in epoch {len(self.loss_curve_) + 1} (the loss "
+                    f"became {epoch_loss.mean()}); try a smaller eta0 than {self.eta0} (or "
+                    "learning_rate='invscaling'/'adaptive', or standardize X). The model keeps the coefficients "
+                    "of the last finite epoch.")
+            self._set_coef(W, b)
+            self.n_iter_ += 1
+            self.loss_curve_.append(float(epoch_loss.mean()))
+            if self.verbose:
+                print(f"-- Epoch {len(self.loss_curve_)}: avg. loss {self.loss_curve_[-1]:.6g}, "
+                      f"norm {float(np.linalg.norm(W)):.6g}, bias {b}, T {self.t_:.0f}")
+            if stop and stopping.done(epoch_loss if criterion is None else criterion(W, b)):
+                break
+        if stop and stopping.active.any() and self.tol is not None:
             warnings.warn(f"Maximum number of iteration reached before convergence ({type(self).__name__}: "
                           f"max_iter={self.max_iter}, tol={self.tol}). Consider increasing max_iter to improve the "
-                          "fit.", ConvergenceWarning, stacklevel=3)
+                          "fit.", ConvergenceWarning, stacklevel=4)
+
+    def _move_state(self, convert):
+        """Adam's moments and the l1 truncation's totals through ``convert``: onto the device of
+        a pass, or home to the host (a Dask task sends the state back to the client)."""
+        if getattr(self, "_adam", None) is not None:
+            self._adam = self._adam[:1] + [convert(a) for a in self._adam[1:]]
+        if getattr(self, "_l1_q", None) is not None:
+            self._l1_q = convert(self._l1_q)
 
     def _update(self, xp, gW, gb, W, b, eta, count, l2, l1, per_output):
         """One mini-batch step: the sum ``gW``, ``gb`` of its samples' loss gradients, standing for
@@ -411,10 +491,12 @@ class _SGD(LinearModel):
 
     def _weights(self, sample_weight, n):
         """Checked sample weights (host float64), or None for none or all ones (the cheaper, identical path)."""
-        if sample_weight is None:
-            return None
-        weights = self._sample_weight(sample_weight, n)
-        return None if np.all(weights == 1) else weights
+        return None if sample_weight is None else self._counts(self._sample_weight(sample_weight, n))
+
+    @staticmethod
+    def _counts(weights):
+        """Checked sample weights (host float64) as a pass takes them: None for none or all ones."""
+        return None if weights is None or np.all(weights == 1) else weights
 
 
 class SGDClassifier(ClassifierMixin, _SGD):
@@ -494,11 +576,14 @@ class SGDClassifier(ClassifierMixin, _SGD):
         return self.classes_[(out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)]
 
     # ------------------------------------------------------------ prediction
+    # (On a Dask array: a lazy dask array computed on the workers, and score computes.)
+    @dask_predicts
     def decision_function(self, X):
         """Signed distances X coef^T + intercept: (n_samples,) for two classes, else (n_samples, n_classes)."""
         out, backend = self._linear_output(X)
         return out[:, 0] if out.shape[1] == 1 else out
 
+    @dask_predicts
     def predict(self, X):
         out, backend = self._linear_output(X)
         return self._labels(backend.to_numpy(out))
@@ -519,6 +604,7 @@ class SGDClassifier(ClassifierMixin, _SGD):
         return xp.where(total > 0, prob / xp.where(total > 0, total, 1), 1.0 / out.shape[1]), backend
 
     @available_if(_check_proba)
+    @dask_predicts
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes), scikit-learn's: the sigmoid (log_loss) or
         (clip(score, -1, 1) + 1) / 2 (modified_huber) of each one-vs-rest score, normalised over
@@ -526,11 +612,13 @@ class SGDClassifier(ClassifierMixin, _SGD):
         return self._proba(X)[0]  # on the data's device, as the data came
 
     @available_if(_check_proba)
+    @dask_predicts
     def predict_log_proba(self, X):
         prob, backend = self._proba(X)
         with np.errstate(divide="ignore"):
             return backend.xp.log(prob)
 
+    @dask_scores(accuracy_score)
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy, sample-weighted if given."""
         check_is_fitted(self)
@@ -574,10 +662,12 @@ class SGDRegressor(RegressorMixin, _SGD):
     def _score_output(self, out, y, sample_weight):
         return r2_score(y, out[:, 0], sample_weight=sample_weight)
 
+    @dask_predicts
     def predict(self, X):
         out, backend = self._linear_output(X)
         return out[:, 0]
 
+    @dask_scores(r2_score)
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of the prediction, sample-weighted if given."""
         check_is_fitted(self)
