@@ -212,6 +212,10 @@ def test_chunk_width_dtype_and_nan_errors_name_the_chunk(client, rng):
     X = _declared([((100, 4),), ((100, 4),), ((100, 4), np.float64, np.nan)], (100, 4), np.float64)
     with pytest.raises(ValueError, match=r"Input X contains NaN or infinity in chunk 2 \(rows 200-299\)"):
         LogisticRegression().fit(X, da.from_array(np.arange(300) % 2, chunks=100))
+    sparse = pytest.importorskip("scipy.sparse")
+    X = da.from_array(sparse.random(300, 4, density=0.5, format="csr", random_state=0), chunks=(100, 4), asarray=False)
+    with pytest.raises(ValueError, match=r"X chunk 0 \(rows 0-99\) is a sparse matrix \(csr_matrix\)"):
+        Ridge().fit(X, y)
 
 
 def test_misaligned_y_and_bad_weights_are_refused(client, rng):

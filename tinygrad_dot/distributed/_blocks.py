@@ -14,7 +14,7 @@ import uuid
 
 import numpy as np
 
-from ..tensor import host_array
+from ..tensor import _sparse_input, host_array
 
 __all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend"]
 
@@ -77,6 +77,8 @@ def block_backend(block):
 def _summary(x, y, w, y_kind):
     """What the client checks about one chunk: shapes, dtypes, finiteness, and for the
     fits the label counts (classification) or nothing more."""
+    if _sparse_input(x):  # refused by _check; nothing more to read
+        return {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str, "x_sparse": type(x).__name__}
     xp = block_backend(x).xp
     out = {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str}
     # A finite sum means finite entries (scikit-learn's shortcut: one pass, no boolean temporary);
@@ -254,6 +256,10 @@ class RowBlocks:
         widths = [s["x_shape"][1] if len(s["x_shape"]) == 2 else None for s in self.summaries]
         d = widths[0]
         for i, s in enumerate(self.summaries):
+            if "x_sparse" in s:  # the passes centre and cast dense blocks; td's sparse solvers are not wired here
+                raise ValueError(f"X {self.where(i)} is a sparse matrix ({s['x_sparse']}); td fits Dask arrays of "
+                                 "dense NumPy or CuPy chunks: densify them (X.map_blocks(lambda b: b.toarray())) or "
+                                 "fit the SciPy matrix in memory, which td.models takes sparse")
             if len(s["x_shape"]) != 2:
                 raise ValueError(f"X {self.where(i)} has shape {s['x_shape']}; every chunk must be 2-D")
             if widths[i] != d:
