@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# GPU check of the GEMM kernels: GPU tests, compute-sanitizer memcheck (every
-# rung, odd/unit/misaligned/batched shapes), racecheck and synccheck (cp_async and
-# warp_tiled) on small cases when compute-sanitizer exists, then the GEMM and
-# dispatch (host cost per call) benchmarks.
-#   benchmarks/gpu_check.sh          quick mode (under 3 minutes)
-#   benchmarks/gpu_check.sh --full   full benchmark (under 8 minutes)
+# GPU check: the linear-model kernels' GPU tests first, then the linear-model and
+# training benchmarks (issue 15), then the other GPU tests, compute-sanitizer
+# memcheck (every rung, odd/unit/misaligned/batched shapes), racecheck and
+# synccheck (cp_async and warp_tiled) on small cases when compute-sanitizer
+# exists, and the GEMM, dispatch (host cost per call) and sparse benchmarks.
+#   benchmarks/gpu_check.sh          quick mode (under 3 minutes: see the budget below)
+#   benchmarks/gpu_check.sh --full   everything, full sizes (no time bound; estimated 15-20 minutes)
 # Logs and results go under $OUT when it is set, else benchmarks/results/gpu_check.
-# Exits non-zero if the tests or a sanitizer run fail (the benchmark still runs).
+# Exits non-zero if the tests, a sanitizer run or a benchmark's own check fail
+# (the benchmarks still run).
+#
+# Quick mode's budget (ESTIMATES: no GPU has run this script yet; H100/H200 host,
+# cold kernel cache, each Python process ~3 s to start with CuPy, ~3 s more with
+# PyTorch):
+#   linear-model kernels' GPU tests (NVRTC compiles of the skinny kernels)  ~30-40 s
+#   linear-model benchmark, X[2**19, 256], 10 steps (data ~6 s, autotuning
+#     the k = 64 products' ladder candidates ~15 s)                       ~30-40 s
+#   training benchmark --quick (12,000 rows, 5 epochs of 7 trainers; the
+#     tape's products autotuned, PyTorch's CUDA start)                    ~20-40 s
+# (about 80-120 s), then, each only while its estimate still fits in QUICK_BUDGET:
+#   the other GPU tests (~200, every GEMM config compiled)                ~90 s
+#   memcheck / racecheck / synccheck (their caps)                         80 / 50 / 30 s
+#   GEMM benchmark --quick (25 cases, autotuning compiles)                ~120 s
+#   dispatch benchmark --quick                                            ~20 s
+#   sparse benchmark --quick                                              ~30 s
+# Running all of them would take about 8 minutes, so quick mode skips (and logs)
+# what does not fit; --full runs them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE=quick
@@ -22,13 +41,58 @@ unset CUPY_TF32
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 status=0
 START=$SECONDS
+QUICK_BUDGET=170  # seconds of quick mode before a step may start (under 3 minutes in all)
+
+# fits NAME ESTIMATE: whether a step estimated at ESTIMATE seconds may start; in quick
+# mode only while it would still end within QUICK_BUDGET (a skip is logged).
+fits() {
+    [[ $MODE == full ]] && return 0
+    (( SECONDS - START + $2 <= QUICK_BUDGET )) && return 0
+    echo "== $1 skipped in quick mode (~$2 s would pass 3 minutes; --full runs it)" | tee -a "$DEST/gpu_check.log"
+    return 1
+}
+
+# run_step TITLE LOG [TAIL] -- COMMAND...: run, log to $DEST/LOG, show the last TAIL
+# lines (all by default); a failure makes the check fail.
+run_step() {
+    local title=$1 log=$2 lines=+1
+    shift 2
+    if [[ $1 != -- ]]; then lines=$1; shift; fi
+    shift  # the --
+    echo "== $title ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
+    "$@" 2>&1 | tee "$DEST/$log" | tail -n "$lines"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "$title FAILED" | tee -a "$DEST/gpu_check.log"; status=1; }
+}
 
 echo "== nvidia-smi" | tee "$DEST/gpu_check.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$DEST/gpu_check.log"
 
-echo "== GPU tests ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
-"$PY" -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee "$DEST/gpu_tests.log" | tail -25
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+# The linear-model kernels (kernels/linear_skinny.cu: skinny products, the fused
+# loss step) first: quick mode exists to check them and the benchmarks below.
+NEW_KERNEL_TESTS=(tests/test_linear_skinny.py tests/test_fused_linear.py)
+run_step "GPU tests of the linear-model kernels" gpu_tests_linear.log 25 -- \
+    "$PY" -m pytest -m gpu -q -p no:cacheprovider "${NEW_KERNEL_TESTS[@]}"
+
+# A linear model's products (skinny kernels) against cuBLAS and the copy bandwidth;
+# full-batch least squares (tape, fused, fused + CUDA graph) against PyTorch eager.
+# Quick: X[2**19, 256] (512 MiB, ten times the L2 of an H100/H200), 10 steps.
+LINEAR_ARGS=(--out "$DEST/linear.json")
+[[ $MODE == quick ]] && LINEAR_ARGS+=(--rows 524288 --steps 10 --groups 3)
+run_step "linear-model benchmark" linear.log -- "$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}"
+
+# The reference softmax protocol: tinygrad_dot on the GPU (tape, fused, fused + CUDA
+# graph), PyTorch eager on the GPU, and the CPU implementations; fails if any misses
+# the reference loss and accuracy. Quick: 12,000 rows.
+TRAIN_ARGS=(--device cuda --out "$DEST/train-gpu.json")
+[[ $MODE == quick ]] && TRAIN_ARGS+=(--quick)
+run_step "training benchmark" train.log -- "$PY" -m tinygrad_dot.bench.train "${TRAIN_ARGS[@]}"
+
+COMPILED=  # set once the GPU tests have compiled every default GEMM config (see sanitize)
+if fits "other GPU tests" 90; then
+    run_step "other GPU tests" gpu_tests.log 25 -- "$PY" -m pytest -m gpu -q -p no:cacheprovider \
+        "${NEW_KERNEL_TESTS[@]/#/--ignore=}"
+    COMPILED=1
+fi
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n "$SANITIZER" ]]; then
@@ -84,9 +148,16 @@ print("race cases ran")
 PY
     # Each sanitizer run is bounded so a slow one cannot eat the whole budget. The
     # GPU tests above compiled every default config into $TINYGRAD_DOT_CACHE_DIR,
-    # so these runs load cubins instead of compiling.
+    # so these runs load cubins instead of compiling; without them (quick mode out
+    # of time) a run would spend its cap compiling under the sanitizer and time out.
     sanitize() {  # tool, timeout, log, script args...
         local tool=$1 limit=$2 log=$3; shift 3
+        if [[ -z $COMPILED ]]; then
+            echo "== compute-sanitizer $tool skipped: the GPU tests that compile its kernels did not run" \
+                | tee -a "$DEST/gpu_check.log"
+            return 0
+        fi
+        fits "compute-sanitizer $tool" "$limit" || return 0
         echo "== compute-sanitizer $tool ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
         TINYGRAD_DOT_AUTOTUNE=0 timeout "$limit" "$SANITIZER" --tool "$tool" --error-exitcode 3 "$PY" "$@" \
             > "$DEST/$log" 2>&1
@@ -96,17 +167,12 @@ PY
     }
     # Estimated (no GPU run yet): sanitizer start + CuPy init ~10-15 s per run;
     # memcheck ~320 small launches ~20-40 s; racecheck 8 (quick) or 16 launches
-    # ~20-40 s; synccheck 8 launches ~15 s. Quick mode: tests ~60 s + sanitizers
-    # ~50-70 s + benchmark ~50 s, under 3 minutes; synccheck runs there only while
-    # the check is under 2 minutes in, and each run is capped.
+    # ~20-40 s; synccheck 8 launches ~15 s. In quick mode each starts only if its
+    # cap still fits in the budget (fits), which after the steps above is rare.
     if [[ $MODE == quick ]]; then
         sanitize memcheck 80 memcheck.log "$SCRATCH/memcheck_cases.py"
         sanitize racecheck 50 racecheck.log "$SCRATCH/race_cases.py" f32
-        if (( SECONDS - START < 120 )); then
-            sanitize synccheck 30 synccheck.log "$SCRATCH/race_cases.py" f32
-        else
-            echo "== synccheck skipped in quick mode (time; --full runs it)" | tee -a "$DEST/gpu_check.log"
-        fi
+        sanitize synccheck 30 synccheck.log "$SCRATCH/race_cases.py" f32
     else
         sanitize memcheck 240 memcheck.log "$SCRATCH/memcheck_cases.py"
         sanitize racecheck 180 racecheck.log "$SCRATCH/race_cases.py"
@@ -116,34 +182,22 @@ else
     echo "== compute-sanitizer not found: memcheck, racecheck and synccheck skipped" | tee -a "$DEST/gpu_check.log"
 fi
 
-echo "== benchmark, $MODE ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
 BENCH_ARGS=(--out-dir "$DEST")
 [[ $MODE == quick ]] && BENCH_ARGS+=(--quick)
-"$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}" 2>&1 | tee "$DEST/benchmark.log"
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+fits "GEMM benchmark" 120 && run_step "GEMM benchmark, $MODE" benchmark.log -- \
+    "$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}"
 
 # Host cost per td.matmul: ours vs cupy.matmul vs torch.matmul on the GPU, and the
 # emulated dry run in the same process (about 20 s in quick mode).
-echo "== dispatch benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
 DISPATCH_ARGS=(--out "$DEST/dispatch.json")
 [[ $MODE == quick ]] && DISPATCH_ARGS+=(--quick)
-"$PY" benchmarks/dispatch.py "${DISPATCH_ARGS[@]}" 2>&1 | tee "$DEST/dispatch.log"
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
-
-# A linear model's products (skinny kernels) against cuBLAS and the copy bandwidth,
-# and full-batch least squares against PyTorch eager (quick: X[2**20, 256], 10 steps).
-echo "== linear-model benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
-LINEAR_ARGS=(--out "$DEST/linear.json")
-[[ $MODE == quick ]] && LINEAR_ARGS+=(--rows 1048576 --steps 10 --groups 3)  # 1 GB of X: far past L2
-"$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}" 2>&1 | tee "$DEST/linear.log"
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+fits "dispatch benchmark" 20 && run_step "dispatch benchmark" dispatch.log -- \
+    "$PY" benchmarks/dispatch.py "${DISPATCH_ARGS[@]}"
 
 # Our SpMM kernels against cuSPARSE (uniform densities 0.01-1% and a skewed matrix).
-echo "== sparse benchmark ($((SECONDS - START)) s)" | tee -a "$DEST/gpu_check.log"
 SPARSE_ARGS=(--device cuda --out "$DEST/sparse-gpu.json")
 [[ $MODE == quick ]] && SPARSE_ARGS+=(--quick)
-"$PY" benchmarks/sparse.py "${SPARSE_ARGS[@]}" 2>&1 | tee "$DEST/sparse.log"
-[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+fits "sparse benchmark" 30 && run_step "sparse benchmark" sparse.log -- "$PY" benchmarks/sparse.py "${SPARSE_ARGS[@]}"
 
 echo "== done in $((SECONDS - START)) s, status $status" | tee -a "$DEST/gpu_check.log"
 exit $status

@@ -99,7 +99,8 @@ def test_on_the_gpu_against_cublas(dtype):
 
 def test_the_bandwidth_benchmark_runs_on_emu(tmp_path):
     """benchmarks/linear.py end to end on the emulator (its figures mean nothing there):
-    the products agree with float64 and the training losses of emu and the CPU agree."""
+    the products agree with float64, and the training losses of emu (tape, fused, fused
+    + CUDA graph) and of the CPU agree."""
     import importlib
     import json
 
@@ -110,7 +111,10 @@ def test_the_bandwidth_benchmark_runs_on_emu(tmp_path):
     report = json.loads(out.read_text())
     assert report["measured_on_gpu"] is False and report["kernels_sha256"]
     assert all(row["max_rel_err"] < 1e-5 for row in report["bandwidth"]["cases"])
-    losses = [row["final_loss"] for row in report["linear_regression"].values()]
+    rows = report["linear_regression"]
+    assert set(rows) == {"td emu", "td emu fused", "td emu fused+graph", "td cpu"}
+    assert report["linear_regression_speedups"] == {}  # (PyTorch runs on a GPU only)
+    losses = [row["final_loss"] for row in rows.values()]
     assert max(losses) - min(losses) < 1e-4 * max(losses)
 
 
