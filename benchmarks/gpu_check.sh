@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# GPU check: the linear-model kernels' GPU tests first, then the linear-model and
-# training benchmarks (issue 15), then the other GPU tests, compute-sanitizer
-# memcheck (every rung, odd/unit/misaligned/batched shapes), racecheck and
-# synccheck (cp_async and warp_tiled) on small cases when compute-sanitizer
-# exists, and the GEMM, dispatch (host cost per call) and sparse benchmarks.
+# GPU check: every GPU test first (the linear-model kernels' tests leading), then
+# the benchmarks, most wanted first: linear-model products and least squares
+# (issue 15), the GEMM ladder against cuBLAS, the softmax training protocol; then
+# compute-sanitizer memcheck (every rung, odd/unit/misaligned/batched shapes),
+# racecheck and synccheck (cp_async and warp_tiled) on small cases when
+# compute-sanitizer exists, and the dispatch (host cost per call) and sparse
+# benchmarks.
 #   benchmarks/gpu_check.sh          quick mode (under 3 minutes: see the budget below)
 #   benchmarks/gpu_check.sh --full   everything, full sizes (no time bound; estimated 15-20 minutes)
+#   SKIP_TESTS=1 QUICK_BUDGET=540 benchmarks/gpu_check.sh
+#                                    a second run: quick sizes, no tests, what fits in 9 minutes
 # Logs and results go under $OUT when it is set, else benchmarks/results/gpu_check.
 # Exits non-zero if the tests, a sanitizer run or a benchmark's own check fail
 # (the benchmarks still run).
@@ -14,18 +18,17 @@
 # cold kernel cache, each Python process ~3 s to start with CuPy, ~3 s more with
 # PyTorch):
 #   linear-model kernels' GPU tests (NVRTC compiles of the skinny kernels)  ~30-40 s
-#   linear-model benchmark, X[2**19, 256], 10 steps (data ~6 s, autotuning
-#     the k = 64 products' ladder candidates ~15 s)                       ~30-40 s
-#   training benchmark --quick (12,000 rows, 5 epochs of 7 trainers; the
-#     tape's products autotuned, PyTorch's CUDA start)                    ~20-40 s
-# (about 80-120 s), then, each only while its estimate still fits in QUICK_BUDGET:
 #   the other GPU tests (~200, every GEMM config compiled)                ~90 s
-#   memcheck / racecheck / synccheck (their caps)                         80 / 50 / 30 s
+# (about 2 minutes), then each of these only while its estimate still fits in
+# QUICK_BUDGET (a skip is logged):
+#   linear-model benchmark, X[2**19, 256], 10 steps                       ~30-40 s
 #   GEMM benchmark --quick (25 cases, autotuning compiles)                ~120 s
+#   training benchmark --quick (12,000 rows, 7 trainers)                  ~20-40 s
+#   memcheck / racecheck / synccheck (their caps)                         80 / 50 / 30 s
 #   dispatch benchmark --quick                                            ~20 s
 #   sparse benchmark --quick                                              ~30 s
-# Running all of them would take about 8 minutes, so quick mode skips (and logs)
-# what does not fit; --full runs them all.
+# All of it would take about 8 minutes: quick mode runs the tests and what fits
+# after them; the second run above takes the rest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE=quick
@@ -41,7 +44,7 @@ unset CUPY_TF32
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 status=0
 START=$SECONDS
-QUICK_BUDGET=170  # seconds of quick mode before a step may start (under 3 minutes in all)
+QUICK_BUDGET=${QUICK_BUDGET:-170}  # seconds of quick mode in which a step must end (a rerun may raise it)
 
 # fits NAME ESTIMATE: whether a step estimated at ESTIMATE seconds may start; in quick
 # mode only while it would still end within QUICK_BUDGET (a skip is logged).
@@ -67,32 +70,44 @@ run_step() {
 echo "== nvidia-smi" | tee "$DEST/gpu_check.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$DEST/gpu_check.log"
 
-# The linear-model kernels (kernels/linear_skinny.cu: skinny products, the fused
-# loss step) first: quick mode exists to check them and the benchmarks below.
+# GPU tests first, every one of them: nothing else here means anything until the
+# kernels are right on the device. The linear-model kernels' tests (the newest
+# kernels) go first, the rest after (two calls: pytest orders one call's files
+# itself). SKIP_TESTS=1 skips both, for a second run once they have passed.
 NEW_KERNEL_TESTS=(tests/test_linear_skinny.py tests/test_fused_linear.py)
-run_step "GPU tests of the linear-model kernels" gpu_tests_linear.log 25 -- \
-    "$PY" -m pytest -m gpu -q -p no:cacheprovider "${NEW_KERNEL_TESTS[@]}"
+COMPILED=  # set once the GPU tests have compiled every default GEMM config (see sanitize)
+if [[ -z ${SKIP_TESTS:-} ]]; then
+    run_step "GPU tests of the linear-model kernels" gpu_tests_linear.log 25 -- \
+        "$PY" -m pytest -m gpu -q -p no:cacheprovider "${NEW_KERNEL_TESTS[@]}"
+    run_step "other GPU tests" gpu_tests.log 25 -- "$PY" -m pytest -m gpu -q -p no:cacheprovider \
+        "${NEW_KERNEL_TESTS[@]/#/--ignore=}"
+    COMPILED=1
+else
+    echo "== GPU tests skipped (SKIP_TESTS set)" | tee -a "$DEST/gpu_check.log"
+fi
 
+# Then the benchmarks, most wanted first, each only while it fits the budget.
 # A linear model's products (skinny kernels) against cuBLAS and the copy bandwidth;
 # full-batch least squares (tape, fused, fused + CUDA graph) against PyTorch eager.
 # Quick: X[2**19, 256] (512 MiB, ten times the L2 of an H100/H200), 10 steps.
 LINEAR_ARGS=(--out "$DEST/linear.json")
 [[ $MODE == quick ]] && LINEAR_ARGS+=(--rows 524288 --steps 10 --groups 3)
-run_step "linear-model benchmark" linear.log -- "$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}"
+fits "linear-model benchmark" 40 && run_step "linear-model benchmark" linear.log -- \
+    "$PY" benchmarks/linear.py "${LINEAR_ARGS[@]}"
+
+# The GEMM ladder against cuBLAS (float32 and float64, the 4096^3 targets).
+BENCH_ARGS=(--out-dir "$DEST")
+[[ $MODE == quick ]] && BENCH_ARGS+=(--quick)
+fits "GEMM benchmark" 120 && run_step "GEMM benchmark, $MODE" benchmark.log -- \
+    "$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}"
 
 # The reference softmax protocol: tinygrad_dot on the GPU (tape, fused, fused + CUDA
 # graph), PyTorch eager on the GPU, and the CPU implementations; fails if any misses
 # the reference loss and accuracy. Quick: 12,000 rows.
 TRAIN_ARGS=(--device cuda --out "$DEST/train-gpu.json")
 [[ $MODE == quick ]] && TRAIN_ARGS+=(--quick)
-run_step "training benchmark" train.log -- "$PY" -m tinygrad_dot.bench.train "${TRAIN_ARGS[@]}"
-
-COMPILED=  # set once the GPU tests have compiled every default GEMM config (see sanitize)
-if fits "other GPU tests" 90; then
-    run_step "other GPU tests" gpu_tests.log 25 -- "$PY" -m pytest -m gpu -q -p no:cacheprovider \
-        "${NEW_KERNEL_TESTS[@]/#/--ignore=}"
-    COMPILED=1
-fi
+fits "training benchmark" 40 && run_step "training benchmark" train.log -- \
+    "$PY" -m tinygrad_dot.bench.train "${TRAIN_ARGS[@]}"
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n "$SANITIZER" ]]; then
@@ -181,11 +196,6 @@ PY
 else
     echo "== compute-sanitizer not found: memcheck, racecheck and synccheck skipped" | tee -a "$DEST/gpu_check.log"
 fi
-
-BENCH_ARGS=(--out-dir "$DEST")
-[[ $MODE == quick ]] && BENCH_ARGS+=(--quick)
-fits "GEMM benchmark" 120 && run_step "GEMM benchmark, $MODE" benchmark.log -- \
-    "$PY" benchmarks/gemm.py "${BENCH_ARGS[@]}"
 
 # Host cost per td.matmul: ours vs cupy.matmul vs torch.matmul on the GPU, and the
 # emulated dry run in the same process (about 20 s in quick mode).
