@@ -23,6 +23,7 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
+from ..distributed._route import dask_predicts, dask_scores
 from .base import LinearModel, host_numpy, is_dask
 from ..sparse import CSR
 from .solvers import column_moments, gram_least_squares, sparse_least_squares
@@ -87,21 +88,15 @@ class _LeastSquares(RegressorMixin, LinearModel):
                                               x_std, solver="svd" if self.solver == "svd" else "auto")
         return coef, solver, y_mean, y_scale, x_mean, y.ndim, X.dtype
 
+    @dask_predicts
     def predict(self, X):
-        if is_dask(X):
-            from ..distributed._models import predict
-
-            return predict(self, X, "predict")
         out, backend = self._linear_output(X)
         return out[:, 0] if np.ndim(self.coef_) == 1 else out
 
+    @dask_scores(r2_score)
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of the prediction (uniformly averaged over targets), sample-weighted if given."""
         check_is_fitted(self)
-        if is_dask(X):
-            from ..distributed._models import score
-
-            return score(self, X, y, sample_weight, r2_score)
         prediction = self.predict(X)
         return float(r2_score(host_numpy(y), host_numpy(prediction), sample_weight=host_numpy(sample_weight)))
 

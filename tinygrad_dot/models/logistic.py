@@ -29,6 +29,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
+from ..distributed._route import dask_predicts, dask_scores
 from ..ops import stable_sigmoid
 from ..optim.lbfgs import minimize_lbfgs
 from .base import ConvergenceWarning, LinearModel, check_class_labels, host_numpy, is_dask
@@ -193,21 +194,15 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         return objective.pack(np.zeros((k, objective.d)), intercept)
 
     # ------------------------------------------------------------ prediction
+    @dask_predicts
     def decision_function(self, X):
         """Scores X coef^T + intercept: (n_samples,) for two classes, else (n_samples, n_classes)."""
-        if is_dask(X):
-            from ..distributed._models import predict as dask_predict
-
-            return dask_predict(self, X, "decision_function")
         out, backend = self._linear_output(X)
         return out[:, 0] if out.shape[1] == 1 else out
 
+    @dask_predicts
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns in the order of ``classes_``."""
-        if is_dask(X):
-            from ..distributed._models import predict as dask_predict
-
-            return dask_predict(self, X, "predict_proba")
         out, backend = self._linear_output(X)
         xp = backend.xp
         if out.shape[1] == 1:
@@ -216,11 +211,8 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         e = xp.exp(out - out.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    @dask_predicts
     def predict_log_proba(self, X):
-        if is_dask(X):
-            from ..distributed._models import predict as dask_predict
-
-            return dask_predict(self, X, "predict_log_proba")
         out, backend = self._linear_output(X)
         xp = backend.xp
         if out.shape[1] == 1:
@@ -228,21 +220,15 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         shifted = out - out.max(axis=1, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
 
+    @dask_predicts
     def predict(self, X):
         """The most probable class of each sample (labels from ``classes_``, on the host)."""
-        if is_dask(X):
-            from ..distributed._models import predict as dask_predict
-
-            return dask_predict(self, X, "predict")
         out, backend = self._linear_output(X)
         index = (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
         return self.classes_[backend.to_numpy(index)]
 
+    @dask_scores(accuracy_score)
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy, sample-weighted if given."""
         check_is_fitted(self)
-        if is_dask(X):
-            from ..distributed._models import score as dask_score
-
-            return dask_score(self, X, y, sample_weight, accuracy_score)
         return float(accuracy_score(host_numpy(y), self.predict(X), sample_weight=host_numpy(sample_weight)))
