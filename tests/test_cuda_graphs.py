@@ -327,3 +327,56 @@ def test_a_cuda_graph_keeps_its_memory_until_reset():
     del out
     g.reset()
     assert pool.used_bytes() < held
+
+
+def _adam_trainer(optimizer, **options):
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((32, 6)).astype(np.float32), rng.integers(0, 3, 32)
+    td.manual_seed(0)
+    layer = td.nn.Linear(6, 3, device="emu")
+    opt = optimizer(layer.parameters(), lr=0.05, **options)
+    x, t = td.tensor(X, device="emu"), td.tensor(y, device="emu")
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(layer(x), t)
+        loss.backward()
+        opt.step()
+        return loss
+    return layer, step
+
+
+@pytest.mark.parametrize("optimizer", [td.optim.Adam, td.optim.AdamW])
+def test_capturable_adam_replays_its_advancing_step_count(optimizer):
+    """Adam(capturable=True) keeps its step count on the device: replays take steps 2, 3, ...
+    with their own bias corrections, bit for bit the eager capturable run, and within
+    rounding of the plain (host-counted) Adam."""
+    layer, step = _adam_trainer(optimizer, capturable=True)
+    eager = np.array([step().numpy() for _ in range(6)])
+    eager_weight = layer.weight.numpy()
+    _, plain_step = _adam_trainer(optimizer)
+    plain = np.array([plain_step().numpy() for _ in range(6)])
+    layer, step = _adam_trainer(optimizer, capturable=True)
+    replayed = [step().numpy()]
+    g = td.cuda.CUDAGraph()
+    with td.cuda.graph(g, device="emu"):
+        static_loss = step()
+    for _ in range(5):
+        g.replay()
+        replayed.append(static_loss.numpy())
+    np.testing.assert_array_equal(np.array(replayed), eager)
+    np.testing.assert_array_equal(layer.weight.numpy(), eager_weight)
+    assert np.abs(plain - eager).max() < 1e-5 * np.abs(plain).max()
+
+
+@pytest.mark.parametrize("optimizer,options,what", [(td.optim.Adam, {}, "capturable=True"),
+                                                    (td.optim.AdamW, {}, "capturable=True"),
+                                                    (td.optim.Adagrad, {"lr_decay": 0.1}, "lr_decay")])
+def test_an_optimizer_counting_on_the_host_refuses_capture(optimizer, options, what):
+    """Its step's numbers come from a Python counter a replay would never advance: an error
+    naming the way out, not a silently frozen schedule."""
+    _, step = _adam_trainer(optimizer, **options)
+    step()
+    with pytest.raises(td.cuda.CaptureError, match=what):
+        with td.cuda.graph(td.cuda.CUDAGraph(), device="emu"):
+            step()

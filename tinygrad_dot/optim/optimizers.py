@@ -1,14 +1,27 @@
 """SGD, Adam, AdamW, Adagrad and RMSprop with torch.optim's update rules and defaults.
 
 Each ``_update`` is the per-parameter loop of the corresponding torch.optim
-algorithm (single-tensor, non-capturable path), written with in-place array
-operations. ``g`` is the gradient; ``w`` the parameter's array.
+algorithm (single-tensor path), written with in-place array operations. ``g`` is
+the gradient; ``w`` the parameter's array.
+
+A CUDA graph replays array work, not Python: an update whose numbers come from a
+Python step counter (Adam's bias corrections, Adagrad's lr_decay) would replay the
+captured step's numbers forever. Such an optimizer refuses to be captured, unless
+(Adam and AdamW, as in PyTorch) ``capturable=True`` keeps the step count on the
+device and computes the bias corrections there.
 """
 from __future__ import annotations
 
 import math
 
+from ..runtime import graphs
 from .optimizer import Optimizer
+
+
+def _refuse_capture(optimizer, p, why: str) -> None:
+    if graphs.capturing(p._backend.name):
+        raise graphs.CaptureError(f"{type(optimizer).__name__}.step() inside a CUDA graph capture: {why}, which "
+                                  "every replay would repeat")
 
 
 def _with_weight_decay(g, w, weight_decay):
@@ -46,23 +59,35 @@ class Adam(Optimizer):
     _decoupled = False  # AdamW decays the weights directly instead of through the gradient
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
+                 weight_decay: float = 0.0, amsgrad: bool = False, capturable: bool = False):
         if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
             raise ValueError(f"invalid betas {betas!r}: two numbers in [0, 1)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+                                      amsgrad=amsgrad, capturable=capturable))
 
     def _update(self, p, g, group, state):
         xp, w = p.xp, p.array
         lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+        capturable = group["capturable"]
+        if not capturable:
+            _refuse_capture(self, p, "its bias corrections come from a Python step count (construct it with "
+                                     "capturable=True to keep the count on the device)")
         if not state:
-            state["step"] = 0
+            # capturable: a 0-d array of the parameter's dtype (as PyTorch's float32 step tensor)
+            state["step"] = xp.zeros((), dtype=w.dtype) if capturable else 0
             state["exp_avg"] = xp.zeros_like(w)
             state["exp_avg_sq"] = xp.zeros_like(w)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(w)
+        elif capturable and not p._backend.is_array(state["step"]):  # a count restored from a plain state
+            state["step"] = xp.asarray(state["step"], dtype=w.dtype)
         state["step"] += 1
         step = state["step"]
+        if capturable:  # the corrections as device arrays: every replay reads the count it has reached
+            correction1 = 1 - beta1 ** step
+            correction2_root = xp.sqrt(1 - beta2 ** step)
+        else:
+            correction1, correction2_root = 1 - beta1 ** step, math.sqrt(1 - beta2 ** step)
         if self._decoupled:
             w *= 1 - lr * weight_decay
         else:
@@ -75,9 +100,9 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         denom = xp.sqrt(v)
-        denom /= math.sqrt(1 - beta2 ** step)
+        denom /= correction2_root
         denom += group["eps"]
-        w -= (lr / (1 - beta1 ** step)) * (m / denom)
+        w -= (lr / correction1) * (m / denom)
 
 
 class AdamW(Adam):
@@ -86,8 +111,9 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, capturable: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         capturable=capturable)
 
 
 class Adagrad(Optimizer):
@@ -104,6 +130,8 @@ class Adagrad(Optimizer):
             state["step"] = 0
             state["sum"] = xp.full_like(w, group["initial_accumulator_value"])
         state["step"] += 1
+        if group["lr_decay"]:
+            _refuse_capture(self, p, "its lr_decay schedule comes from a Python step count")
         g = _with_weight_decay(g, w, group["weight_decay"])
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += g * g
