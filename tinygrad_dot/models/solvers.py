@@ -32,7 +32,7 @@ import numpy as np
 from scipy.linalg import solve_triangular  # SciPy comes with scikit-learn, td.models' extra
 
 from ..backends.base import loss_rows
-from ..sparse import CSR, product
+from ..sparse import CSR, is_sparse_input, product
 
 _ROWS_PER_CHUNK = 1 << 16  # row blocks for float64 passes over float32 data: bounded temporaries
 
@@ -126,15 +126,22 @@ def gram_design(backend, X, T, sqrt_w, x_mean=None, x_std=None):
     return A, T, None
 
 
-def gram_pieces(backend, A, T, shift):
-    """(A - shift)^T (A - shift) and (A - shift)^T T as host float64 (d x d, d x k). Over
-    blocks of rows the pieces add up to those of the whole (``shift`` is the global mean)."""
-    mm = backend.matmul
-    G = backend.to_numpy(mm(A.T, A)).astype(np.float64)
-    B = backend.to_numpy(mm(A.T, T)).astype(np.float64)
+def gram_pieces(backend, A, T, shift, sqrt_w=None):
+    """(A - e shift^T)^T (A - e shift^T) and (A - e shift^T)^T T as host float64 (d x d, d x k),
+    e = ones, or ``sqrt_w`` where A's and T's rows are scaled by the square roots of the weights.
+    Over blocks of rows the pieces add up to those of the whole (``shift`` is the global weighted
+    mean, so the blocks' A^T e add up to (e^T e) shift). A may be a SciPy sparse block (td's
+    Dask route, which cannot centre it without filling in its zeros): A^T A is then SciPy's
+    sparse product, made dense."""
+    if is_sparse_input(A):
+        G, B = (A.T @ A).toarray().astype(np.float64), np.asarray(A.T @ T, dtype=np.float64)
+    else:
+        G = backend.to_numpy(backend.matmul(A.T, A)).astype(np.float64)
+        B = backend.to_numpy(backend.matmul(A.T, T)).astype(np.float64)
     if shift is not None:
-        G -= A.shape[0] * np.outer(shift, shift)
-        B -= np.outer(shift, backend.to_numpy(T.sum(axis=0)).astype(np.float64))
+        count, t_sum = (A.shape[0], T.sum(axis=0)) if sqrt_w is None else (sqrt_w @ sqrt_w, sqrt_w @ T)
+        G -= count * np.outer(shift, shift)
+        B -= np.outer(shift, backend.to_numpy(t_sum).astype(np.float64))
     return G, B
 
 
