@@ -16,6 +16,7 @@ pytest.importorskip("sklearn", reason="td.models needs scikit-learn (the 'models
 da = pytest.importorskip("dask.array", reason="the Dask route needs the 'dask' extra")
 distributed = pytest.importorskip("distributed", reason="the Dask route needs the 'dask' extra")
 import dask  # noqa: E402
+import scipy.sparse as sp  # noqa: E402  (SciPy comes with scikit-learn)
 
 import tinygrad_dot as td  # noqa: E402
 from tinygrad_dot.distributed import DataParallel  # noqa: E402
@@ -141,6 +142,152 @@ def test_logistic_targets_stay_on_the_chunks_gpu(rng):
     np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-10)
 
 
+# ----------------------------------------------------------------- SciPy-sparse chunks
+
+
+def sparse_problem(rng, n=3000, d=120, density=0.05):
+    """CSR X (uncentred, unscaled stored values), a regression target and its noiseless part."""
+    X = sp.random(n, d, density=density, format="csr", random_state=rng)
+    X.data = 3 * X.data + 1.0
+    z = X @ rng.standard_normal(d)
+    return X, z + 0.1 * rng.standard_normal(n) + 2.0, z
+
+
+def sparse_chunked(X, rows=1000):
+    return da.from_array(X, chunks=(rows, -1), asarray=False)  # chunks stay SciPy matrices
+
+
+@pytest.mark.parametrize("case", ["binary", "multinomial", "l1"])
+def test_sparse_chunks_logistic_equals_single_machine_sparse_fit(client, rng, case):
+    """L-BFGS and FISTA over SciPy-sparse chunks (each a td CSR on its worker): the single-machine
+    fit of the SciPy matrix, iteration for iteration."""
+    X, _, z = sparse_problem(rng)
+    w = rng.uniform(0.5, 2, X.shape[0])
+    if case == "binary":  # CSR chunks, sample weights
+        labels, make, Xd = (z + rng.standard_normal(len(z)) > np.median(z)).astype(int), \
+            lambda: LogisticRegression(C=0.5), sparse_chunked(X)
+    elif case == "multinomial":  # dense chunks made sparse on the workers, string labels, balanced classes
+        labels = np.array(["ant", "bee", "cat"])[np.digitize(z + rng.standard_normal(len(z)),
+                                                             np.quantile(z, [0.3, 0.7]))]
+        make, Xd = lambda: LogisticRegression(C=0.5, class_weight="balanced"), chunked(X.toarray(), 1000).map_blocks(
+            sp.csr_matrix)
+    else:  # CSC chunks (made CSR once on the workers), FISTA's exact zeros
+        labels, make, Xd = (z > np.median(z)).astype(int), lambda: LogisticRegression(penalty="l1", C=0.05), \
+            sparse_chunked(X.tocsc())
+    reference = make().fit(X, labels, sample_weight=w)
+    model = make().fit(Xd, chunked(labels, 1000), chunked(w, 1000))
+    assert model.solver_ == reference.solver_ and list(model.classes_) == list(reference.classes_)
+    assert model.n_iter_[0] == reference.n_iter_[0]
+    assert rel_error(model.coef_, reference.coef_) < 1e-6
+    assert rel_error(model.intercept_, reference.intercept_) < 1e-6
+    if case == "l1":
+        assert np.array_equal(model.coef_ == 0, reference.coef_ == 0) and np.any(model.coef_ == 0)
+
+
+@pytest.mark.parametrize("case", ["ridge", "linear", "one-hot"])
+def test_sparse_chunks_least_squares_equal_single_machine_lsqr(client, rng, case):
+    """The Gram route on sparse chunks (each X_i^T W_i X_i a SciPy product, centred afterwards):
+    the single-machine sparse fit (LSQR) to 1e-6. Exactly collinear one-hot columns (they sum to
+    the intercept's) fall back, with the Gram route's warning, to the minimum-norm solve, as
+    LSQR's solution is."""
+    X, y, _ = sparse_problem(rng)
+    w = rng.uniform(0, 3, len(y))
+    if case == "ridge":  # weighted, float32 chunks: products and solve in float64, as LSQR's
+        X, make = X.astype(np.float32), lambda: Ridge(alpha=5.0)
+    elif case == "linear":
+        w, make = None, LinearRegression
+    else:
+        n, codes = len(y), rng.integers(0, 8, size=(len(y), 3))
+        X = sp.hstack([sp.csr_matrix((np.ones(n), (np.arange(n), codes[:, j])), shape=(n, 8)) for j in range(3)],
+                      format="csr")
+        y, make = X @ rng.standard_normal(24) + 0.1 * rng.standard_normal(n), LinearRegression
+    reference = make().fit(X, y, sample_weight=w)
+    if case == "one-hot":
+        with pytest.warns(td.models.IllConditionedWarning):
+            model = make().fit(sparse_chunked(X), chunked(y, 1000), sample_weight=w)
+    else:
+        model = make().fit(sparse_chunked(X), chunked(y, 1000), sample_weight=w)
+    assert reference.solver_ == "lsqr" and model.solver_ == ("svd" if case == "one-hot" else "cholesky")
+    assert model.coef_.dtype == reference.coef_.dtype and not hasattr(model, "n_iter_")
+    assert rel_error(model.coef_, reference.coef_) < 1e-6
+    assert abs(model.intercept_ - reference.intercept_) <= 1e-6 * abs(reference.intercept_)
+
+
+def test_sparse_chunks_sgd_fit_equals_partial_fit_loop(client, rng):
+    """SGD's chain over sparse chunks: bitwise the partial_fit loop over the same SciPy chunks."""
+    from tinygrad_dot.models import SGDClassifier
+
+    X, _, z = sparse_problem(rng, n=2000)
+    labels = np.digitize(z, np.quantile(z, [0.3, 0.7]))
+    w = rng.uniform(0.5, 2, len(labels))
+    params = dict(loss="log_loss", penalty="elasticnet", alpha=1e-3, random_state=5, max_iter=3, tol=None)
+    model = SGDClassifier(**params).fit(sparse_chunked(X, 500), chunked(labels, 500), sample_weight=w)
+    reference = _partial_fit_loop(SGDClassifier(**params), X, labels, w, 3, rows=500, classes=[0, 1, 2])
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+    assert model.t_ == reference.t_
+
+
+def test_sparse_chunks_predictions_equal_in_memory(client, rng):
+    X, y, z = sparse_problem(rng, n=1200)
+    labels = np.digitize(z, np.quantile(z, [0.3, 0.7]))
+    model = LogisticRegression().fit(X, labels)
+    Xd = sparse_chunked(X, 400)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        lazy = getattr(model, method)(Xd)
+        assert isinstance(lazy, da.Array) and type(lazy._meta) is np.ndarray, method
+        np.testing.assert_allclose(lazy.compute(), getattr(model, method)(X), rtol=1e-12, err_msg=method)
+    assert model.score(Xd, chunked(labels, 400)) == model.score(X, labels)
+    ridge = Ridge().fit(X, y)
+    np.testing.assert_allclose(ridge.predict(Xd).compute(), ridge.predict(X), rtol=1e-12)
+    assert ridge.score(Xd, chunked(y, 400)) == pytest.approx(ridge.score(X, y), rel=1e-12)
+
+
+def test_sparse_chunk_errors_name_the_chunk_before_any_pass(client, rng):
+    """Sparse chunks mixed with dense ones, of another width, or with NaN among their values, and
+    least squares past the Gram route's width: errors naming the chunk (or d), before any pass."""
+    X, y, _ = sparse_problem(rng, n=300, d=20, density=0.2)
+    labels = chunked(np.arange(300) % 2, 100)
+
+    def chunk(i, dense=False, width=20, nan=False):
+        block = X[100 * i:100 * (i + 1), :width].copy()
+        if nan:
+            block.data[0] = np.nan
+        return block.toarray() if dense else block
+
+    def declared(**bad_chunk_2):
+        blocks = [dask.delayed(chunk)(i, **(bad_chunk_2 if i == 2 else {})) for i in range(3)]
+        return da.concatenate([da.from_delayed(b, shape=(100, 20), dtype=np.float64, meta=X[:0]) for b in blocks])
+
+    with distributed.get_task_stream(client) as stream:
+        with pytest.raises(ValueError, match=r"X's chunks mix sparse and dense: chunk 2 \(rows 200-299\) is dense, "
+                                             r"chunk 0 is a sparse matrix \(csr_matrix\)"):
+            LogisticRegression().fit(declared(dense=True), labels)
+    passes = {str(task["key"]).split("-")[1] for task in stream.data if str(task["key"]).startswith("td-")}
+    assert passes == {"_summary"}  # the check, and nothing after it
+    with pytest.raises(ValueError, match=r"disagree in width: chunk 2 \(rows 200-299\) has 19 columns"):
+        Ridge().fit(declared(width=19), chunked(y, 100))
+    with pytest.raises(ValueError, match=r"Input X contains NaN or infinity in chunk 2 \(rows 200-299\)"):
+        LogisticRegression().fit(declared(nan=True), labels)
+    wide = sp.random(300, 5000, density=0.001, format="csr", random_state=0)
+    with pytest.raises(ValueError, match=r"sparse with d = 5000 features.*at most 4096.*SciPy matrix in memory"):
+        Ridge().fit(sparse_chunked(wide, 100), chunked(y, 100))
+
+
+def test_data_parallel_gives_sparse_chunks_as_sparse_tensors(client, rng):
+    """A sparse chunk reaches loss_fn as td's CSR tensor; the step is the full-batch one."""
+    X, y, _ = sparse_problem(rng, n=600, d=10, density=0.3)
+    model = td.nn.Linear(10, 1, dtype="float64")
+    gradients = DataParallel(sparse_chunked(X, 200), chunked(y, 200)).loss_and_grad(model, _sparse_mse)[1]
+    _sparse_mse(model, td.tensor(X), td.tensor(y)).backward()
+    np.testing.assert_allclose(gradients[0], model.weight.grad.numpy(), rtol=1e-10)
+
+
+def _sparse_mse(model, X, y):
+    assert X.layout == td.sparse_csr
+    return td.nn.functional.mse_loss((X @ model.weight.T + model.bias)[:, 0], y)
+
+
 # ----------------------------------------------------------------- prediction
 
 
@@ -212,10 +359,6 @@ def test_chunk_width_dtype_and_nan_errors_name_the_chunk(client, rng):
     X = _declared([((100, 4),), ((100, 4),), ((100, 4), np.float64, np.nan)], (100, 4), np.float64)
     with pytest.raises(ValueError, match=r"Input X contains NaN or infinity in chunk 2 \(rows 200-299\)"):
         LogisticRegression().fit(X, da.from_array(np.arange(300) % 2, chunks=100))
-    sparse = pytest.importorskip("scipy.sparse")
-    X = da.from_array(sparse.random(300, 4, density=0.5, format="csr", random_state=0), chunks=(100, 4), asarray=False)
-    with pytest.raises(ValueError, match=r"X chunk 0 \(rows 0-99\) is a sparse matrix \(csr_matrix\)"):
-        Ridge().fit(X, y)
 
 
 def test_misaligned_y_and_bad_weights_are_refused(client, rng):
@@ -303,7 +446,7 @@ def _partial_fit_loop(model, X, y, w, epochs, rows=300, **classes):
     order the Dask fit draws for the same random_state (``chunk_orders``)."""
     from tinygrad_dot.distributed._models import chunk_orders
 
-    orders = chunk_orders(model.random_state, -(-len(X) // rows), model.shuffle)
+    orders = chunk_orders(model.random_state, -(-X.shape[0] // rows), model.shuffle)
     for _ in range(epochs):
         for i in next(orders):
             part = slice(i * rows, (i + 1) * rows)

@@ -2,7 +2,8 @@
 
 ``RowBlocks`` computes the chunks of X (and of y and the sample weights, cut
 along the same rows) once, keeps them on the workers as futures for as long as
-it lives, and checks them there, chunk by chunk, before any solver moves. The
+it lives, and checks them there, chunk by chunk, before any solver moves (X's
+chunks dense, NumPy or CuPy, or all SciPy-sparse, made CSR once). The
 work it sends is a module-level function of this package and arrays: nothing
 else is pickled to the workers. Every task is pure, so Dask can recompute a
 chunk lost with a worker from its source.
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..tensor import _sparse_input, host_array
 
-__all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend"]
+__all__ = ["RowBlocks", "get_client", "is_dask", "as_dask_array", "block_backend", "block_matrix"]
 
 
 def is_dask(data) -> bool:
@@ -63,12 +64,22 @@ def as_dask_array(data, what: str):
 
 
 def block_backend(block):
-    """The backend of a chunk: the CPU for NumPy chunks, the chunk's GPU for CuPy ones."""
+    """The backend of a chunk: the CPU for NumPy and SciPy-sparse chunks, the chunk's GPU for CuPy ones."""
     from ..backends import get_backend
 
     if hasattr(block, "__cuda_array_interface__"):
         return get_backend(f"cuda:{block.device.id}")
     return get_backend("cpu")
+
+
+def block_matrix(block):
+    """(backend, the chunk as td's solvers take it): a dense chunk as it is, a SciPy-sparse one as
+    td's CSR, by the conversion the single-machine fit makes (``CSR.from_scipy``; the arrays of a
+    CSR chunk, which ``RowBlocks.load`` makes every sparse chunk, are shared, not copied)."""
+    from ..sparse import CSR
+
+    backend = block_backend(block)
+    return backend, CSR.from_scipy(block, backend) if _sparse_input(block) else block
 
 
 # ----------------------------------------------------------------- tasks (run on the workers)
@@ -77,13 +88,17 @@ def block_backend(block):
 def _summary(x, y, w, y_kind):
     """What the client checks about one chunk: shapes, dtypes, finiteness, and for the
     fits the label counts (classification) or nothing more."""
-    if _sparse_input(x):  # refused by _check; nothing more to read
-        return {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str, "x_sparse": type(x).__name__}
     xp = block_backend(x).xp
     out = {"x_shape": tuple(x.shape), "x_dtype": x.dtype.str}
+    values = x
+    if _sparse_input(x):  # its stored values are what can be NaN; the format decides whether CSR needs making
+        out["x_sparse"], out["x_format"] = type(x).__name__, x.format
+        out["x_gpu"] = hasattr(x.data, "__cuda_array_interface__")
+        values = x.data
     # A finite sum means finite entries (scikit-learn's shortcut: one pass, no boolean temporary);
     # an overflowing sum of finite entries falls back to the entrywise check.
-    out["x_finite"] = x.dtype.kind not in "fc" or bool(xp.isfinite(x.sum())) or bool(xp.isfinite(x).all())
+    out["x_finite"] = values.dtype.kind not in "fc" or bool(xp.isfinite(values.sum())) or \
+        bool(xp.isfinite(values).all())
     if y is not None:
         out["y_shape"] = tuple(y.shape)
         out["y_dtype"] = y.dtype.str
@@ -107,7 +122,11 @@ def _summary(x, y, w, y_kind):
     return out
 
 
-def _astype(block, dtype):
+def _as_working(block, dtype):
+    """The chunk as every pass takes it: in the working dtype, and a sparse chunk in SciPy's CSR
+    (CSC, COO converted once here, as the single-machine fit's validation converts them)."""
+    if _sparse_input(block):
+        block = block.tocsr()
     return block.astype(dtype, copy=False)
 
 
@@ -155,6 +174,7 @@ class RowBlocks:
     def __init__(self, client, x, y, w, dtype):
         self.client, self.x, self.y, self.w = client, x, y, w
         self.dtype = np.dtype(dtype)
+        self.sparse = False  # SciPy-sparse chunks (all or none: ``_check``)
         self._groups = self._where = None
 
     def _set_rows(self, rows):
@@ -244,8 +264,8 @@ class RowBlocks:
         blocks._set_rows([s["x_shape"][0] for s in blocks.summaries])
         blocks._check(X, n_features, y_kind)
         dtype = blocks._working_dtype(dtype_rule)
-        if dtype != X.dtype:
-            blocks.x = blocks.map(_astype, dtype, chunks=[(f,) for f in x_blocks])
+        if dtype != X.dtype or any(s.get("x_format", "csr") != "csr" for s in blocks.summaries):
+            blocks.x = blocks.map(_as_working, dtype, chunks=[(f,) for f in x_blocks])
             wait(blocks.x)
             del x_blocks, computed
         blocks.dtype = dtype
@@ -255,11 +275,20 @@ class RowBlocks:
         """Clear errors, naming the chunk, for what the fit cannot take."""
         widths = [s["x_shape"][1] if len(s["x_shape"]) == 2 else None for s in self.summaries]
         d = widths[0]
+        self.sparse = "x_sparse" in self.summaries[0]
+
+        def kind(s):
+            return f"a sparse matrix ({s['x_sparse']})" if "x_sparse" in s else "dense"
+
         for i, s in enumerate(self.summaries):
-            if "x_sparse" in s:  # the passes centre and cast dense blocks; td's sparse solvers are not wired here
-                raise ValueError(f"X {self.where(i)} is a sparse matrix ({s['x_sparse']}); td fits Dask arrays of "
-                                 "dense NumPy or CuPy chunks: densify them (X.map_blocks(lambda b: b.toarray())) or "
-                                 "fit the SciPy matrix in memory, which td.models takes sparse")
+            if ("x_sparse" in s) != self.sparse:  # the passes take one kind of block (CSR or dense) throughout
+                raise ValueError(f"X's chunks mix sparse and dense: {self.where(i)} is {kind(s)}, chunk 0 is "
+                                 f"{kind(self.summaries[0])}; make them one kind, e.g. "
+                                 "X.map_blocks(scipy.sparse.csr_matrix) or X.map_blocks(lambda b: b.toarray())")
+            if s.get("x_gpu"):  # the sparse passes are SciPy's and td's CSR on the CPU
+                raise ValueError(f"X {self.where(i)} is a sparse matrix on a GPU ({s['x_sparse']}); td fits Dask "
+                                 "arrays of SciPy-sparse chunks on the CPU, not cupyx ones: move them to the host "
+                                 "(X.map_blocks(lambda b: b.get())) or densify them (b.toarray())")
             if len(s["x_shape"]) != 2:
                 raise ValueError(f"X {self.where(i)} has shape {s['x_shape']}; every chunk must be 2-D")
             if widths[i] != d:

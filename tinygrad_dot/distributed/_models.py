@@ -10,6 +10,13 @@ are the single-machine code (``solvers.solve_gram``, ``LogisticObjective``,
 of floating-point sums. The stochastic estimators are sequential by nature:
 their state (O(k d)) travels from chunk to chunk, each chunk's pass running
 where the chunk is, and comes back once per epoch (``sgd_fit``).
+
+SciPy-sparse chunks (``RowBlocks.load`` makes them CSR once) become td's CSR in
+each task (``block_matrix``) and go through the same per-block functions as on
+one machine (``logistic_block``, ``_SGD._pass``). Least squares, which one
+machine solves for sparse X by LSQR, takes the Gram route here: each chunk's
+X_i^T W_i X_i is a SciPy sparse product made dense (d x d, for d up to
+``SPARSE_GRAM_MAX_FEATURES``), centred afterwards.
 """
 from __future__ import annotations
 
@@ -18,10 +25,11 @@ import copy
 import numpy as np
 
 from ..models.solvers import (LogisticObjective, gram_design, gram_pieces, logistic_block, normal_residual,
-                              refine, solve_gram, svd_coef)
+                              refine, solve_gram, svd_coef, weighted_mean)
 from ..models.sgd import _check_weight_sum
+from ..sparse import CSR
 from ..tensor import host_array as _host
-from ._blocks import RowBlocks, as_dask_array, block_backend, get_client
+from ._blocks import RowBlocks, as_dask_array, block_backend, block_matrix, get_client
 
 __all__ = ["least_squares_parts", "logistic_parts", "sgd_fit", "chunk_orders", "predict", "score"]
 
@@ -45,13 +53,17 @@ def _class_weights_of(classes, class_weight):
 
 
 def _weighted_sums(x, y, w, weight_of):
-    """(sum of the weights, weights @ x) of one chunk: the product in x's dtype on its device,
-    as ``weighted_mean`` forms it on one machine; host float64."""
+    """(sum of the weights, weights @ x) of one chunk, by ``weighted_mean`` as on one machine (the
+    product in x's dtype on its device), and for a sparse chunk weights @ (x * x) too: the
+    single-machine sparse fit takes the deviations from every row's squares (there is no dense
+    centred copy to subsample). Host float64."""
     weights = weight_of(y, w)
-    backend = block_backend(x)
+    backend, X = block_matrix(x)
     with backend.scope():
-        wx = backend.column_sums(x, weights)
-        return float(weights.sum()), backend.to_numpy(wx).astype(np.float64)
+        sums = (float(weights.sum()), weighted_mean(backend, X, weights))
+        if isinstance(X, CSR):
+            sums += (weighted_mean(backend, X.with_values(X.values * X.values), weights),)
+        return sums
 
 
 def _subset_squares(x, y, w, offset, weight_of, mean, stride):
@@ -69,7 +81,8 @@ def _subset_squares(x, y, w, offset, weight_of, mean, stride):
 
 def column_moments(blocks, weight_of, *args):
     """``solvers.column_moments`` over the chunks: the weighted column means from every row, the
-    deviations from the same strided subset of rows (past 16,384 rows) as on one machine.
+    deviations from the same strided subset of rows (past 16,384 rows) as on one machine, or
+    for sparse chunks from every row's squares (E[x^2] - mean^2, as on one machine).
     ``weight_of(y_i, w_i, *args)`` gives a chunk's row weights. Returns (total weight, mean, std)."""
     from ..models.solvers import _SCALE_SAMPLE_ROWS
 
@@ -78,6 +91,9 @@ def column_moments(blocks, weight_of, *args):
     if not total > 0:
         raise ValueError("the sample weights sum to zero: at least one sample needs a positive weight")
     mean = sum(p[1] for p in sums) / total
+    if blocks.sparse:
+        square = sum(p[2] for p in sums) / total
+        return total, mean, np.sqrt(np.maximum(square - mean * mean, 0.0))
     stride = max(1, blocks.n // _SCALE_SAMPLE_ROWS)
     chunks = [chunk + (int(offset),) for chunk, offset in zip(blocks.chunks(), blocks.offsets)]
     parts = blocks.map_gather(_subset_squares, _Bound(weight_of, args), mean, stride, chunks=chunks)
@@ -116,12 +132,16 @@ def _y_moments(x, y, w):
 # ----------------------------------------------------------------- least squares
 
 
+def _standardized(y, y_mean, y_scale):
+    """One chunk's targets standardized as the fit standardizes the whole y: (n, k) host float64."""
+    return (_host(y).reshape(len(y), -1).astype(np.float64) - y_mean) / y_scale
+
+
 def _design(x, y, w, y_mean, y_scale, x_mean, x_std):
     """gram_design of one chunk: (backend, A, T, shift) with T the standardized targets."""
     backend = block_backend(x)
     with backend.scope():
-        Y = _host(y).reshape(len(y), -1).astype(np.float64)
-        T = backend.asarray((Y - y_mean) / y_scale, dtype=x.dtype)
+        T = backend.asarray(_standardized(y, y_mean, y_scale), dtype=x.dtype)
         sqrt_w = None if w is None else backend.asarray(np.sqrt(_host(w).astype(np.float64)))
         return (backend,) + gram_design(backend, x, T, sqrt_w, x_mean, x_std)
 
@@ -148,14 +168,69 @@ def _qr_block(x, y, w, *design_args):
     return R, Q.T @ T64
 
 
+# The Gram route for sparse chunks ships a d x d float64 matrix from every worker and factors it on the
+# client: 128 MiB and ~2e10 flops (seconds) at d = 4096, growing as d^2 and d^3. Wider sparse data
+# (text features) is what the single-machine sparse fit's LSQR, which never forms the matrix, is for.
+SPARSE_GRAM_MAX_FEATURES = 4096
+
+
+def _sparse_gram_block(x, y, w, y_mean, y_scale, x_mean):
+    """The Gram pieces of one SciPy-sparse chunk, in float64 whatever X's dtype (the single-machine
+    sparse fit's LSQR computes in float64 too): A = diag(sqrt(w)) X stays sparse, A^T A is SciPy's
+    sparse product and only the d x d result is dense. A is never centred, which would fill in its
+    zeros: the mean comes off the pieces (``gram_pieces``' shift)."""
+    from ..backends import get_backend
+
+    A, T, sqrt_w = x.astype(np.float64), _standardized(y, y_mean, y_scale), None
+    if w is not None:
+        sqrt_w = np.sqrt(_host(w).astype(np.float64))
+        A, T = A.multiply(sqrt_w[:, None]).tocsr(), T * sqrt_w[:, None]
+    return gram_pieces(get_backend("cpu"), A, T, x_mean, sqrt_w)
+
+
+def _gram_eigen_coef(G, B, alpha, longest):
+    """``svd_coef``'s minimum-norm solve from the eigendecomposition G = V diag(s^2) V^T of the Gram
+    matrix, where the rows of X never meet in one place to be factored (sparse chunks). G carries
+    about eps times its largest eigenvalue of rounding, so eigenvalues below ``longest`` * eps
+    times the largest count as zero (as singular values below ``longest`` * eps times the largest
+    do in an SVD of X itself); U^T T is S^-1 V^T B."""
+    eigenvalues, V = np.linalg.eigh(G)
+    keep = eigenvalues > eigenvalues.max(initial=0.0) * longest * np.finfo(np.float64).eps
+    s = np.sqrt(np.where(keep, eigenvalues, 0.0))
+    UtT = np.divide(V.T @ B, s[:, None], out=np.zeros_like(B), where=keep[:, None])
+    return svd_coef(s, UtT, V.T, alpha, longest)
+
+
+def _sparse_least_squares(blocks, solver, alpha, y_mean, y_scale, x_mean):
+    """(coef, solver) of sparse chunks: the float64 Gram pieces summed, then Cholesky (no refinement:
+    nothing was formed in float32), or the eigen solve where the normal equations are too
+    ill-conditioned (with ``solve_gram``'s warning) or ``solver="svd"`` asks for it."""
+    G, B = blocks.map_gather(_sparse_gram_block, y_mean, y_scale, x_mean, reduce=True)
+    if solver != "svd":
+        solved = solve_gram(G, B, alpha, np.float64, stacklevel=5)
+        if solved is not None:
+            return solved[0], "cholesky"
+    return _gram_eigen_coef(G, B, alpha, max(blocks.n, blocks.d)), "svd"
+
+
 def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
     """The exact least-squares fit of ``estimator`` (LinearRegression, Ridge) on Dask data:
     (coef (k, d) float64 of the standardized problem, solver used, y_mean, y_scale,
-    x_mean, y's ndim, working dtype), as ``_LeastSquares.fit`` finishes them."""
+    x_mean, y's ndim, working dtype), as ``_LeastSquares.fit`` finishes them. Dense chunks:
+    the Gram pieces in the working dtype (refined in float64 where needed), else a tall-skinny
+    QR; sparse chunks: ``_sparse_least_squares``."""
     client = get_client()
     _begin_fit(estimator, X, y)
     blocks = RowBlocks.load(client, X, y, sample_weight, dtype_rule=estimator._dtype_rule(), y_kind="numeric")
     try:
+        if blocks.sparse and blocks.d > SPARSE_GRAM_MAX_FEATURES:
+            gib = blocks.d ** 2 * 8 / 2 ** 30
+            raise ValueError(f"X's chunks are sparse with d = {blocks.d} features; td's Dask route solves least "
+                             f"squares by the d x d Gram matrix, which it forms for sparse X of at most "
+                             f"{SPARSE_GRAM_MAX_FEATURES} features (here {gib:.1f} GiB per worker, and O(d^3) to "
+                             "factor): fit the SciPy matrix in memory (LSQR, no Gram matrix), fit SGDRegressor on "
+                             "this Dask array (partial_fit over its chunks), or select fewer features")
+        estimator.__dict__.pop("n_iter_", None)  # LSQR's iterations, which only the in-memory sparse fit sets
         estimator.n_features_in_ = blocks.d
         y_ndim = len(blocks.summaries[0]["y_shape"])
         if y_ndim == 2 and any(s["y_shape"][1] != blocks.summaries[0]["y_shape"][1] for s in blocks.summaries):
@@ -176,7 +251,9 @@ def least_squares_parts(estimator, X, y, sample_weight, alpha_of):
         design = (y_mean, y_scale, x_mean, x_std)
         alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(y_mean),))
         coef, solver = None, "svd"
-        if estimator.solver != "svd":
+        if blocks.sparse:
+            coef, solver = _sparse_least_squares(blocks, estimator.solver, alpha, y_mean, y_scale, x_mean)
+        elif estimator.solver != "svd":
             G, B = blocks.map_gather(_gram_block, *design, reduce=True)
             solved = solve_gram(G, B, alpha, blocks.dtype, stacklevel=4)
             if solved is not None:
@@ -259,9 +336,9 @@ def _logistic_eval(x, targets, coef, intercept, need_grad):
     """logistic_block on one chunk (its X block and its (targets, weights), already on x's
     device), the results as host NumPy; what crosses to the device is the coefficients."""
     T, weights = targets
-    backend = block_backend(x)
+    backend, X = block_matrix(x)
     with backend.scope():
-        loss, RtX, r_sum = logistic_block(backend, x, T, weights, backend.asarray(coef), backend.asarray(intercept),
+        loss, RtX, r_sum = logistic_block(backend, X, T, weights, backend.asarray(coef), backend.asarray(intercept),
                                           need_grad)
         return float(loss), None if RtX is None else backend.to_numpy(RtX), \
             None if r_sum is None else backend.to_numpy(r_sum)
@@ -351,9 +428,9 @@ def _sgd_chunk(x, rows, state, factor):
     the estimator's arrays on the host. Works on a copy: ``state`` may be the previous task's
     result, held in this worker's memory, and a task must stay pure for Dask to rerun it."""
     estimator, total = copy.deepcopy(state)
-    backend = block_backend(x)
+    backend, X = block_matrix(x)
     with backend.scope():
-        W, b, loss = estimator._pass(backend, rows._replace(X=x), factor)
+        W, b, loss = estimator._pass(backend, rows._replace(X=X), factor)
         estimator._set_coef(backend.to_numpy(W), backend.to_numpy(b))
         estimator._move_state(backend.to_numpy)
         return estimator, total + backend.to_numpy(loss).astype(np.float64)

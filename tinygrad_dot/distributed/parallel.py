@@ -40,8 +40,9 @@ __all__ = ["DataParallel"]
 
 
 def _chunk_loss_and_grads(x, y, w, model, loss_fn, rows_total):
-    """On a worker: the chunk's loss and gradients, weighted by its share of the rows."""
-    from ..tensor import Tensor
+    """On a worker: the chunk's loss and gradients, weighted by its share of the rows. A SciPy-sparse
+    chunk reaches ``loss_fn`` as td's sparse CSR tensor (what ``td.tensor`` makes of it)."""
+    from ..tensor import Tensor, tensor
 
     device = block_backend(x).name
     share = x.shape[0] / rows_total
@@ -49,7 +50,7 @@ def _chunk_loss_and_grads(x, y, w, model, loss_fn, rows_total):
         model = model.to(device)  # this worker's copy, on the chunk's GPU
     for p in model.parameters():
         p.grad = None
-    loss = loss_fn(model, Tensor(x, device=device), None if y is None else Tensor(y, device=device))
+    loss = loss_fn(model, tensor(x, device=device), None if y is None else Tensor(y, device=device))
     (loss * share).backward()
     grads = tuple(np.zeros(p.shape, dtype=p.dtype) if p.grad is None else p.grad.numpy() for p in model.parameters())
     return (np.float64(float(loss.item()) * share),) + grads
@@ -64,7 +65,8 @@ class DataParallel:
 
     ``X``, ``y``: dask arrays (or DataFrames/Series) cut in the same row chunks; chunks are
     computed, checked (width, dtype, NaN, y aligned with X's rows; errors name the
-    chunk) and kept on the workers until ``close()`` or the object is dropped.
+    chunk) and kept on the workers until ``close()`` or the object is dropped. X's chunks
+    may be SciPy-sparse (all of them): ``loss_fn`` then gets td's sparse CSR tensor.
     ``dtype``: cast the chunks of X to this dtype on the workers (default: as they are).
     ``client``: the Client to use (default: the active one).
     """
@@ -82,8 +84,8 @@ class DataParallel:
         return list(self.blocks.rows)
 
     def map(self, function, *args) -> list:
-        """``function(X_i, y_i, *args)`` on every chunk (NumPy or CuPy arrays, y_i None without
-        y), run where the chunk lives; the results, chunk by chunk."""
+        """``function(X_i, y_i, *args)`` on every chunk (NumPy or CuPy arrays, or SciPy-sparse X_i;
+        y_i None without y), run where the chunk lives; the results, chunk by chunk."""
         return self.blocks.map_gather(_chunk_call, function, args)
 
     def sum(self, function, *args):
