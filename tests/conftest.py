@@ -73,3 +73,19 @@ def rel_error(actual, reference) -> float:
     scale = np.linalg.norm(reference)
     diff = np.linalg.norm(actual - reference)
     return float(diff / scale) if scale > 0 else float(diff)
+
+
+def graphed_losses(step, steps: int, device: str = "emu"):
+    """Losses of ``steps`` training steps taken the CUDA-graph way: ``step()`` (which returns
+    the loss tensor) once eagerly as the warm-up, then captured once (a capture takes no
+    step) and replayed ``steps - 1`` times; the losses as one array."""
+    import tinygrad_dot as td
+
+    losses = [step().numpy()]
+    graph = td.cuda.CUDAGraph()
+    with td.cuda.graph(graph, device=device):
+        static_loss = step()
+    for _ in range(steps - 1):
+        graph.replay()
+        losses.append(static_loss.numpy())
+    return np.array(losses)
