@@ -8,7 +8,6 @@ import pytest
 
 import tinygrad_dot as td
 from tinygrad_dot.backends import get_backend
-from tinygrad_dot.backends.base import loss_rows
 from tinygrad_dot.gemm import skinny
 
 from conftest import graphed_losses, max_rel_error
@@ -81,10 +80,25 @@ def test_on_emu_the_step_runs_our_kernels():
     assert sorted(key[0] for key in emu.linear._calls) == ["grad", "loss"]
 
 
+def _reference(epilogue, Z, T, row_scale):
+    """(losses, G) in float64 from SciPy's special functions, written apart from loss_rows (the
+    host formulas the kernels share a contract with), so that a wrong formula in both fails."""
+    from scipy.special import expit, log_expit, logsumexp, softmax
+
+    if epilogue == "squared":
+        losses, dz = ((Z - T) ** 2).sum(axis=1), 2 * (Z - T)
+    elif epilogue == "sigmoid":  # -t log(sigmoid z) - (1 - t) log(1 - sigmoid z) = softplus(z) - t z
+        losses, dz = (-T * log_expit(Z) - (1 - T) * log_expit(-Z)).sum(axis=1), expit(Z) - T
+    else:  # -sum_j t_j log softmax(z)_j
+        log_p = Z - logsumexp(Z, axis=1, keepdims=True)
+        losses, dz = -(T * log_p).sum(axis=1), softmax(Z, axis=1) * T.sum(axis=1, keepdims=True) - T
+    return losses, dz * row_scale[:, None]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("epilogue", ["squared", "sigmoid", "softmax"])
 def test_the_kernels_against_float64(dtype, epilogue):
-    """backend.linear (the kernels, outputs NaN-poisoned by emu) against loss_rows in float64,
+    """backend.linear (the kernels, outputs NaN-poisoned by emu) against SciPy in float64,
     on odd shapes, strided operands, weights and scale, dense targets and labels; dW and db
     against float64 and bitwise repeatable."""
     emu = get_backend("emu")
@@ -101,8 +115,8 @@ def test_the_kernels_against_float64(dtype, epilogue):
             assert fused is not None, (n, d, k)
             losses, G = fused
             Z = X.astype(np.float64) @ W.T.astype(np.float64) + b
-            want_l, want_G = loss_rows(np, epilogue, Z, None if targets is None else targets.astype(np.float64),
-                                       labels, weights.astype(np.float64), 0.25)
+            T = np.eye(k)[labels] if labels is not None else targets.astype(np.float64)
+            want_l, want_G = _reference(epilogue, Z, T, weights.astype(np.float64) * 0.25)
             assert max_rel_error(losses, want_l) < KERNEL_TOL[dtype] and max_rel_error(G, want_G) < KERNEL_TOL[dtype]
         dW, db = emu.linear.grad(emu.asarray(G), emu.asarray(X), True)
         ref = G.astype(np.float64).T @ X.astype(np.float64)
@@ -143,8 +157,12 @@ def test_bad_input_is_refused_with_names():
     w, b = td.randn(3, 4, requires_grad=True), td.zeros(3, requires_grad=True)
     with pytest.raises(IndexError, match=r"\[0, 3\)"):
         F.linear_cross_entropy(x, w, td.tensor([0, 1, 2, 3, 0, 1, 2, 0]), b)
-    with pytest.raises(ValueError, match="ignore_index"):
+    with pytest.raises(IndexError, match=r"\[0, 3\), got values in \[-100, -100\]"):  # nothing is ignored here
         F.linear_cross_entropy(x, w, td.tensor([0, 1, 2, -100, 0, 1, 2, 0]), b)
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.linear_cross_entropy(x, w, td.zeros(8), b)
+    with pytest.raises(ValueError, match=r"requires grad.*mse_loss\(linear"):
+        F.linear_mse_loss(x, w, td.zeros(8, 3, requires_grad=True), b)
     with pytest.raises(ValueError, match=r"target shape .*\(8, 3\)"):
         F.linear_mse_loss(x, w, td.zeros(8), b)
     with pytest.raises(ValueError, match=r"bias of shape \(4,\)"):
@@ -155,6 +173,22 @@ def test_bad_input_is_refused_with_names():
         F.linear_mse_loss(x, w, td.zeros(8, 3), b, reduction="avg")
     with pytest.raises(RuntimeError, match="emu"):
         F.linear_mse_loss(x.to("emu"), w, td.zeros(8, 3), b)
+
+
+def test_integer_targets_and_a_nan_input_behave_as_composed():
+    """Integer regression targets are cast, as mse_loss casts them; a NaN in x reaches the loss
+    on every device even from zero weights (no shortcut skips the product)."""
+    X = np.ones((4, 3), np.float32)
+    t = np.array([[1, 0], [0, 1], [2, 2], [1, 1]])
+    for device in ("cpu", "emu"):
+        w = td.zeros(2, 3, device=device)
+        got = F.linear_mse_loss(td.tensor(X, device=device), w, td.tensor(t, device=device)).item()
+        assert got == pytest.approx(F.mse_loss(F.linear(td.tensor(X, device=device), w),
+                                               td.tensor(t.astype(np.float32), device=device)).item())
+        X[1, 0] = np.nan
+        labels = td.tensor([0, 1, 0, 1], device=device)
+        assert np.isnan(F.linear_cross_entropy(td.tensor(X, device=device), w, labels).item()), device
+        X[1, 0] = 1
 
 
 def test_the_mean_of_no_rows_is_nan():
@@ -209,9 +243,9 @@ def test_on_the_gpu_against_float64(dtype):
         T = cp.asarray(rng.random((n, k)).astype(dtype))
         losses, G = gpu.linear.loss(epilogue, X, W, b, T, None, None, 1.0 / n)
         Z = X.astype(cp.float64) @ W.T.astype(cp.float64) + b
-        want_l, want_G = loss_rows(cp, epilogue, Z, T.astype(cp.float64), None, None, 1.0 / n)
-        assert max_rel_error(cp.asnumpy(losses), cp.asnumpy(want_l)) < KERNEL_TOL[dtype]
-        assert max_rel_error(cp.asnumpy(G), cp.asnumpy(want_G)) < KERNEL_TOL[dtype]
+        want_l, want_G = _reference(epilogue, cp.asnumpy(Z), cp.asnumpy(T).astype(np.float64), np.full(n, 1.0 / n))
+        assert max_rel_error(cp.asnumpy(losses), want_l) < KERNEL_TOL[dtype]
+        assert max_rel_error(cp.asnumpy(G), want_G) < KERNEL_TOL[dtype]
         dW, db = gpu.linear.grad(G, X, True)
         ref = G.astype(cp.float64).T @ X.astype(cp.float64)
         assert max_rel_error(cp.asnumpy(dW), cp.asnumpy(ref)) < KERNEL_TOL[dtype]

@@ -307,7 +307,12 @@ def logistic_block(backend, X, Y, weights, coef, intercept, need_grad: bool = Tr
     then R^T X with r_sum; on "cuda"/"emu" our kernels/linear_skinny.cu)."""
     epilogue = "sigmoid" if Y.shape[1] == 1 else "softmax"
     coef, intercept = coef.astype(X.dtype), intercept.astype(X.dtype)
-    if isinstance(X, CSR):
+    if backend.name == "cpu" and not coef.any():
+        # Every fit starts at coef = 0, where Z is the intercept: no pass over X (which the fit has
+        # checked finite, so 0 * X is 0). (On a GPU the question would cost a sync per evaluation.)
+        Z = backend.xp.zeros((X.shape[0], len(intercept)), dtype=X.dtype) + intercept
+        losses, R = loss_rows(backend.xp, epilogue, Z, Y, weights=weights)
+    elif isinstance(X, CSR):
         Z = product(backend, X, coef.T) + intercept
         losses, R = loss_rows(backend.xp, epilogue, Z, Y, weights=weights)
     else:

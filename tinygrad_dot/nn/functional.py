@@ -345,9 +345,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     return _reduced_loss(per, dz, reduction, dtype, input, target, target_grad=dy)
 
 
-def _class_targets(array, shape: tuple, device: str, ignore_index: int, name: str = "cross_entropy"):
+def _class_targets(array, shape: tuple, device: str, ignore_index: int | None, name: str = "cross_entropy"):
     """Integer class indices (N,) for logits of ``shape`` (N, C) on ``device``, checked where
-    it is cheap, and which rows count: None when all do (known on the host), else a bool mask."""
+    it is cheap, and which rows count: None when all do (known on the host), else a bool mask.
+    ``ignore_index`` None: no index is ignored (every row counts)."""
     n, classes = shape
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name}: target must hold integer class indices, or class probabilities of the "
@@ -365,13 +366,15 @@ def _class_targets(array, shape: tuple, device: str, ignore_index: int, name: st
     # Viewed as unsigned, a negative index becomes huge, so one max() catches both ends;
     # passing it also proves that the default (negative) ignore_index is absent.
     if n and array.view(array.dtype.str.replace("i", "u")).max() >= classes:
-        valid = array != ignore_index
-        wrong = array[valid & ((array < 0) | (array >= classes))]
+        outside = (array < 0) | (array >= classes)
+        valid = None if ignore_index is None else array != ignore_index
+        wrong = array[outside if valid is None else valid & outside]
         if wrong.size:
-            raise IndexError(f"{name}: target values must lie in [0, {classes}) or equal "
-                             f"ignore_index={ignore_index}, got values in [{wrong.min()}, {wrong.max()}]")
+            raise IndexError(f"{name}: target values must lie in [0, {classes})"
+                             + ("" if ignore_index is None else f" or equal ignore_index={ignore_index}")
+                             + f", got values in [{wrong.min()}, {wrong.max()}]")
         return array, valid
-    if 0 <= ignore_index < classes:  # an ignored class among the valid ones
+    if ignore_index is not None and 0 <= ignore_index < classes:  # an ignored class among the valid ones
         valid = array != ignore_index
         return array, None if valid.all() else valid
     return array, None
@@ -703,8 +706,14 @@ def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
     (``Backend.linear_grad``, one split-n launch), and dx = G W when the input needs it.
     A training step thus reads x twice and never writes the logits.
 
-    Results are those of the composed ops (tests hold them to it). What the fused
-    step does not cover (reduction="none" of an elementwise loss) runs composed."""
+    Results are those of the composed ops (tests hold them to it), with one
+    difference in layout: input of more than two dimensions (batch, ..., features)
+    has its leading dimensions taken as rows and the outputs along the last one, so
+    linear_cross_entropy's classes lie along the last dimension (a language model's
+    head: cross_entropy(logits.reshape(-1, C), target.reshape(-1))), where
+    cross_entropy itself takes them from dimension 1. reduction="none" of the
+    elementwise losses (one value per output) runs composed. The target is not
+    differentiated (one that requires grad is refused)."""
     _check_reduction(reduction)
     _check_linear(name, input, weight, bias)
     x, w = input.array, weight.array
@@ -718,24 +727,28 @@ def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
     x2 = x.reshape(-1, x.shape[-1])
     n = x2.shape[0]
     target = _tensor_like(target, input, f"{name}: target")
+    if target.requires_grad and is_grad_enabled():
+        raise ValueError(f"{name}: the target requires grad, and the fused step does not differentiate it "
+                         f"(its gradient needs the logits, which it never stores); use "
+                         f"{_COMPOSED[epilogue]}(linear(...), target), or pass target.detach()")
     t, labels = target.array, None
-    if epilogue == "softmax" and t.dtype.kind in "iu":
-        labels = t.reshape(-1) if t.shape == lead else t
+    if epilogue == "softmax" and t.shape == lead:  # class indices, one per row
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"{name}: target of shape {target.shape} must hold integer class indices (or be "
+                            f"class probabilities of shape {lead + (k,)}), got dtype {t.dtype}")
+        labels = t.reshape(-1)
         # (Inside a CUDA graph capture nothing can be read back to check: a label out of
         # range then makes its row NaN in the kernel, and the loss NaN, not a wrong step.)
-        valid = None if graphs.capturing(backend.name) else _class_targets(labels, (n, k), backend.name, -100,
-                                                                            name)[1]
-        if valid is not None:
-            raise ValueError(f"{name}: target holds ignore_index=-100 in some rows; the fused step counts every "
-                             "row: use cross_entropy(linear(...), target, ignore_index=...)")
+        if not graphs.capturing(backend.name):
+            _class_targets(labels, (n, k), backend.name, None, name)
         labels, t = labels.astype(np.int64, copy=False), None
     else:
         if t.shape != lead + (k,):
             raise ValueError(f"{name}: target shape {target.shape} does not match the output's shape "
                              f"{lead + (k,)}" + (f" (or class indices of shape {lead})" if epilogue == "softmax"
                                                  else ""))
-        if t.dtype.kind != "f":
-            raise TypeError(f"{name}: target must be floating, got {t.dtype}")
+        if t.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: target must be numeric, got {t.dtype}")
         t = t.reshape(n, k).astype(x.dtype, copy=False)
     count = n if epilogue == "softmax" else n * k  # what a mean divides by: rows, or elements
     scale = 1.0 / count if reduction == "mean" and count else 1.0
