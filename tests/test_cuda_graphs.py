@@ -375,3 +375,14 @@ def test_an_optimizer_counting_on_the_host_refuses_capture(optimizer, options, w
     with pytest.raises(td.cuda.CaptureError, match=what):
         with td.cuda.graph(td.cuda.CUDAGraph(), device="emu"):
             step()
+
+
+def test_a_capturable_float16_adam_counts_past_2048():
+    """The device-side step count is float32 for float16 parameters (PyTorch's rule): a float16
+    count would stop at 2048 and freeze the bias correction there."""
+    p = td.tensor(np.zeros(4, np.float16), requires_grad=True)
+    opt = td.optim.Adam([p], capturable=True)
+    for _ in range(2100):
+        p.grad = td.tensor(np.full(4, 0.5, np.float16))
+        opt.step()
+    assert float(next(iter(opt.state.values()))["step"]) == 2100

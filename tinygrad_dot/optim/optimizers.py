@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..runtime import graphs
 from .optimizer import Optimizer
 
@@ -22,6 +24,10 @@ def _refuse_capture(optimizer, p, why: str) -> None:
     if graphs.capturing(p._backend.name):
         raise graphs.CaptureError(f"{type(optimizer).__name__}.step() inside a CUDA graph capture: {why}, which "
                                   "every replay would repeat")
+
+
+def _step_dtype(w):
+    return np.float64 if w.dtype == np.float64 else np.float32
 
 
 def _with_weight_decay(g, w, weight_decay):
@@ -73,14 +79,15 @@ class Adam(Optimizer):
             _refuse_capture(self, p, "its bias corrections come from a Python step count (construct it with "
                                      "capturable=True to keep the count on the device)")
         if not state:
-            # capturable: a 0-d array of the parameter's dtype (as PyTorch's float32 step tensor)
-            state["step"] = xp.zeros((), dtype=w.dtype) if capturable else 0
+            # capturable: a 0-d device array, float32 (float64 for float64 parameters) as PyTorch's step
+            # tensor: a float16 count would stop at 2048
+            state["step"] = xp.zeros((), dtype=_step_dtype(w)) if capturable else 0
             state["exp_avg"] = xp.zeros_like(w)
             state["exp_avg_sq"] = xp.zeros_like(w)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(w)
         elif capturable and not p._backend.is_array(state["step"]):  # a count restored from a plain state
-            state["step"] = xp.asarray(state["step"], dtype=w.dtype)
+            state["step"] = xp.asarray(state["step"], dtype=_step_dtype(w))
         state["step"] += 1
         step = state["step"]
         if capturable:  # the corrections as device arrays: every replay reads the count it has reached
@@ -126,12 +133,12 @@ class Adagrad(Optimizer):
 
     def _update(self, p, g, group, state):
         xp, w = p.xp, p.array
+        if group["lr_decay"]:  # (before any state moves: a refused step changes nothing)
+            _refuse_capture(self, p, "its lr_decay schedule comes from a Python step count")
         if not state:
             state["step"] = 0
             state["sum"] = xp.full_like(w, group["initial_accumulator_value"])
         state["step"] += 1
-        if group["lr_decay"]:
-            _refuse_capture(self, p, "its lr_decay schedule comes from a Python step count")
         g = _with_weight_decay(g, w, group["weight_decay"])
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += g * g
