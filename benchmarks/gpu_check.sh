@@ -51,7 +51,8 @@ QUICK_BUDGET=${QUICK_BUDGET:-170}  # seconds of quick mode in which a step must 
 fits() {
     [[ $MODE == full ]] && return 0
     (( SECONDS - START + $2 <= QUICK_BUDGET )) && return 0
-    echo "== $1 skipped in quick mode (~$2 s would pass 3 minutes; --full runs it)" | tee -a "$DEST/gpu_check.log"
+    echo "== $1 skipped in quick mode (~$2 s would pass QUICK_BUDGET=${QUICK_BUDGET} s; --full or a second run" \
+         "with SKIP_TESTS=1 QUICK_BUDGET=540 takes it)" | tee -a "$DEST/gpu_check.log"
     return 1
 }
 

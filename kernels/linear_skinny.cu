@@ -63,12 +63,13 @@ __device__ __forceinline__ void loss_row(int k, long long row, T* z, const T* __
     const T zero = T(0);
     const bool bad = labels && (label < 0 || label >= k);
     const T s = bad ? zero / zero : weights ? scale * weights[row] : scale;
+    const auto target = [&](int j) { return labels ? T(j == label) : t[j]; };
     T l = T(0);
     if constexpr (EPI == SQUARED) {
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
             if (j < k) {
-                const T e = z[j] - (labels ? T(j == label) : t[j]);
+                const T e = z[j] - target(j);
                 l += e * e;
                 y[j] = s * T(2) * e;
             }
@@ -78,11 +79,10 @@ __device__ __forceinline__ void loss_row(int k, long long row, T* z, const T* __
         for (int j = 0; j < KMAX; ++j) {
             if (j < k) {
                 // softplus(z) = max(z, 0) + log1p(exp(-|z|)) and sigmoid from exp(-|z|): exact at large |z|
-                const T target = labels ? T(j == label) : t[j];
-                const T e = exp_of(-abs_of(z[j]));
+                const T tj = target(j), e = exp_of(-abs_of(z[j]));
                 const T p = z[j] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-                l += (z[j] > T(0) ? z[j] : T(0)) + log1p_of(e) - target * z[j];
-                y[j] = s * (p - target);
+                l += (z[j] > T(0) ? z[j] : T(0)) + log1p_of(e) - tj * z[j];
+                y[j] = s * (p - tj);
             }
         }
     } else {
@@ -96,16 +96,16 @@ __device__ __forceinline__ void loss_row(int k, long long row, T* z, const T* __
             if (j < k) {
                 z[j] -= peak;  // shifted before any difference: no cancellation at large z
                 sum += exp_of(z[j]);
-                mass += labels ? T(j == label) : t[j];
+                mass += target(j);
             }
         }
         const T log_sum = log_of(sum);
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) {
             if (j < k) {
-                const T target = labels ? T(j == label) : t[j];
-                l += target * (log_sum - z[j]);
-                y[j] = s * (exp_of(z[j]) / sum * mass - target);
+                const T tj = target(j);
+                l += tj * (log_sum - z[j]);
+                y[j] = s * (exp_of(z[j]) / sum * mass - tj);
             }
         }
     }
