@@ -8,7 +8,6 @@ import pytest
 
 import tinygrad_dot as td
 from tinygrad_dot.backends import get_backend
-from tinygrad_dot.gemm import skinny
 
 from conftest import graphed_losses, max_rel_error
 
