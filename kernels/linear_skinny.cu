@@ -12,7 +12,10 @@
 //  1. skinny_nt (Z = X W^T, or X w): a block takes ROWS rows of X and streams them through
 //     shared memory in DT-wide slabs, coalesced; the whole k x DT slab of W sits
 //     beside it. Each thread computes KPT outputs of one row from shared memory.
-//     X is read from global memory exactly once.
+//     X is read from global memory exactly once, by cp.async into two stages: the
+//     next slab is in flight while this one is multiplied (scalar loads issued four
+//     at a time kept about 8 KB in flight per multiprocessor, a quarter of what
+//     HBM needs to run at full speed).
 //  2. skinny_tn_partial + skinny_reduce (dW = G^T X): split-n. Block (bx, by) takes
 //     a chunk of rows `by` and DPT columns of d per thread; it reads its rows of X
 //     coalesced, the k values of G for each row as one broadcast, and writes a
@@ -125,37 +128,68 @@ skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* 
           long long w_in, const T* __restrict__ bias, const T* __restrict__ targets, long long ldt,
           const long long* __restrict__ labels, const T* __restrict__ weights, T scale, T* __restrict__ Y,
           long long ldy, T* __restrict__ loss) {
+    constexpr int THREADS = td::SKINNY_THREADS;
     constexpr int GROUPS = KMAX / KPT;                // threads per row
-    constexpr int ROWS = td::SKINNY_THREADS / GROUPS;  // rows per block
-    constexpr int DT = 32;                            // columns of X per slab
+    constexpr int ROWS = THREADS / GROUPS;            // rows per block
+    // Columns of X per slab: two stages of ROWS x DT (the next slab lands while this one is
+    // used) stay within 48 KB of static shared memory in float64 as in float32.
+    constexpr int DT = sizeof(T) == 4 ? 32 : 16;
+    constexpr int X_PER_THREAD = ROWS * DT / THREADS, W_PER_THREAD = (KMAX * DT + THREADS - 1) / THREADS;
+    static_assert(ROWS * DT % THREADS == 0, "every thread copies the same number of X elements");
     static_assert(KMAX <= DT, "the epilogue gathers a row's outputs in a row of xs");
-    __shared__ T xs[ROWS][DT + 1];                    // +1: a warp's rows fall in distinct banks
-    __shared__ T ws[KMAX][DT + 1];
+    __shared__ T xs[2][ROWS][DT + 1];                 // +1: a warp's rows fall in distinct banks
+    __shared__ T ws[2][KMAX][DT + 1];
     const int tid = threadIdx.x;
     const long long row0 = (long long)blockIdx.x * ROWS;
     const int r = tid / GROUPS, j0 = (tid % GROUPS) * KPT;
+    // Slab c0 into stage st by cp.async, coalesced (consecutive threads, consecutive columns of
+    // a row); what lies past X's or W's edge is zero-filled without a read. The copies are in
+    // flight while the other stage is multiplied: the bytes a multiprocessor has in flight,
+    // not its FMAs, bound a product this skinny. A thread copies the same column of every slab
+    // (THREADS is a multiple of DT): its rows are RSTEP apart, its source pointers whole rows.
+    constexpr int RSTEP = THREADS / DT;
+    static_assert(THREADS % DT == 0, "a thread's column is the same in every round");
+    const int cc = tid % DT, rr0 = tid / DT;
+    const auto fetch = [&](int st, int c0) {
+        const bool column = c0 + cc < d;
+        const T* x = X + (row0 + rr0) * ldx + c0 + cc;
+#pragma unroll
+        for (int u = 0; u < X_PER_THREAD; ++u) {
+            const bool inside = column && row0 + rr0 + u * RSTEP < n;
+            td::cp_async<sizeof(T)>(&xs[st][rr0 + u * RSTEP][cc], inside ? x + u * RSTEP * ldx : X,
+                                    inside ? sizeof(T) : 0);
+        }
+        const T* w = W + (long long)rr0 * w_out + (long long)(c0 + cc) * w_in;
+#pragma unroll
+        for (int u = 0; u < W_PER_THREAD; ++u) {
+            const int jj = rr0 + u * RSTEP;
+            if (jj < KMAX) {
+                const bool inside = column && jj < k;
+                td::cp_async<sizeof(T)>(&ws[st][jj][cc], inside ? w + (long long)u * RSTEP * w_out : W,
+                                        inside ? sizeof(T) : 0);
+            }
+        }
+        td::cp_async_commit();
+    };
     T acc[KPT];
 #pragma unroll
     for (int j = 0; j < KPT; ++j) acc[j] = T(0);
-    for (int c0 = 0; c0 < d; c0 += DT) {
-        // Coalesced: consecutive threads read consecutive columns of one row.
-        for (int i = tid; i < ROWS * DT; i += td::SKINNY_THREADS) {
-            const int rr = i / DT, cc = i % DT;
-            const long long row = row0 + rr;
-            xs[rr][cc] = (row < n && c0 + cc < d) ? X[row * ldx + c0 + cc] : T(0);
+    if (d > 0) fetch(0, 0);  // (no copy may be left in flight into xs, which the epilogue reuses)
+    for (int c0 = 0, st = 0; c0 < d; c0 += DT, st ^= 1) {
+        if (c0 + DT < d) {  // the next slab into the other stage, freed by the last barrier below
+            fetch(st ^ 1, c0 + DT);
+            td::cp_async_wait<1>();
+        } else {
+            td::cp_async_wait<0>();
         }
-        for (int i = tid; i < KMAX * DT; i += td::SKINNY_THREADS) {
-            const int jj = i / DT, cc = i % DT;
-            ws[jj][cc] = (jj < k && c0 + cc < d) ? W[(long long)jj * w_out + (long long)(c0 + cc) * w_in] : T(0);
-        }
-        __syncthreads();
+        __syncthreads();  // this slab has landed, every thread's copies of it
 #pragma unroll 8
         for (int cc = 0; cc < DT; ++cc) {
-            const T x = xs[r][cc];
+            const T x = xs[st][r][cc];
 #pragma unroll
-            for (int j = 0; j < KPT; ++j) acc[j] += x * ws[j0 + j][cc];
+            for (int j = 0; j < KPT; ++j) acc[j] += x * ws[st][j0 + j][cc];
         }
-        __syncthreads();  // the next slab (or the epilogue) overwrites xs and ws
+        __syncthreads();  // every thread is done with this stage before it is refilled (or gathered in)
     }
 #pragma unroll
     for (int j = 0; j < KPT; ++j) acc[j] += (bias && j0 + j < k) ? bias[j0 + j] : T(0);
@@ -170,13 +204,13 @@ skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* 
         // A row's outputs are spread over GROUPS threads: gather them in xs (free after the
         // loop's last barrier), then one thread per row takes the loss.
 #pragma unroll
-        for (int j = 0; j < KPT; ++j) xs[r][j0 + j] = acc[j];
+        for (int j = 0; j < KPT; ++j) xs[0][r][j0 + j] = acc[j];
         __syncthreads();
         const long long row = row0 + tid;
         if (tid < ROWS && row < n) {
             T z[KMAX];
 #pragma unroll
-            for (int j = 0; j < KMAX; ++j) z[j] = xs[tid][j];
+            for (int j = 0; j < KMAX; ++j) z[j] = xs[0][tid][j];
             td::loss_row<T, KMAX, EPI>(k, row, z, targets, ldt, labels, weights, scale, Y, ldy, loss);
         }
     }

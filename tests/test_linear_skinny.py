@@ -78,6 +78,26 @@ def test_every_instantiation_compiles_without_spills(cc):
     assert not kernel_checks.spilled(skinny.SOURCE, skinny.instantiations(), cc)
 
 
+def test_the_forward_streams_x_by_cp_async():
+    """skinny_nt's slabs of X travel by cp.async (LDGSTS in the SASS), double-buffered: the
+    bytes in flight, not registers holding loaded values, are what keeps HBM busy here."""
+    import re
+
+    from tinygrad_dot.gemm import compile as gemm_compile, nvrtc, report, sources
+
+    if report.nvdisasm_path() is None:
+        pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm)")
+    names = [skinny.nt_expression(dtype, k, epilogue) for dtype in (np.float32, np.float64) for k in (1, 16)
+             for epilogue in ("linear", "softmax")]
+    result = nvrtc.compile_cubin(sources.read_source(skinny.SOURCE), skinny.SOURCE, gemm_compile.compile_options(90),
+                                 names)
+    functions = report.sass(result.cubin)
+    for name in names:
+        text = functions[result.lowered[name]]
+        assert re.search(r"\bLDGSTS\b", text), f"{name}: no cp.async (LDGSTS) in its SASS"
+        assert not re.search(r"\b(LDL|STL)\b", text), f"{name} touches local memory"
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_on_the_gpu_against_cublas(dtype):
