@@ -17,8 +17,9 @@
 //     at a time kept about 8 KB in flight per multiprocessor, a quarter of what
 //     HBM needs to run at full speed).
 //  2. skinny_tn_partial + skinny_reduce (dW = G^T X): split-n. Block (bx, by) takes
-//     a chunk of rows `by` and DPT columns of d per thread; it reads its rows of X
-//     coalesced, the k values of G for each row as one broadcast, and writes a
+//     a chunk of rows `by` and a band of 256 DPT columns; its rows of X and G pass
+//     through shared memory a few at a time, by cp.async into two stages (coalesced,
+//     the next rows in flight while these are used), and it writes a
 //     k x d partial product. skinny_reduce adds the chunks' partials in chunk order.
 //     No floating-point atomics: the order of every sum is fixed, so dW is bitwise
 //     identical run to run, however many blocks ran. With cols = d + 1 the column
@@ -218,37 +219,78 @@ skinny_nt(int n, int d, int k, const T* __restrict__ X, long long ldx, const T* 
 
 // partial[chunk] (k x cols, contiguous) = G[rows of chunk]^T X[rows of chunk], G n x k (row
 // stride ldg), X n x d (row stride ldx), and column d (when cols = d + 1) read as ones:
-// the chunk's sums of G. chunk = blockIdx.y covers rows_per_chunk rows. Thread t of
-// block bx owns columns (bx * 256 + t) + i * gridDim.x * 256, i < DPT.
+// the chunk's sums of G. chunk = blockIdx.y covers rows_per_chunk rows. Block bx owns the
+// CW = 256 DPT columns from bx CW; thread t the columns bx CW + t + 256 i, i < DPT.
+// The chunk's rows pass through shared memory RT at a time, by cp.async into two stages
+// (the next RT rows of X and G in flight while these are multiplied, ~16 KB a stage): one
+// row of scalar loads per thread at a time kept only ~8 KB in flight per multiprocessor.
 template <typename T, int KMAX, int DPT>
 __global__ void __launch_bounds__(td::SKINNY_THREADS, 2)
 skinny_tn_partial(int n, int d, int cols, int k, long long rows_per_chunk, const T* __restrict__ G, long long ldg,
                   const T* __restrict__ X, long long ldx, T* __restrict__ partial) {
+    constexpr int THREADS = td::SKINNY_THREADS, CW = THREADS * DPT;
+    constexpr int RT = 16384 / (CW * (int)sizeof(T)) < 8 ? 16384 / (CW * (int)sizeof(T)) : 8;
+    static_assert(RT >= 1 && RT * KMAX <= THREADS, "one thread per G value of a stage");
+    __shared__ T xs[2][RT][CW];
+    __shared__ T gs[2][RT][KMAX];
+    const int tid = threadIdx.x;
     const long long r0 = (long long)blockIdx.y * rows_per_chunk;
     const long long r1 = min((long long)n, r0 + rows_per_chunk);
-    const int stride = gridDim.x * td::SKINNY_THREADS;
-    const int c0 = blockIdx.x * td::SKINNY_THREADS + threadIdx.x;
+    const int c0 = blockIdx.x * CW + tid;  // this thread's first column; the others 256 apart
+    // Rows [r, r + RT) of X (this block's columns) and G into stage st; past the chunk's last
+    // row, X's last column or G's k-th, zero-filled without a read.
+    const auto fetch = [&](int st, long long r) {
+#pragma unroll 1
+        for (int q = 0; q < RT; ++q) {  // (copies hold no registers: a rolled loop keeps as many in flight)
+            const bool row = r + q < r1;
+            const T* x = X + (r + q) * ldx + c0;
+#pragma unroll
+            for (int i = 0; i < DPT; ++i) {
+                const bool inside = row && c0 + i * THREADS < d;
+                td::cp_async<sizeof(T)>(&xs[st][q][tid + i * THREADS], inside ? x + i * THREADS : X,
+                                        inside ? sizeof(T) : 0);
+            }
+        }
+        if (tid < RT * KMAX) {
+            const int q = tid / KMAX, j = tid % KMAX;
+            const bool inside = r + q < r1 && j < k;
+            td::cp_async<sizeof(T)>(&gs[st][q][j], inside ? G + (r + q) * ldg + j : G, inside ? sizeof(T) : 0);
+        }
+        td::cp_async_commit();
+    };
     T acc[DPT][KMAX];
 #pragma unroll
     for (int i = 0; i < DPT; ++i)
 #pragma unroll
         for (int j = 0; j < KMAX; ++j) acc[i][j] = T(0);
-    for (long long r = r0; r < r1; ++r) {
-        T g[KMAX];
-#pragma unroll
-        for (int j = 0; j < KMAX; ++j) g[j] = j < k ? G[r * ldg + j] : T(0);  // the same for every thread
-#pragma unroll
-        for (int i = 0; i < DPT; ++i) {
-            const int c = c0 + i * stride;
-            const T x = c < d ? X[r * ldx + c] : T(c < cols);  // consecutive threads, consecutive columns
-#pragma unroll
-            for (int j = 0; j < KMAX; ++j) acc[i][j] += g[j] * x;
+    if (r0 < r1) fetch(0, r0);  // (r0 and r1 are the block's: every thread takes the same branches)
+    for (long long r = r0, st = 0; r < r1; r += RT, st ^= 1) {
+        if (r + RT < r1) {
+            fetch(st ^ 1, r + RT);
+            td::cp_async_wait<1>();
+        } else {
+            td::cp_async_wait<0>();
         }
+        __syncthreads();  // these RT rows have landed
+#pragma unroll 1
+        for (int q = 0; q < RT; ++q) {  // (rolled: unrolled, the compiler hoists every row's reads)
+            T x[DPT];
+#pragma unroll
+            for (int i = 0; i < DPT; ++i)  // column d is the ones column (rows past r1 have g = 0)
+                x[i] = c0 + i * THREADS == d ? T(1) : xs[st][q][tid + i * THREADS];
+#pragma unroll
+            for (int j = 0; j < KMAX; ++j) {
+                const T g = gs[st][q][j];
+#pragma unroll
+                for (int i = 0; i < DPT; ++i) acc[i][j] += g * x[i];
+            }
+        }
+        __syncthreads();  // every thread is done with this stage before it is refilled
     }
     T* out = partial + (long long)blockIdx.y * k * cols;
 #pragma unroll
     for (int i = 0; i < DPT; ++i) {
-        const int c = c0 + i * stride;
+        const int c = c0 + i * THREADS;
         if (c < cols) {
 #pragma unroll
             for (int j = 0; j < KMAX; ++j)

@@ -102,7 +102,10 @@ def test_the_kernels_against_float64(dtype, epilogue):
     against float64 and bitwise repeatable."""
     emu = get_backend("emu")
     rng = np.random.default_rng(2)
-    for n, d, k in ((1, 1, 1), (37, 33, 3), (131, 70, 10), (65, 5, 16), (300, 41, 7)):
+    # (d = 1100 and 300: more than one block of columns in skinny_tn_partial, whose blocks take
+    # 256 DPT columns each, 256 to 1024)
+    for n, d, k in ((1, 1, 1), (37, 33, 3), (131, 70, 10), (65, 5, 16), (300, 41, 7), (150, 1100, 3),
+                    (70, 300, 16)):
         X = rng.standard_normal((n, d + 2)).astype(dtype)[:, 1:-1]          # row stride d + 2
         W = (rng.standard_normal((d, k)) / np.sqrt(d)).astype(dtype).T      # k x d read transposed
         b, weights = rng.standard_normal(k).astype(dtype), rng.random(n).astype(dtype)

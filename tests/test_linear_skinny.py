@@ -78,9 +78,10 @@ def test_every_instantiation_compiles_without_spills(cc):
     assert not kernel_checks.spilled(skinny.SOURCE, skinny.instantiations(), cc)
 
 
-def test_the_forward_streams_x_by_cp_async():
-    """skinny_nt's slabs of X travel by cp.async (LDGSTS in the SASS), double-buffered: the
-    bytes in flight, not registers holding loaded values, are what keeps HBM busy here."""
+def test_both_passes_stream_x_by_cp_async():
+    """skinny_nt's slabs and skinny_tn_partial's row tiles of X travel by cp.async (LDGSTS in
+    the SASS), double-buffered: the bytes in flight, not registers holding loaded values, are
+    what keeps HBM busy here."""
     import re
 
     from tinygrad_dot.gemm import compile as gemm_compile, nvrtc, report, sources
@@ -89,6 +90,7 @@ def test_the_forward_streams_x_by_cp_async():
         pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm)")
     names = [skinny.nt_expression(dtype, k, epilogue) for dtype in (np.float32, np.float64) for k in (1, 16)
              for epilogue in ("linear", "softmax")]
+    names += [name for name in skinny.instantiations() if name.startswith("skinny_tn_partial")]
     result = nvrtc.compile_cubin(sources.read_source(skinny.SOURCE), skinny.SOURCE, gemm_compile.compile_options(90),
                                  names)
     functions = report.sass(result.cubin)
