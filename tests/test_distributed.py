@@ -578,6 +578,9 @@ def test_sgd_fit_refuses_bad_chunks_and_parameters(client, rng):
         SGDRegressor(early_stopping=True).fit(chunked(X, 100), chunked(y, 100))
     with pytest.raises(ValueError, match="SGDClassifier requires y to be passed"):
         SGDClassifier().fit(chunked(X, 100), None)
+    d = X.shape[1]
+    with pytest.raises(ValueError, match=rf"coef_init does not match dataset: expected \(3, {d}\)"):
+        SGDClassifier().fit(chunked(X, 100), chunked(np.arange(300) % 3, 100), coef_init=np.zeros((2, d)))
     model = SGDRegressor(learning_rate="constant", eta0=10.0, tol=None, random_state=0, dtype="float32")
     with pytest.raises(DivergenceError, match=r"epoch \d+.*smaller eta0"):  # float32 overflows within a few epochs
         model.fit(chunked(X * 100, 100), chunked(y, 100))

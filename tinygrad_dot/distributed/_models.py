@@ -462,12 +462,15 @@ def sgd_fit(estimator, X, y, coef_init, intercept_init, sample_weight):
             if _is_balanced(estimator.class_weight):
                 worker.set_params(class_weight=dict(zip(classes.tolist(), _balanced(counts))))
             estimator.classes_ = worker.classes_ = classes
+            outputs = 1 if len(classes) == 2 else len(classes)  # one-vs-rest, one output for two classes
         else:
             _one_dimensional_y(blocks)
+            outputs = 1
+        # The starting point (a coef_init of the wrong shape is an error) before any pass over the data.
+        estimator._start(*estimator._fresh_start(coef_init, intercept_init), blocks.d, outputs, blocks.dtype)
         rows = blocks.map_groups(_sgd_rows, worker)
         weight_sum = blocks.map_gather(_weight_sum, chunks=[(x,) for x in blocks.x], group_extras=rows, reduce=True)
         _check_weight_sum(weight_sum)
-        estimator._start(*estimator._fresh_start(coef_init, intercept_init), blocks.d, len(weight_sum), blocks.dtype)
         orders = chunk_orders(estimator.random_state, len(blocks.x), estimator.shuffle)
 
         def run_epoch(factor):
