@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class KernelBackend(Backend):
     runtime = None
     gemm = None  # the device's GemmDispatch (its cache of planned calls)
 
-    @property
+    @functools.cached_property  # (looked up on every product: once per backend, not an import per call)
     def sparse_kernels(self):
         """The device's CSR SpMM dispatch (tinygrad_dot.spmm: our kernels/spmm_csr.cu)."""
         from ..spmm import dispatcher
@@ -121,7 +122,7 @@ class KernelBackend(Backend):
         return self.gemm.matmul(a.astype(wide, copy=False), b.astype(wide, copy=False), kernel).astype(dtype,
                                                                                                        copy=False)
 
-    @property
+    @functools.cached_property
     def linear(self):
         """The device's fused training-step kernels (tinygrad_dot.gemm.skinny.LinearDispatch)."""
         from ..gemm.skinny import dispatcher

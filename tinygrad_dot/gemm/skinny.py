@@ -187,9 +187,17 @@ def _vector(v, n, dtype) -> bool:
     return v is None or v.shape == (n,) and v.dtype == dtype and (n < 2 or v.strides[0] == v.itemsize)
 
 
+def _layout(v):
+    """What planning reads of an operand (None when absent): its cache key part."""
+    return None if v is None else (v.shape, v.strides, v.dtype)
+
+
 class LinearDispatch:
-    """One device's fused training-step kernels (see the module docstring), each call
-    planned once per operand signature, as GemmDispatch plans products."""
+    """One device's fused training-step kernels (see the module docstring). As in
+    GemmDispatch, a call's operand layouts key a cache of planned launches: the first
+    call of a signature checks the operands and plans (or records that the kernels
+    decline them: None); a later one is a dictionary lookup, the device checks, the
+    output allocation and the launch."""
 
     def __init__(self, runtime):
         self.runtime = runtime
@@ -197,59 +205,87 @@ class LinearDispatch:
         self._owns = runtime.owns
         runtime.declare(SOURCE, instantiations())
 
-    def _planned(self, key, make):
-        call = self._calls.get(key)
-        if call is None:
+    def _planned(self, key, check):
+        """The cached launch for ``key``, else planned and cached: ``check()`` gives None for
+        operands the kernels do not take (cached too: they go another way, capture or not),
+        else the launch's constructor, which may not run inside a CUDA graph capture."""
+        try:
+            return self._calls[key]
+        except KeyError:
+            pass
+        make = check()
+        if make is not None:
             if graphs.capturing(self.runtime.name):
                 raise graphs.CaptureError(f"the fused linear-model step {key[0]} on {self.runtime.name} met a new "
                                           "shape inside a CUDA graph capture; run the step once before capturing")
-            if len(self._calls) >= _MAX_CACHED_CALLS:
-                self._calls.clear()
             with self.runtime.activate():
-                call = self._calls[key] = make()
-        return call
+                make = make()
+        if len(self._calls) >= _MAX_CACHED_CALLS:
+            self._calls.clear()
+        self._calls[key] = make
+        return make
+
+    def _on_device(self, *operands) -> bool:
+        owns = self._owns
+        return all(v is None or owns(v) for v in operands)
 
     def loss(self, epilogue, x, w, bias=None, targets=None, labels=None, weights=None, scale=1.0):
         """(losses (n,), G (n, k)) of the loss epilogue ``epilogue`` (td::SkinnyEpilogue) on
         Z = x w^T + bias, or None when these operands do not suit the kernel (the
         caller then computes it another way). ``labels`` int64 (n,) or ``targets``
         (n, k); ``weights`` (n,) multiply G's rows, as ``scale`` does."""
-        dtype, (n, d), k = x.dtype, x.shape, w.shape[0]
-        size = dtype.itemsize
-        ldx, ldt = _rows(x, size), 0 if targets is None else _rows(targets, size)
-        if dtype not in _CTYPES or not 0 < k <= MAX_OUTPUTS or n == 0 or ldx is None or ldt is None or \
-                w.dtype != dtype or w.ndim != 2 or w.shape[1] != d or any(s % size for s in w.strides) or \
-                not (_vector(bias, k, dtype) and _vector(weights, n, dtype)) or \
-                (targets is not None and (targets.dtype != dtype or targets.shape != (n, k))) or \
-                (labels is not None and not _vector(labels, n, np.dtype(np.int64))) or \
-                not all(self._owns(v) for v in (x, w, bias, targets, labels, weights) if v is not None):
+        key = ("loss", epilogue, _layout(x), _layout(w), _layout(bias), _layout(targets), _layout(labels),
+               _layout(weights))
+        launch = self._planned(key, lambda: self._check_loss(epilogue, x, w, bias, targets, labels, weights))
+        if launch is None or not self._on_device(x, w, bias, targets, labels, weights):
             return None
-        w_out, w_in = w.strides[0] // size, w.strides[1] // size
-        launch = self._planned(("loss", epilogue, dtype, n, d, k, ldx, w_out, w_in, ldt),
-                               lambda: _ForwardLaunch(self.runtime, dtype, n, d, k, ldx, w_out, w_in, epilogue, ldt))
-        empty = self.runtime.empty
-        g, losses = empty((n, k), dtype), empty((n,), dtype)
+        n, k = x.shape[0], w.shape[0]
+        g, losses = self.runtime.empty((n, k), x.dtype), self.runtime.empty((n,), x.dtype)
         with self.runtime.activate():
             launch(x, w, g, 0 if bias is None else bias, 0 if targets is None else targets,
                    0 if labels is None else labels, 0 if weights is None else weights, scale, losses)
         return losses, g
 
+    def _check_loss(self, epilogue, x, w, bias, targets, labels, weights):
+        """None for operands the forward kernel does not take, else its launch's constructor."""
+        dtype, size = x.dtype, x.dtype.itemsize
+        if x.ndim != 2 or w.ndim != 2:
+            return None
+        (n, d), k = x.shape, w.shape[0]
+        ldx, ldt = _rows(x, size), 0 if targets is None else _rows(targets, size)
+        if dtype not in _CTYPES or not 0 < k <= MAX_OUTPUTS or n == 0 or ldx is None or ldt is None or \
+                w.dtype != dtype or w.shape[1] != d or any(s % size for s in w.strides) or \
+                not (_vector(bias, k, dtype) and _vector(weights, n, dtype)) or \
+                (targets is not None and (targets.dtype != dtype or targets.shape != (n, k))) or \
+                (labels is not None and not _vector(labels, n, np.dtype(np.int64))):
+            return None
+        w_out, w_in = w.strides[0] // size, w.strides[1] // size
+        return lambda: _ForwardLaunch(self.runtime, dtype, n, d, k, ldx, w_out, w_in, epilogue, ldt)
+
     def grad(self, g, x, bias: bool):
         """(dW = g^T x (k, d), db = g's column sums (k,) or None without ``bias``) in one
         pass over x, or None when these operands do not suit the kernel."""
-        dtype, (n, d), k = x.dtype, x.shape, g.shape[1]
-        size = dtype.itemsize
-        ldx, ldg = _rows(x, size), _rows(g, size)
-        if dtype not in _CTYPES or g.dtype != dtype or not 0 < k <= MAX_OUTPUTS or n == 0 or d == 0 or \
-                ldx is None or ldg is None or g.shape[0] != n or not (self._owns(g) and self._owns(x)):
+        launch = self._planned(("grad", _layout(g), _layout(x), bias), lambda: self._check_grad(g, x, bias))
+        if launch is None or not self._on_device(g, x):
             return None
-        launch = self._planned(("grad", dtype, n, d, k, ldg, ldx, bias),
-                               lambda: _GradientLaunch(self.runtime, dtype, n, d, k, ldg, ldx, d, 1, bias))
-        dw = self.runtime.empty((k, d), dtype)
-        db = self.runtime.empty((k,), dtype) if bias else None
+        k, d = g.shape[1], x.shape[1]
+        dw = self.runtime.empty((k, d), x.dtype)
+        db = self.runtime.empty((k,), x.dtype) if bias else None
         with self.runtime.activate():
             launch(g, x, dw, 0 if db is None else db)
         return dw, db
+
+    def _check_grad(self, g, x, bias):
+        """None for operands the dW/db kernels do not take, else their launch's constructor."""
+        dtype, size = x.dtype, x.dtype.itemsize
+        if x.ndim != 2 or g.ndim != 2:
+            return None
+        (n, d), k = x.shape, g.shape[1]
+        ldx, ldg = _rows(x, size), _rows(g, size)
+        if dtype not in _CTYPES or g.dtype != dtype or not 0 < k <= MAX_OUTPUTS or n == 0 or d == 0 or \
+                ldx is None or ldg is None or g.shape[0] != n:
+            return None
+        return lambda: _GradientLaunch(self.runtime, dtype, n, d, k, ldg, ldx, d, 1, bias)
 
 
 @lru_cache(maxsize=None)

@@ -693,7 +693,7 @@ def linear_mse_loss(input: Tensor, weight: Tensor, target, bias: Tensor | None =
     return _linear_loss("squared", "linear_mse_loss", input, weight, target, bias, reduction)
 
 
-_COMPOSED = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy_with_logits", "squared": "mse_loss"}
+_COMPOSED = {"softmax": cross_entropy, "sigmoid": binary_cross_entropy_with_logits, "squared": mse_loss}
 
 
 def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
@@ -722,7 +722,7 @@ def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
         raise ValueError(f"{name}: bias of shape {bias.shape} does not match weight of shape {weight.shape}; "
                          f"expected ({k},)")
     if epilogue != "softmax" and reduction == "none":  # elementwise losses: PyTorch gives (N, C) of them
-        return globals()[_COMPOSED[epilogue]](linear(input, weight, bias), target, reduction="none")
+        return _COMPOSED[epilogue](linear(input, weight, bias), target, reduction="none")
     lead = input.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     n = x2.shape[0]
@@ -730,7 +730,7 @@ def _linear_loss(epilogue, name, input, weight, target, bias, reduction):
     if target.requires_grad and is_grad_enabled():
         raise ValueError(f"{name}: the target requires grad, and the fused step does not differentiate it "
                          f"(its gradient needs the logits, which it never stores); use "
-                         f"{_COMPOSED[epilogue]}(linear(...), target), or pass target.detach()")
+                         f"{_COMPOSED[epilogue].__name__}(linear(...), target), or pass target.detach()")
     t, labels = target.array, None
     if epilogue == "softmax" and t.shape == lead:  # class indices, one per row
         if t.dtype.kind not in "iu":
